@@ -1,0 +1,17 @@
+# The two commands of the README: `make demo` (main job on the bundled sky sample) and `make test`.
+PY := .venv/bin/python
+STAMP := .venv/.installed
+
+.PHONY: setup demo test
+setup: $(STAMP)
+
+$(STAMP): requirements.txt constraints.txt
+	python3 -m venv .venv
+	PIP_CONSTRAINT=$(CURDIR)/constraints.txt .venv/bin/pip install --disable-pip-version-check -q -r requirements.txt
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) scripts/run_ablation.py
+
+test: $(STAMP)
+	$(PY) -m pytest -q tests
