@@ -49,3 +49,40 @@ def split_channels(tensor, sizes: Sequence[int], dim: int = -3) -> list:
     if sum(sizes) != tensor.shape[dim]:
         raise ValueError(f"panel channels {list(sizes)} do not add up to {tensor.shape[dim]}")
     return list(tensor.split(list(sizes), dim=dim))
+
+
+def count_panels(width: int, height: int, n_panels: int, path: str) -> int:
+    """Panels in a width x height image: --n_panels when given (> 0), else width / height (square panels)."""
+    if n_panels > 0:
+        if width < n_panels:
+            raise UserError(f"{path} is {width} pixels wide, too narrow for --n_panels {n_panels}")
+        return n_panels
+    if n_panels < 0:
+        raise UserError(f"--n_panels must be 0 (infer from width / height) or positive, got {n_panels}")
+    if width % height:
+        raise UserError(
+            f"{path} is {width}x{height}: width is not a multiple of height, so the number of "
+            f"square panels cannot be inferred; give --n_panels")
+    return width // height
+
+
+def input_panel_indices(text: str, n_panels: int) -> list[int]:
+    """Input panel numbers from --input_panels ('' = every panel but 0, the target A)."""
+    if n_panels < 2:
+        raise UserError(f"an aligned image needs at least 2 panels (A and an input), found {n_panels}")
+    indices = parse_index_list(text, "--input_panels") or list(range(1, n_panels))
+    for index in indices:
+        if index == 0:
+            raise UserError("--input_panels cannot use panel 0: it is the target A")
+        if not 0 < index < n_panels:
+            raise UserError(f"--input_panels {text}: panel {index} is out of range, the images have "
+                            f"{n_panels} panels (0..{n_panels - 1}, 0 is the target A)")
+    if len(set(indices)) != len(indices):
+        raise UserError(f"--input_panels {text} lists a panel twice")
+    return indices
+
+
+def panel_boxes(width: int, height: int, n_panels: int) -> list[tuple[int, int, int, int]]:
+    """(left, top, right, bottom) of each panel; for 2 panels exactly upstream's half split."""
+    edges = [int(i * width / n_panels) for i in range(n_panels)] + [width]
+    return [(edges[i], 0, edges[i + 1], height) for i in range(n_panels)]

@@ -1,0 +1,94 @@
+"""Aligned multi-panel images A|B|C|D...: panel 0 is the target A, the chosen input panels form B.
+
+A classic two-panel A|B image gives exactly upstream's A (left half) and B (right half).
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+
+from data.base_dataset import (BaseDataset, add_panel_options, check_preprocess, get_params,
+                               get_transform, load_rgb, read_image_size)
+from data.image_folder import make_dataset
+from data.panels import count_panels, input_panel_indices, panel_boxes, panel_channels
+from util.errors import UserError
+
+
+class AlignedDataset(BaseDataset):
+    """Reads DATAROOT/PHASE. Items: A (panel 0), B (input panels stacked on channels), A_paths, B_paths."""
+
+    @staticmethod
+    def modify_commandline_options(parser, is_train: bool):
+        return add_panel_options(parser)
+
+    def __init__(self, opt):
+        super().__init__(opt)
+        self.dir_AB = os.path.join(opt.dataroot, opt.phase)
+        self.AB_paths = list_aligned_images(opt.dataroot, opt.phase, opt.max_dataset_size)
+        first = self.AB_paths[0]
+        width, height = read_image_size(first)
+        self.n_panels = count_panels(width, height, getattr(opt, "n_panels", 0), first)
+        inputs = input_panel_indices(getattr(opt, "input_panels", "") or "", self.n_panels)
+        self.panel_indices = ([0], inputs)
+        self.panel_channels = panel_channels(opt, len(inputs))
+        check_panel_channel_counts(self.panel_channels, self.panel_indices)
+        check_preprocess(opt, _panel_size(width, height, self.n_panels), f"a panel of {first}")
+
+    def __len__(self) -> int:
+        return len(self.AB_paths)
+
+    def __getitem__(self, index: int) -> dict:
+        path = self.AB_paths[index]
+        image = load_rgb(path)
+        width, height = image.size
+        self._check_shape(path, width, height)
+        boxes = panel_boxes(width, height, self.n_panels)
+        params = get_params(self.opt, _panel_size(width, height, self.n_panels))
+        transforms = {nc: get_transform(self.opt, params, grayscale=(nc == 1)) for nc in (1, 3)}
+        (a_nc,), b_ncs = self.panel_channels
+        a_tensor = transforms[a_nc](image.crop(boxes[0]))
+        b_tensors = [transforms[nc](image.crop(boxes[i])) for i, nc in zip(self.panel_indices[1], b_ncs)]
+        if any(t.shape[1:] != a_tensor.shape[1:] for t in b_tensors):
+            raise UserError(f"the panels of {path} have different sizes after --preprocess "
+                            f"{self.opt.preprocess}; make the width a multiple of --n_panels")
+        return {"A": a_tensor, "B": torch.cat(b_tensors, dim=0), "A_paths": path, "B_paths": path}
+
+    def _check_shape(self, path: str, width: int, height: int) -> None:
+        """Every file must have the panel count and a usable size; checked per item, decoded once."""
+        if getattr(self.opt, "n_panels", 0) <= 0 and width != self.n_panels * height:
+            raise UserError(f"{path} is {width}x{height}, but the dataset has {self.n_panels} square "
+                            f"panels per image (from its first image); give --n_panels or fix the file")
+        check_preprocess(self.opt, _panel_size(width, height, self.n_panels), f"a panel of {path}")
+
+
+def _panel_size(width: int, height: int, n_panels: int) -> tuple[int, int]:
+    return width // n_panels, height
+
+
+def list_aligned_images(dataroot: str, phase: str, max_dataset_size: float) -> list[str]:
+    """Sorted image paths of DATAROOT/PHASE; UserError for a missing or empty folder or empty files."""
+    if not os.path.isdir(dataroot):
+        raise UserError(f"--dataroot folder not found: {dataroot}")
+    folder = os.path.join(dataroot, phase)
+    if not os.path.isdir(folder):
+        raise UserError(f"no '{phase}' folder in --dataroot {dataroot} (aligned images are read from "
+                        f"DATAROOT/PHASE; set --phase)")
+    paths = make_dataset(folder, max_dataset_size)
+    if not paths:
+        raise UserError(f"no images in {folder} (looked for .png, .jpg, .jpeg, .bmp, .ppm, .tif, .tiff, .webp)")
+    empty = [p for p in paths if os.path.getsize(p) == 0]
+    if empty:
+        more = f" (and {len(empty) - 1} more)" if len(empty) > 1 else ""
+        raise UserError(f"empty image file: {empty[0]}{more}")
+    return paths
+
+
+def check_panel_channel_counts(channels: tuple[list[int], list[int]], indices: tuple[list[int], list[int]]) -> None:
+    """A panel read from an image is grey (1) or colour (3); other counts come from wrong --*_nc options."""
+    for side_channels, side_indices in zip(channels, indices):
+        for nc, index in zip(side_channels, side_indices):
+            if nc not in (1, 3):
+                option = "--output_nc / --input_nc" if index == 0 else "--input_nc / --panel_nc"
+                raise UserError(f"panel {index} would need {nc} channels, but an image panel has 1 (grey) "
+                                f"or 3 (colour); check {option}")

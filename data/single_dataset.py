@@ -1,0 +1,87 @@
+"""Single images for `--model test`: every image under --dataroot, one direction only.
+
+Plain images load whole, as upstream. With --n_panels or --input_panels the files are taken as
+multi-panel A|B|C... images and item A is the chosen input panels stacked on channels (the
+generator's input), so a model trained on aligned panels can be run on the same files.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+
+import torch
+
+from data.aligned_dataset import check_panel_channel_counts
+from data.base_dataset import (BaseDataset, add_panel_options, check_preprocess, get_params,
+                               get_transform, load_rgb, read_image_size)
+from data.image_folder import make_dataset
+from data.panels import count_panels, input_panel_indices, panel_boxes, panel_channels
+from util.errors import UserError
+
+
+class SingleDataset(BaseDataset):
+    """Items: A (the input picture or stacked input panels) and A_paths.
+
+    panel_channels / panel_indices describe item A on the first (A) side; the B side is empty.
+    """
+
+    @staticmethod
+    def modify_commandline_options(parser, is_train: bool):
+        return add_panel_options(parser)
+
+    def __init__(self, opt):
+        super().__init__(opt)
+        if not os.path.isdir(opt.dataroot):
+            raise UserError(f"--dataroot folder not found: {opt.dataroot}")
+        self.A_paths = make_dataset(opt.dataroot, opt.max_dataset_size)
+        if not self.A_paths:
+            raise UserError(f"no images under {opt.dataroot}")
+        first = self.A_paths[0]
+        width, height = read_image_size(first)
+        self.split_panels = getattr(opt, "n_panels", 0) > 0 or bool(getattr(opt, "input_panels", ""))
+        if self.split_panels:
+            self.n_panels = count_panels(width, height, opt.n_panels, first)
+            inputs = input_panel_indices(opt.input_panels, self.n_panels)
+            # The chosen panels feed the generator, whose input is always input_nc channels.
+            as_input = argparse.Namespace(**{**vars(opt), "direction": "BtoA"})
+            self.panel_channels = (panel_channels(as_input, len(inputs))[1], [])
+            self.panel_indices = (inputs, [])
+            size = (width // self.n_panels, height)
+        else:
+            self.n_panels = 1
+            nc = opt.output_nc if opt.direction == "BtoA" else opt.input_nc
+            if nc not in (1, 3):
+                raise UserError(f"a plain image gives 1 or 3 channels, not {nc}; for multi-panel images "
+                                f"give --n_panels or --input_panels")
+            self.panel_channels = ([nc], [])
+            self.panel_indices = ([0], [])
+            size = (width, height)
+        check_panel_channel_counts(self.panel_channels, self.panel_indices)
+        check_preprocess(opt, size, f"image {first}" if not self.split_panels else f"a panel of {first}")
+
+    def __len__(self) -> int:
+        return len(self.A_paths)
+
+    def __getitem__(self, index: int) -> dict:
+        path = self.A_paths[index]
+        image = load_rgb(path)
+        if not self.split_panels:
+            check_preprocess(self.opt, image.size, f"image {path}")
+            nc = self.panel_channels[0][0]
+            return {"A": get_transform(self.opt, grayscale=(nc == 1))(image), "A_paths": path}
+        width, height = image.size
+        if self.opt.n_panels <= 0 and width != self.n_panels * height:
+            raise UserError(f"{path} is {width}x{height}, but the images have {self.n_panels} square panels; "
+                            f"give --n_panels or fix the file")
+        panel_size = (width // self.n_panels, height)
+        check_preprocess(self.opt, panel_size, f"a panel of {path}")
+        params = get_params(self.opt, panel_size)
+        transforms = {nc: get_transform(self.opt, params, grayscale=(nc == 1)) for nc in (1, 3)}
+        boxes = panel_boxes(width, height, self.n_panels)
+        tensors = [transforms[nc](image.crop(boxes[i])) for i, nc in zip(*self._input_side())]
+        if any(t.shape[1:] != tensors[0].shape[1:] for t in tensors):
+            raise UserError(f"the panels of {path} have different sizes after --preprocess {self.opt.preprocess}")
+        return {"A": torch.cat(tensors, dim=0), "A_paths": path}
+
+    def _input_side(self) -> tuple[list[int], list[int]]:
+        return self.panel_indices[0], self.panel_channels[0]
