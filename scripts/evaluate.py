@@ -1,0 +1,50 @@
+"""Score a test.py results folder: L1, PSNR, SSIM, CC, point-source photometry, and the baseline.
+
+    python scripts/evaluate.py --results_dir results/NAME/test_latest
+
+Prints a table and writes metrics.json in the results folder.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from util.errors import UserError, exit_on_user_error  # noqa: E402
+from util.evaluation import evaluate_folder, format_table, write_metrics  # noqa: E402
+from util.photometry import PhotometryConfig  # noqa: E402
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    defaults = PhotometryConfig()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--results_dir", required=True,
+                        help="test.py output folder (holds images/X_fake_B.png and images/X_real_B.png)")
+    parser.add_argument("--baseline_panel", type=int, default=None,
+                        help="input panel used as the no-model baseline (default: the first one present)")
+    parser.add_argument("--k_sigma", type=float, default=defaults.k_sigma, help="detection threshold in noise sigmas")
+    parser.add_argument("--aperture", type=float, default=defaults.aperture_radius, help="aperture radius, px")
+    parser.add_argument("--match_radius", type=float, default=defaults.match_radius,
+                        help="a generated source within this many px of a real one is not false")
+    return parser.parse_args(argv)
+
+
+@exit_on_user_error
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    if args.k_sigma <= 0 or args.aperture <= 0 or args.match_radius < 0:
+        raise UserError("--k_sigma and --aperture must be positive and --match_radius not negative")
+    cfg = PhotometryConfig(k_sigma=args.k_sigma, aperture_radius=args.aperture, match_radius=args.match_radius)
+    result = evaluate_folder(args.results_dir, baseline_panel=args.baseline_panel, cfg=cfg)
+    rows = [(f"model ({result['n_images']} images)", result)]
+    if "baseline" in result:
+        rows.append((f"baseline ({result['baseline']['input']})", result["baseline"]))
+    print(format_table(rows))
+    print(f"wrote {write_metrics(result, args.results_dir)}")
+    return result
+
+
+if __name__ == "__main__":
+    main()

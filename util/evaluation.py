@@ -1,0 +1,165 @@
+"""Evaluate a test.py results folder: pixel metrics, photometry, and the input-band baseline.
+
+The folder is upstream's layout: `images/X_fake_B.png` beside `images/X_real_B.png`, and the input
+panels as `images/X_real_A.png` (one panel) or `images/X_real_A_p1.png`, `..._p2.png` (several).
+The baseline is "no model at all": the first input band, resampled to the target's size and channel
+count, compared with the real target by the very same metrics. A model that cannot beat it has not
+learnt anything the input did not already show.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from util.errors import UserError
+from util.fileio import atomic_write_text
+from util.metrics import pixel_metrics
+from util.photometry import PhotometryConfig, compare_sources, summarise
+
+PIXEL_KEYS = ("L1", "PSNR", "SSIM", "CC")
+PHOTOMETRY_KEYS = ("flux_error", "colour_error", "false_source_rate", "completeness", "n_sources")
+FAKE_SUFFIX = "_fake_B.png"
+REAL_SUFFIX = "_real_B.png"
+_PANEL_RE = re.compile(r"_real_A(?:_p(\d+))?\.png$")
+
+
+def load_image(path: Path) -> np.ndarray:
+    """A PNG as float in [0, 1]: (H, W) for grey, (H, W, 3) for colour (alpha dropped)."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            if image.mode in ("I;16", "I;16B", "I"):
+                return np.asarray(image, dtype=np.float64) / 65535.0
+            if image.mode not in ("L", "RGB"):
+                image = image.convert("RGB")
+            return np.asarray(image, dtype=np.float64) / 255.0
+    except (OSError, ValueError) as err:
+        raise UserError(f"cannot read image {path}: {err}") from None
+
+
+def images_folder(results_dir: Path) -> Path:
+    """`results_dir/images` in upstream's layout, or the folder itself when it holds the PNGs."""
+    if not results_dir.exists():
+        raise UserError(f"results folder {results_dir} does not exist")
+    if not results_dir.is_dir():
+        raise UserError(f"{results_dir} is not a folder")
+    inner = results_dir / "images"
+    return inner if inner.is_dir() else results_dir
+
+
+def find_pairs(folder: Path) -> list[str]:
+    """Stems X that have both X_fake_B.png and X_real_B.png, in natural order."""
+    fakes = {p.name[: -len(FAKE_SUFFIX)] for p in folder.glob(f"*{FAKE_SUFFIX}")}
+    reals = {p.name[: -len(REAL_SUFFIX)] for p in folder.glob(f"*{REAL_SUFFIX}")}
+    stems = fakes & reals
+    if not stems:
+        if not any(folder.iterdir()):
+            raise UserError(f"{folder} is empty: run test.py first (it writes images/X_fake_B.png)")
+        raise UserError(
+            f"no matching X{FAKE_SUFFIX} / X{REAL_SUFFIX} pairs in {folder} "
+            f"({len(fakes)} generated, {len(reals)} real images)")
+    return sorted(stems, key=lambda s: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", s)])
+
+
+def input_panels(folder: Path, stem: str) -> dict[int, Path]:
+    """Input panel number -> file for one stem; a lone `X_real_A.png` counts as panel 1."""
+    panels = {}
+    for path in folder.glob(f"{glob_escape(stem)}_real_A*.png"):
+        match = _PANEL_RE.search(path.name)
+        if match and path.name[: match.start()] == stem:
+            panels[int(match.group(1) or 1)] = path
+    return panels
+
+
+def glob_escape(text: str) -> str:
+    return re.sub(r"([*?\[])", r"[\1]", text)
+
+
+def match_target(image: np.ndarray, like: np.ndarray) -> np.ndarray:
+    """Resample an input band to the target's size and channel count (grey <-> colour by mean/copy)."""
+    if image.shape[:2] != like.shape[:2]:
+        pil = Image.fromarray(np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8))
+        image = np.asarray(pil.resize((like.shape[1], like.shape[0]), Image.BILINEAR), dtype=np.float64) / 255.0
+    want = 1 if like.ndim == 2 else like.shape[2]
+    have = 1 if image.ndim == 2 else image.shape[2]
+    if want == have:
+        return image
+    grey = image if image.ndim == 2 else image.mean(axis=2)
+    return grey if want == 1 else np.repeat(grey[..., None], want, axis=2)
+
+
+def _mean(values: list[float | None]) -> float | None:
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    return float(np.mean(finite)) if finite else None
+
+
+def _score(pairs: list[tuple[str, np.ndarray, np.ndarray]], cfg: PhotometryConfig) -> dict:
+    """Means, spreads, pooled photometry and per-image rows for (stem, generated, real) triples."""
+    rows, comparisons = [], []
+    for stem, fake, real in pairs:
+        comparison = compare_sources(fake, real, cfg)
+        comparisons.append(comparison)
+        per_image_phot = summarise([comparison])
+        rows.append({"image": stem, **pixel_metrics(fake, real),
+                     **{key: per_image_phot[key] for key in PHOTOMETRY_KEYS}})
+    result = {key: _mean([row[key] for row in rows]) for key in PIXEL_KEYS}
+    result["std"] = {key: float(np.std([row[key] for row in rows])) for key in PIXEL_KEYS}
+    result.update(summarise(comparisons))
+    result["images"] = rows
+    return result
+
+
+def evaluate_folder(results_dir: str | Path, baseline_panel: int | None = None,
+                    cfg: PhotometryConfig = PhotometryConfig()) -> dict:
+    """Everything metrics.json holds for one results folder (the model and the baseline)."""
+    folder = images_folder(Path(results_dir))
+    stems = find_pairs(folder)
+    model_pairs, baseline_pairs, panel_used = [], [], None
+    for stem in stems:
+        fake = load_image(folder / f"{stem}{FAKE_SUFFIX}")
+        real = load_image(folder / f"{stem}{REAL_SUFFIX}")
+        if fake.shape != real.shape:
+            raise UserError(f"{stem}: generated image is {fake.shape} but the real one is {real.shape}")
+        model_pairs.append((stem, fake, real))
+        panels = input_panels(folder, stem)
+        if panels:
+            chosen = baseline_panel if baseline_panel is not None else min(panels)
+            if chosen not in panels:
+                raise UserError(f"{stem}: no input panel {chosen} (have {sorted(panels)})")
+            panel_used = panels[chosen].name[len(stem) + 1: -len(".png")]
+            baseline_pairs.append((stem, match_target(load_image(panels[chosen]), real), real))
+    result = {"results_dir": str(results_dir), "n_images": len(stems), **_score(model_pairs, cfg),
+              "photometry_config": asdict(cfg)}
+    if baseline_pairs:
+        result["baseline"] = {"input": panel_used, "n_images": len(baseline_pairs), **_score(baseline_pairs, cfg)}
+    return result
+
+
+def write_metrics(result: dict, results_dir: str | Path) -> Path:
+    """metrics.json beside the results' index.html (written atomically)."""
+    path = Path(results_dir) / "metrics.json"
+    atomic_write_text(path, json.dumps(result, indent=2, allow_nan=False) + "\n")
+    return path
+
+
+def _cell(value, digits: int) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def format_table(rows: list[tuple[str, dict]]) -> str:
+    """A plain-text table of the headline figures for (label, metrics) rows."""
+    header = ("", "L1", "PSNR", "SSIM", "CC", "flux err", "colour err", "false src", "complete", "sources")
+    lines = [header]
+    for label, m in rows:
+        lines.append((label, _cell(m["L1"], 4), _cell(m["PSNR"], 2), _cell(m["SSIM"], 3), _cell(m["CC"], 3),
+                      _cell(m["flux_error"], 3), _cell(m["colour_error"], 3), _cell(m["false_source_rate"], 3),
+                      _cell(m["completeness"], 3), str(m["n_sources"])))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(line, widths)))
+                     for line in lines)
