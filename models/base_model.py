@@ -1,0 +1,227 @@
+"""BaseModel: the upstream model API (setup, set_input, optimize_parameters, test, save/load)
+plus exact-resume state and per-panel visuals for multi-band inputs."""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import torch
+from torch import nn
+
+from data.panels import split_channels
+from models import networks
+from util import checkpoint
+from util.errors import UserError
+
+
+def checkpoint_prefix(opt) -> str:
+    """`iter_{N}` when --load_iter > 0, else --epoch (e.g. 'latest', '5')."""
+    load_iter = int(getattr(opt, "load_iter", 0) or 0)
+    return f"iter_{load_iter}" if load_iter > 0 else str(opt.epoch)
+
+
+class BaseModel(ABC):
+    """Subclasses fill loss_names, model_names, visual_names in __init__ (cheap) and build their
+    networks, criteria and optimizers in `build()`, which `setup()` calls."""
+
+    #: visuals that show the generator's input; the others show the output side.
+    input_visual_names: tuple[str, ...] = ("real_A",)
+
+    def __init__(self, opt):
+        self.opt = opt
+        self.isTrain: bool = bool(opt.isTrain)
+        self.device: torch.device = getattr(opt, "device", None) or torch.device("cpu")
+        self.save_dir = Path(opt.checkpoints_dir) / opt.name
+        self.loss_names: list[str] = []
+        self.model_names: list[str] = []
+        self.visual_names: list[str] = []
+        self.optimizers: list[torch.optim.Optimizer] = []
+        self.schedulers: list[Any] = []
+        self.image_paths: list[str] = []
+        self.metric = 0.0  # fed to the plateau scheduler
+        self.resume_state: dict[str, Any] | None = None
+        self._panel_channels: tuple[list[int], list[int]] | None = None
+        self._panel_indices: tuple[list[int], list[int]] | None = None
+
+    @staticmethod
+    def modify_commandline_options(parser, is_train: bool):
+        """Second option pass: add model options or change defaults."""
+        return parser
+
+    # ------------------------------------------------------------------ to implement
+    @abstractmethod
+    def build(self) -> None:
+        """Define networks (via self.place), criteria and, when training, optimizers."""
+
+    @abstractmethod
+    def set_input(self, input: dict) -> None:
+        """Unpack a data-loader batch onto the device."""
+
+    @abstractmethod
+    def forward(self) -> None:
+        """Run the generator(s)."""
+
+    @abstractmethod
+    def optimize_parameters(self) -> None:
+        """One training step."""
+
+    # ------------------------------------------------------------------ life cycle
+    def place(self, net: nn.Module) -> nn.Module:
+        """Move a freshly built network to the model's device."""
+        return net.to(self.device)
+
+    def networks(self) -> Iterable[tuple[str, nn.Module]]:
+        for name in self.model_names:
+            yield name, getattr(self, "net" + name)
+
+    def setup(self, opt) -> None:
+        """Build networks, then load weights (testing or --continue_train) and create schedulers;
+        with --continue_train also restore optimizer/scheduler/RNG state when the file exists."""
+        self.build()
+        if self.isTrain:
+            self.schedulers = [networks.get_scheduler(optimizer, opt) for optimizer in self.optimizers]
+        if not self.isTrain or opt.continue_train:
+            prefix = checkpoint_prefix(opt)
+            self.load_networks(prefix)
+            if self.isTrain:
+                self.resume_state = self.load_train_state(prefix)
+        self.print_networks(bool(getattr(opt, "verbose", False)))
+
+    def eval(self) -> None:
+        """Eval mode for every network (BatchNorm running stats, no dropout): test.py --eval."""
+        for _, net in self.networks():
+            net.eval()
+
+    def test(self) -> None:
+        with torch.no_grad():
+            self.forward()
+            self.compute_visuals()
+
+    def compute_visuals(self) -> None:
+        """Hook for extra visuals; nothing by default."""
+
+    def get_image_paths(self) -> list[str]:
+        return self.image_paths
+
+    def update_learning_rate(self) -> None:
+        """Step every scheduler once (called at the end of each epoch)."""
+        old_lr = self.optimizers[0].param_groups[0]["lr"]
+        for scheduler in self.schedulers:
+            if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                scheduler.step(self.metric)
+            else:
+                scheduler.step()
+        lr = self.optimizers[0].param_groups[0]["lr"]
+        print(f"learning rate {old_lr:.7f} -> {lr:.7f}")
+
+    # ------------------------------------------------------------------ losses
+    def get_current_losses(self) -> "OrderedDict[str, float]":
+        losses: OrderedDict[str, float] = OrderedDict()
+        for name in self.loss_names:
+            value = getattr(self, "loss_" + name)
+            losses[name] = float(value.detach()) if isinstance(value, torch.Tensor) else float(value)
+        return losses
+
+    def non_finite_losses(self) -> list[str]:
+        """Names of losses that are NaN or infinite (one device sync for all of them)."""
+        values = [getattr(self, "loss_" + name, None) for name in self.loss_names]
+        tensors = [v.detach().reshape(()).float() for v in values if isinstance(v, torch.Tensor)]
+        if tensors and bool(torch.isfinite(torch.stack(tensors)).all()):
+            return []
+        return [name for name, value in zip(self.loss_names, values)
+                if not torch.isfinite(torch.as_tensor(value.detach() if isinstance(value, torch.Tensor) else value)).all()]
+
+    # ------------------------------------------------------------------ input checks
+    def check_input(self, tensor: torch.Tensor, expected_nc: int, what: str) -> None:
+        """Catch data/model disagreements with a clear message instead of a conv shape error."""
+        if tensor.dim() != 4:
+            raise UserError(f"{what}: expected a batch of images (N, C, H, W), got shape {tuple(tensor.shape)}")
+        if tensor.shape[1] != expected_nc:
+            raise UserError(f"{what} has {tensor.shape[1]} channels but the network expects {expected_nc}; "
+                            f"check --input_nc/--output_nc against the data's panels (and --direction)")
+        multiple = networks.input_size_multiple(self.opt.netG)
+        height, width = tensor.shape[-2:]
+        if height % multiple or width % multiple:
+            raise UserError(f"--netG {self.opt.netG} needs image sides that are multiples of {multiple}, "
+                            f"got {height}x{width}; change --crop_size/--preprocess or the generator")
+
+    # ------------------------------------------------------------------ visuals
+    def set_visual_panels(self, channels: tuple[Sequence[int], Sequence[int]] | None,
+                          indices: tuple[Sequence[int], Sequence[int]] | None = None) -> None:
+        """Tell the model how stacked channels map to file panels (A side, B side), so every
+        input panel becomes its own picture. indices default to A=[0], B=[1..n]."""
+        if channels is None:
+            self._panel_channels = self._panel_indices = None
+            return
+        a_side, b_side = list(channels[0]), list(channels[1])
+        self._panel_channels = (a_side, b_side)
+        if indices is None:
+            indices = (list(range(len(a_side))), list(range(len(a_side), len(a_side) + len(b_side))))
+        self._panel_indices = (list(indices[0]), list(indices[1]))
+
+    def _visual_side(self, name: str) -> int:
+        """0 = A side (panel 0), 1 = B side. The generator input is B with BtoA, A with AtoB."""
+        input_side = 1 if getattr(self.opt, "direction", "AtoB") == "BtoA" else 0
+        return input_side if name in self.input_visual_names else 1 - input_side
+
+    def split_visual(self, name: str, tensor: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
+        if self._panel_channels is None or not isinstance(tensor, torch.Tensor) or tensor.dim() < 3:
+            return [(name, tensor)]
+        side = self._visual_side(name)
+        sizes, indices = self._panel_channels[side], self._panel_indices[side]
+        if len(sizes) <= 1 or sum(sizes) != tensor.shape[-3]:
+            return [(name, tensor)]
+        return [(f"{name}_p{index}", part) for index, part in zip(indices, split_channels(tensor, sizes))]
+
+    def get_current_visuals(self) -> "OrderedDict[str, torch.Tensor]":
+        visuals: OrderedDict[str, torch.Tensor] = OrderedDict()
+        for name in self.visual_names:
+            if isinstance(name, str) and hasattr(self, name):
+                for label, part in self.split_visual(name, getattr(self, name)):
+                    visuals[label] = part
+        return visuals
+
+    # ------------------------------------------------------------------ checkpoints
+    def save_networks(self, prefix: str | int) -> None:
+        """`{save_dir}/{prefix}_net_{name}.pth`, upstream format, atomic."""
+        for name, net in self.networks():
+            checkpoint.save_network(net, checkpoint.network_path(self.save_dir, prefix, name))
+
+    def load_networks(self, prefix: str | int) -> None:
+        hint = f"--netG {self.opt.netG} --netD {getattr(self.opt, 'netD', '?')} --norm {self.opt.norm} " \
+               f"--input_nc {self.opt.input_nc} --output_nc {self.opt.output_nc} --ngf {self.opt.ngf}"
+        for name, net in self.networks():
+            path = checkpoint.network_path(self.save_dir, prefix, name)
+            print(f"loading the model from {path}")
+            checkpoint.load_network(net, path, options_hint=hint)
+
+    def save_train_state(self, prefix: str | int, progress: dict[str, Any]) -> None:
+        checkpoint.save_train_state(checkpoint.train_state_path(self.save_dir, prefix),
+                                    self.optimizers, self.schedulers, progress)
+
+    def load_train_state(self, prefix: str | int) -> dict[str, Any] | None:
+        """Restore optimizers/schedulers; None (weights-only resume, as upstream) without the file."""
+        path = checkpoint.train_state_path(self.save_dir, prefix)
+        if not path.is_file():
+            print(f"note: {path} not found; resuming from the weights only (fresh optimizers, "
+                  f"--epoch_count {self.opt.epoch_count}), as upstream does")
+            return None
+        return checkpoint.load_train_state(path, self.optimizers, self.schedulers)
+
+    def print_networks(self, verbose: bool) -> None:
+        print("---------- Networks initialized -------------")
+        for name, net in self.networks():
+            if verbose:
+                print(net)
+            count = sum(p.numel() for p in net.parameters())
+            print(f"[Network {name}] Total number of parameters : {count / 1e6:.3f} M")
+        print("-----------------------------------------------")
+
+    @staticmethod
+    def set_requires_grad(nets: nn.Module | Sequence[nn.Module | None], requires_grad: bool = False) -> None:
+        for net in nets if isinstance(nets, (list, tuple)) else [nets]:
+            if net is not None:
+                for param in net.parameters():
+                    param.requires_grad = requires_grad

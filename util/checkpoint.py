@@ -1,0 +1,194 @@
+"""Checkpoint files: upstream-format network state_dicts plus a separate exact-resume state.
+
+Network files stay plain state_dicts of the bare module (upstream can read ours, we read
+theirs). Everything else a resume needs (optimizers, schedulers, RNG streams, counters) goes
+to `{prefix}_train_state.pth` beside them. All writes are atomic, all reads weights_only.
+"""
+from __future__ import annotations
+
+import random
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+from util.errors import UserError
+from util.fileio import atomic_save_torch
+
+WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+TRAIN_STATE_FORMAT = 1
+MAX_LISTED_KEYS = 4
+
+
+def network_path(save_dir: str | Path, prefix: str | int, name: str) -> Path:
+    return Path(save_dir) / f"{prefix}_net_{name}.pth"
+
+
+def train_state_path(save_dir: str | Path, prefix: str | int) -> Path:
+    return Path(save_dir) / f"{prefix}_train_state.pth"
+
+
+def strip_wrapper_prefixes(state: Mapping[str, Any]) -> "OrderedDict[str, Any]":
+    """Drop DDP's `module.` and torch.compile's `_orig_mod.` from every key (any order, repeated)."""
+    cleaned: OrderedDict[str, Any] = OrderedDict()
+    for key, value in state.items():
+        changed = True
+        while changed:
+            changed = False
+            for prefix in WRAPPER_PREFIXES:
+                if key.startswith(prefix):
+                    key, changed = key[len(prefix):], True
+        cleaned[key] = value
+    return cleaned
+
+
+def bare_module(net: nn.Module) -> nn.Module:
+    """The network inside DDP / DataParallel / torch.compile wrappers."""
+    while True:
+        if isinstance(net, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
+            net = net.module
+        elif hasattr(net, "_orig_mod") and isinstance(net._orig_mod, nn.Module):
+            net = net._orig_mod
+        else:
+            return net
+
+
+def save_network(net: nn.Module, path: str | Path) -> Path:
+    """Upstream format: a plain state_dict of the bare module, CPU tensors, written atomically."""
+    state = strip_wrapper_prefixes(bare_module(net).state_dict())
+    cpu_state = OrderedDict((key, value.detach().cpu()) for key, value in state.items())
+    return atomic_save_torch(cpu_state, path)
+
+
+def read_torch_file(path: str | Path) -> Any:
+    """torch.load with weights_only=True onto the CPU; unreadable files become a UserError."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} not found")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # corrupt, truncated or not a weights-only file
+        raise UserError(f"cannot read checkpoint {path}: {type(err).__name__}: {str(err).splitlines()[0][:200]}") from None
+
+
+def drop_instance_norm_stats(net: nn.Module, state: "OrderedDict[str, Any]") -> None:
+    """Upstream's patch for checkpoints from before PyTorch 0.4: InstanceNorm layers without
+    tracked statistics must not receive running_mean/var or num_batches_tracked."""
+    for key in list(state):
+        *path, leaf = key.split(".")
+        module: nn.Module | None = net
+        for part in path:
+            module = getattr(module, part, None) if isinstance(module, nn.Module) else None
+        if not isinstance(module, nn.Module) or not module.__class__.__name__.startswith("InstanceNorm"):
+            continue
+        if leaf in ("running_mean", "running_var") and getattr(module, leaf, None) is None:
+            del state[key]
+        elif leaf == "num_batches_tracked":
+            del state[key]
+
+
+def _listed(keys: list[str]) -> str:
+    shown = ", ".join(keys[:MAX_LISTED_KEYS])
+    return shown + (f" (+{len(keys) - MAX_LISTED_KEYS} more)" if len(keys) > MAX_LISTED_KEYS else "")
+
+
+def describe_mismatch(expected: Mapping[str, torch.Tensor], loaded: Mapping[str, Any]) -> str:
+    """'' when the key sets and shapes agree, else a one-line summary of the first differences."""
+    missing = [key for key in expected if key not in loaded]
+    unexpected = [key for key in loaded if key not in expected]
+    mismatched = [f"{key} {tuple(loaded[key].shape)} vs {tuple(expected[key].shape)}"
+                  for key in expected if key in loaded and hasattr(loaded[key], "shape")
+                  and tuple(loaded[key].shape) != tuple(expected[key].shape)]
+    parts = []
+    if missing:
+        parts.append(f"missing keys: {_listed(missing)}")
+    if unexpected:
+        parts.append(f"unexpected keys: {_listed(unexpected)}")
+    if mismatched:
+        parts.append(f"shape mismatch (checkpoint vs model): {_listed(mismatched)}")
+    return "; ".join(parts)
+
+
+def load_network(net: nn.Module, path: str | Path, options_hint: str = "") -> None:
+    """Strictly load an upstream-format state_dict; another architecture is a UserError
+    naming the first differing keys."""
+    state = read_torch_file(path)
+    if not isinstance(state, Mapping):
+        raise UserError(f"checkpoint {path} is not a state_dict (found {type(state).__name__})")
+    if hasattr(state, "_metadata"):
+        del state._metadata
+    target = bare_module(net)
+    state = strip_wrapper_prefixes(state)
+    drop_instance_norm_stats(target, state)
+    problem = describe_mismatch(target.state_dict(), state)
+    if problem:
+        hint = f" (built with {options_hint})" if options_hint else ""
+        raise UserError(f"checkpoint {path} was made for another architecture than this model{hint}: {problem}")
+    target.load_state_dict(state, strict=True)
+
+
+# --------------------------------------------------------------------------- RNG streams
+def capture_rng_state() -> dict[str, Any]:
+    """Every random stream training touches, in a weights_only-loadable form."""
+    np_state = np.random.get_state()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"name": np_state[0], "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+                  "pos": int(np_state[2]), "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
+        "python": random.getstate(),
+        "cuda": [],
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = [s.cpu() for s in torch.cuda.get_rng_state_all()]
+    return state
+
+
+def restore_rng_state(state: Mapping[str, Any]) -> None:
+    torch.set_rng_state(state["torch"].cpu())
+    np_state = state["numpy"]
+    np.random.set_state((np_state["name"], np_state["keys"].numpy().astype(np.uint32), np_state["pos"],
+                         np_state["has_gauss"], np_state["cached_gaussian"]))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    cuda_states = state.get("cuda") or []
+    if cuda_states and torch.cuda.is_available() and len(cuda_states) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda_states)
+
+
+# --------------------------------------------------------------------------- train state
+def save_train_state(path: str | Path, optimizers: list[torch.optim.Optimizer], schedulers: list[Any],
+                     progress: Mapping[str, Any]) -> Path:
+    """Optimizers, schedulers, counters and RNG streams; `progress` comes from the train loop."""
+    state = {
+        "format": TRAIN_STATE_FORMAT,
+        "optimizers": [optimizer.state_dict() for optimizer in optimizers],
+        "schedulers": [scheduler.state_dict() for scheduler in schedulers],
+        "scheduler_kinds": [type(scheduler).__name__ for scheduler in schedulers],
+        "progress": dict(progress),
+        "rng": capture_rng_state(),
+    }
+    return atomic_save_torch(state, path)
+
+
+def load_train_state(path: str | Path, optimizers: list[torch.optim.Optimizer], schedulers: list[Any]) -> dict[str, Any]:
+    """Restore optimizers and schedulers in place; return the rest (progress, rng) for the loop."""
+    state = read_torch_file(path)
+    if not isinstance(state, Mapping) or state.get("format") != TRAIN_STATE_FORMAT:
+        raise UserError(f"{path} is not a training-state file of this program")
+    if len(state["optimizers"]) != len(optimizers) or len(state["schedulers"]) != len(schedulers):
+        raise UserError(f"{path} holds {len(state['optimizers'])} optimizers, this model has {len(optimizers)}")
+    kinds = [type(scheduler).__name__ for scheduler in schedulers]
+    if list(state.get("scheduler_kinds", kinds)) != kinds:
+        raise UserError(f"{path} was saved with LR schedulers {state['scheduler_kinds']}, these options give {kinds} "
+                        f"(resume with the same --lr_policy)")
+    try:
+        for optimizer, saved in zip(optimizers, state["optimizers"]):
+            optimizer.load_state_dict(saved)
+        for scheduler, saved in zip(schedulers, state["schedulers"]):
+            scheduler.load_state_dict(saved)
+    except (ValueError, KeyError, RuntimeError) as err:
+        raise UserError(f"{path} does not fit these options (other --lr_policy or networks?): {err}") from None
+    return {"progress": dict(state["progress"]), "rng": state["rng"]}
