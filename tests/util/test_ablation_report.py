@@ -1,0 +1,115 @@
+"""The ablation report from hand-made results folders whose ranking is known."""
+import json
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+from scipy import ndimage
+
+from data import synthetic_sky
+from data.synthetic_sky import SkySettings
+from util.ablation_report import Variant, write_report
+from util.evaluation import evaluate_folder
+
+SIZE = 64
+N_IMAGES = 6
+
+
+def save(path, pixels):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.clip(pixels + 0.5, 0, 255).astype(np.uint8)).save(path)
+
+
+def make_variant(root, name, panels, degrade, log_format="new"):
+    """Results folder of a pretend model: the real target passed through `degrade`, plus a loss log."""
+    results = root / "results" / name / "test_latest"
+    for i in range(N_IMAGES):
+        pixels, _ = synthetic_sky.render_sample(np.random.default_rng([11, i]), SkySettings(size=SIZE))
+        cut = [pixels[:, k * SIZE:(k + 1) * SIZE].astype(float) for k in range(4)]
+        stem = f"{i:03d}"
+        save(results / "images" / f"{stem}_real_B.png", cut[0])
+        save(results / "images" / f"{stem}_fake_B.png", degrade(cut[0], np.random.default_rng(i)))
+        if len(panels) == 1:
+            save(results / "images" / f"{stem}_real_A.png", cut[panels[0]][..., 0])
+        for k in panels if len(panels) > 1 else []:
+            save(results / "images" / f"{stem}_real_A_p{k}.png", cut[k][..., 0])
+    (results / "index.html").write_text("<html></html>")
+    log = root / "checkpoints" / name / "loss_log.txt"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    lines = ["================ Training Loss (Wed Nov 25 12:00:00 2026) ================"]
+    for step in range(1, 41):
+        epoch, iters = (step - 1) // 10 + 1, ((step - 1) % 10 + 1) * 4
+        g_l1 = 40.0 / step + len(panels)
+        if log_format == "new":
+            lines.append(f"[Rank 0] (epoch: {epoch}, iters: {iters}, time: 0.100, data: 0.010) , "
+                         f"G_GAN: 0.800, G_L1: {g_l1:.3f}, D_real: 0.600, D_fake: 0.500\n")
+        else:
+            lines.append(f"(epoch: {epoch}, iters: {iters}, time: 0.100, data: 0.010) "
+                         f"G_GAN: 0.800 G_L1: {g_l1:.3f} D_real: 0.600 D_fake: 0.500 ")
+    log.write_text("\n".join(lines) + "\n")
+    return Variant(name, f"{len(panels)} band{'s' if len(panels) > 1 else ''}", list(panels),
+                   evaluate_folder(results), results, log)
+
+
+def grey_and_blurred(real, rng):
+    return ndimage.gaussian_filter(np.repeat(real.mean(axis=2, keepdims=True), 3, axis=2), (1.5, 1.5, 0))
+
+
+def slightly_noisy(real, rng):
+    return real + rng.normal(0, 2.0, real.shape)
+
+
+def png_size(path):
+    with Image.open(path) as image:
+        return image.size
+
+
+def test_report_shows_a_real_gain_with_offline_files(tmp_path):
+    variants = [make_variant(tmp_path, "bands_1", [1], grey_and_blurred),
+                make_variant(tmp_path, "bands_2", [1, 2], slightly_noisy, log_format="old"),
+                make_variant(tmp_path, "bands_3", [1, 2, 3], lambda real, rng: real)]
+    report = write_report(tmp_path / "report", "Band ablation (test)", variants, intro=["A test."],
+                          settings={"budget": "test"})
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert not re.search(r"(src|href)=['\"]?(https?:)?//", page)  # nothing from the network
+    for name in ("loss_curves.png", "examples.png"):
+        assert f"src='{name}'" in page
+        width, height = png_size(tmp_path / "report" / name)
+        assert width > 300 and height > 200
+    for href in re.findall(r"href='([^']+)'", page):
+        assert (tmp_path / "report" / href).exists(), href
+    assert report["verdict"]["most_vs_fewest"]["verdict"] == "gain"
+    assert page.count("More bands helped on this data") == 1
+    saved = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    assert [v["name"] for v in saved["variants"]] == ["bands_1", "bands_2", "bands_3"]
+    assert saved["variants"][2]["L1"] == 0.0 and saved["variants"][0]["L1"] > 0.005
+    assert saved["baseline"]["label"].startswith("baseline: input real_A resampled")
+    assert saved["verdict"]["most_vs_fewest"]["metrics"]["L1"]["call"] == "better"
+    # the 3-band "model" is the real image: it beats the input-band baseline on every metric
+    assert saved["verdict"]["vs_baseline"][2]["verdict"] == "gain"
+
+
+def test_identical_variants_give_no_clear_gain(tmp_path):
+    variants = [make_variant(tmp_path, "bands_1", [1], slightly_noisy),
+                make_variant(tmp_path, "bands_3", [1, 2, 3], slightly_noisy)]
+    report = write_report(tmp_path / "report", "same", variants)
+    assert report["verdict"]["most_vs_fewest"]["verdict"] == "no clear gain"
+    assert "No clear gain from more bands" in (tmp_path / "report" / "index.html").read_text()
+
+
+def test_worse_with_more_bands_is_said_plainly(tmp_path):
+    variants = [make_variant(tmp_path, "bands_1", [1], lambda real, rng: real),
+                make_variant(tmp_path, "bands_3", [1, 2, 3], grey_and_blurred)]
+    report = write_report(tmp_path / "report", "worse", variants)
+    assert report["verdict"]["most_vs_fewest"]["verdict"] == "loss"
+    assert "made it worse" in report["verdict"]["sentences"][0]
+
+
+def test_missing_loss_logs_leave_out_the_plot(tmp_path):
+    variant = make_variant(tmp_path, "bands_1", [1], slightly_noisy)
+    variant.loss_log.unlink()
+    report = write_report(tmp_path / "report", "no logs", [variant])
+    assert "loss_curves.png" not in report["figures"].values()
+    assert not (tmp_path / "report" / "loss_curves.png").exists()
+    assert (tmp_path / "report" / "examples.png").exists()

@@ -1,0 +1,122 @@
+"""An honest, automatic statement of whether more input bands helped.
+
+Two variants are compared image by image (the same test images): for each metric the mean of the
+paired differences and its standard error. A difference counts only when it exceeds two standard
+errors over at least three images; anything smaller is "no clear difference", whatever its sign.
+Training noise (a second run with another seed) is not measured here and is said so.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+# +1: higher is better, -1: lower is better
+DIRECTIONS = {"L1": -1, "PSNR": +1, "SSIM": +1, "CC": +1, "flux_error": -1, "colour_error": -1}
+MIN_IMAGES = 3
+N_SIGMA = 2.0
+
+
+def paired_difference(reference: list[dict], other: list[dict], key: str) -> tuple[float, float, int]:
+    """Mean and standard error of other - reference over images present (and finite) in both."""
+    ref = {row["image"]: row.get(key) for row in reference}
+    diffs = [row[key] - ref[row["image"]] for row in other
+             if row.get(key) is not None and ref.get(row["image"]) is not None
+             and math.isfinite(row[key]) and math.isfinite(ref[row["image"]])]
+    n = len(diffs)
+    if n == 0:
+        return math.nan, math.nan, 0
+    se = float(np.std(diffs, ddof=1) / math.sqrt(n)) if n > 1 else math.inf
+    return float(np.mean(diffs)), se, n
+
+
+def compare(reference: dict, other: dict) -> dict[str, dict]:
+    """Per metric: the two headline values, the paired difference, and better/worse/unclear."""
+    out = {}
+    for key, direction in DIRECTIONS.items():
+        if reference.get(key) is None or other.get(key) is None:
+            continue
+        diff, se, n = paired_difference(reference["images"], other["images"], key)
+        if n >= MIN_IMAGES and math.isfinite(se) and abs(diff) > N_SIGMA * se and diff != 0:
+            call = "better" if diff * direction > 0 else "worse"
+        else:
+            call = "no clear difference"
+        out[key] = {"from": reference[key], "to": other[key], "diff": diff, "se": se, "n": n, "call": call}
+    return out
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
+
+
+def _list(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def describe(comparison: dict[str, dict]) -> str:
+    """'better in L1 (0.05 -> 0.04 +- 0.002), ...; no clear difference in ...' for one comparison."""
+    parts = []
+    for call in ("better", "worse", "no clear difference"):
+        keys = [k for k, v in comparison.items() if v["call"] == call]
+        if not keys:
+            continue
+        if call == "no clear difference":
+            parts.append(f"no clear difference in {_list(keys)}")
+        else:
+            details = [f"{k} ({_fmt(comparison[k]['from'])} -> {_fmt(comparison[k]['to'])}, "
+                       f"paired diff {_fmt(comparison[k]['diff'])} +- {_fmt(comparison[k]['se'])})" for k in keys]
+            parts.append(f"{call} in {_list(details)}")
+    return "; ".join(parts) if parts else "nothing to compare"
+
+
+def overall(comparison: dict[str, dict]) -> str:
+    """One word for a comparison: 'gain', 'loss', 'mixed' or 'no clear gain'."""
+    calls = [v["call"] for v in comparison.values()]
+    better, worse = calls.count("better"), calls.count("worse")
+    if better and not worse and better * 2 >= len(calls):
+        return "gain"
+    if worse and not better:
+        return "loss"
+    if better and worse:
+        return "mixed"
+    return "no clear gain"
+
+
+def statement(variants: list[tuple[str, dict]], baseline: tuple[str, dict] | None) -> dict:
+    """Sentences for the report, and the numbers behind them, for variants ordered by band count.
+
+    `variants` holds (label, metrics) with the fewest bands first; `baseline` is the no-model figure.
+    """
+    sentences, details = [], {}
+    first_label, first = variants[0]
+    last_label, last = variants[-1]
+    if len(variants) > 1:
+        headline = compare(first, last)
+        verdict = overall(headline)
+        details["most_vs_fewest"] = {"from": first_label, "to": last_label, "verdict": verdict, "metrics": headline}
+        lead = {
+            "gain": f"More bands helped on this data: {last_label} vs {first_label} is",
+            "loss": f"More bands did not help on this data; they made it worse: {last_label} vs {first_label} is",
+            "mixed": f"Mixed result: {last_label} vs {first_label} is",
+            "no clear gain": f"No clear gain from more bands on this data: {last_label} vs {first_label} shows",
+        }[verdict]
+        sentences.append(f"{lead} {describe(headline)}.")
+        for (label_a, metrics_a), (label_b, metrics_b) in zip(variants[:-1], variants[1:]):
+            if (label_a, label_b) == (first_label, last_label):
+                continue
+            step = compare(metrics_a, metrics_b)
+            details.setdefault("steps", []).append({"from": label_a, "to": label_b, "verdict": overall(step), "metrics": step})
+            sentences.append(f"Step {label_a} -> {label_b}: {describe(step)}.")
+    if baseline is not None:
+        base_label, base = baseline
+        details["vs_baseline"] = []
+        for label, metrics in variants:
+            against = compare(base, metrics)
+            details["vs_baseline"].append({"variant": label, "verdict": overall(against), "metrics": against})
+            sentences.append(f"{label} against the baseline ({base_label}): {describe(against)}.")
+    n_images = min(m.get("n_images", len(m.get("images", []))) for _, m in variants)
+    sentences.append(
+        f"Error bars are standard errors of paired differences over {n_images} test images; a difference "
+        f"counts only beyond {N_SIGMA:g} of them. Each variant was trained once, so run-to-run training noise "
+        f"is not included: treat small gains with caution.")
+    return {"sentences": sentences, **details}
