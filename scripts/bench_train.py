@@ -1,0 +1,146 @@
+"""Seconds per training step and samples/s of pix2pix for chosen nets, batch, crop and channels.
+
+    python scripts/bench_train.py --netG unet_256 --netD basic --batch_size 1 --crop_size 256 \
+        --input_nc 9 --device cpu --threads 2 --steps 5
+
+Synthetic tensors feed the real model (same code path as train.py minus data loading), with
+warm-up steps, then the median of the timed steps. With --dataroot the data loader is timed
+alone as well. The pieces (build_model, synthetic_batch, time_calls) are importable so other
+comparisons (AMP, channels_last, compile) can reuse them.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from util.errors import exit_on_user_error  # noqa: E402
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--netG", default="unet_256")
+    parser.add_argument("--netD", default="basic")
+    parser.add_argument("--norm", default="batch")
+    parser.add_argument("--ngf", type=int, default=64)
+    parser.add_argument("--ndf", type=int, default=64)
+    parser.add_argument("--batch_size", type=int, default=1)
+    parser.add_argument("--crop_size", type=int, default=256)
+    parser.add_argument("--input_nc", type=int, default=3)
+    parser.add_argument("--output_nc", type=int, default=3)
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
+    parser.add_argument("--steps", type=int, default=10, help="timed steps (median reported)")
+    parser.add_argument("--dataroot", default="", help="also time the aligned data loader on this dataset")
+    parser.add_argument("--num_threads", type=int, default=0, help="data loader workers with --dataroot")
+    return parser.parse_args(argv)
+
+
+def train_argv(args: argparse.Namespace, dataroot: str) -> list[str]:
+    """The train.py command line equivalent to the benchmark settings (BtoA: B panels are the input)."""
+    gpu = "-1" if args.device == "cpu" else "0"
+    return ["--dataroot", dataroot, "--model", "pix2pix", "--direction", "BtoA", "--gpu_ids", gpu,
+            "--netG", args.netG, "--netD", args.netD, "--norm", args.norm, "--ngf", str(args.ngf),
+            "--ndf", str(args.ndf), "--batch_size", str(args.batch_size), "--crop_size", str(args.crop_size),
+            "--load_size", str(args.crop_size), "--input_nc", str(args.input_nc), "--output_nc", str(args.output_nc),
+            "--num_threads", str(args.num_threads), "--checkpoints_dir", "/nonexistent-bench", "--serial_batches"]
+
+
+def build_model(opt):
+    """A set-up pix2pix model (nothing written to disk)."""
+    from models import create_model
+
+    model = create_model(opt)
+    model.setup(opt)
+    return model
+
+
+def synthetic_batch(opt, device: torch.device) -> dict:
+    """A batch shaped like the aligned loader's, with BtoA: B holds input_nc channels."""
+    size = (opt.batch_size, opt.crop_size, opt.crop_size)
+    return {"A": torch.rand(size[0], opt.output_nc, *size[1:], device=device) * 2 - 1,
+            "B": torch.rand(size[0], opt.input_nc, *size[1:], device=device) * 2 - 1,
+            "A_paths": ["synthetic"] * opt.batch_size, "B_paths": ["synthetic"] * opt.batch_size}
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_calls(step: Callable[[], object], device: torch.device, warmup: int, steps: int) -> list[float]:
+    """Wall-clock seconds of each timed call, after `warmup` untimed ones."""
+    for _ in range(warmup):
+        step()
+    synchronize(device)
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        step()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def time_training_steps(opt, warmup: int, steps: int) -> list[float]:
+    model = build_model(opt)
+    batch = synthetic_batch(opt, model.device)
+
+    def step() -> None:
+        model.set_input(batch)
+        model.optimize_parameters()
+
+    return time_calls(step, model.device, warmup, steps)
+
+
+def time_data_loader(opt, batches: int) -> list[float]:
+    """Seconds per batch of the real loader (no model), over up to `batches` batches."""
+    from data import create_dataset
+
+    loader = create_dataset(opt)
+    times = []
+    start = time.perf_counter()
+    for i, _ in enumerate(loader):
+        now = time.perf_counter()
+        times.append(now - start)
+        start = now
+        if i + 1 >= batches:
+            break
+    return times
+
+
+def summary(label: str, times: list[float], batch_size: int) -> str:
+    median = statistics.median(times)
+    return (f"{label}: {median:.3f} s/step (median of {len(times)}, min {min(times):.3f}, max {max(times):.3f}), "
+            f"{batch_size / median:.2f} samples/s")
+
+
+@exit_on_user_error
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        from util.errors import UserError
+        raise UserError("--device cuda asked for, but CUDA is not available")
+    from options.train_options import TrainOptions
+
+    opt = TrainOptions().gather(train_argv(args, args.dataroot or "/nonexistent-bench"))
+    label = (f"{args.netG}+{args.netD} batch {args.batch_size} crop {args.crop_size} input_nc {args.input_nc} "
+             f"on {opt.device} ({torch.get_num_threads()} threads)")
+    print(summary(label, time_training_steps(opt, args.warmup, args.steps), args.batch_size))
+    if args.dataroot:
+        times = time_data_loader(opt, args.warmup + args.steps)
+        print(summary(f"data loader alone ({args.num_threads} workers)", times[args.warmup:] or times, args.batch_size))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
