@@ -97,10 +97,20 @@ class CustomDatasetDataLoader:
         return int(min(n, self.opt.max_dataset_size))
 
     def __iter__(self):
+        batches = iter(self.dataloader)
+        error = None
         try:
-            for i, data in enumerate(self.dataloader):
+            for i, data in enumerate(batches):
                 if i * self.opt.batch_size >= self.opt.max_dataset_size:
                     break
                 yield data
         except UserError as err:
-            raise _clean_worker_error(err) from None
+            error = _clean_worker_error(err)
+        if error is not None:
+            # Stop the workers now: the error's traceback would otherwise keep them alive until a
+            # garbage collection, which then waits seconds for them to exit.
+            shutdown = getattr(batches, "_shutdown_workers", None)
+            if shutdown is not None:
+                shutdown()
+            del batches
+            raise error
