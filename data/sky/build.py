@@ -1,0 +1,355 @@
+"""Build a dataset: choose targets, split them by sky region, cut them out, write PNG/FITS + manifest.
+
+Resumable: targets whose files and manifest row exist are skipped; every file is written atomically.
+Workers are processes, each with its own surveys and tile cache; only the parent writes the manifest.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from util.errors import UserError
+from util.fileio import atomic_write_bytes
+
+from .config import BuildConfig, TargetSpec
+from .engine import CutoutEngine
+from .fetch import Fetcher, FetchError
+from .footprint import survey_footprint
+from .geometry import OutputGrid
+from .manifest import columns, coverage_column, read_manifest, shard_manifest_name, write_manifest
+from .output import fits_cube, panels_png
+from .render import BuiltinRenderer, Renderer
+from .sampling import grid_candidates, pick, random_candidates
+from .source import open_survey
+from .split import SPLITS, assign_cells, auto_split_order, cells_of, footprint_cells, straddles
+from .stretch import to_uint8
+from .targets import Target, catalog_targets, read_coords_csv, resolve_names, unique_stems
+
+log = logging.getLogger(__name__)
+
+MANIFEST_EVERY_S = 2.0
+
+
+@dataclass(frozen=True)
+class Item:
+    target: Target
+    stem: str
+    split: str
+
+    @property
+    def file(self) -> str:
+        return f"{self.split}/{self.stem}.png"
+
+    @property
+    def fits_file(self) -> str:
+        return f"{self.split}/{self.stem}.fits"
+
+
+@dataclass
+class Summary:
+    written: int = 0
+    already_done: int = 0
+    low_coverage: list[str] = None  # type: ignore[assignment]
+    failed: list[str] = None  # type: ignore[assignment]
+    unknown: list[str] = None  # type: ignore[assignment]
+    guard_dropped: list[str] = None  # type: ignore[assignment]
+    outside: list[str] = None  # type: ignore[assignment]
+
+    def __post_init__(self):
+        for name in ("low_coverage", "failed", "unknown", "guard_dropped", "outside"):
+            if getattr(self, name) is None:
+                setattr(self, name, [])
+
+
+# ---- setup -----------------------------------------------------------------------------------
+def check_writable(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-probe-", dir=out)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise UserError(f"--out {out}: cannot write there ({err.strerror or err})") from None
+
+
+def open_engines(config: BuildConfig) -> list[CutoutEngine]:
+    fetcher = Fetcher(config.fetch)
+    formats = list(config.tile_formats) or [None]
+    if len(formats) == 1:
+        formats = formats * len(config.surveys)
+    if len(formats) != len(config.surveys):
+        raise UserError(f"--tile_format: give one format or one per survey ({len(config.surveys)})")
+    engines = []
+    for spec, fmt in zip(config.surveys, formats):
+        survey = open_survey(spec, fetcher, config.mocserver_url)
+        engines.append(CutoutEngine(survey, fmt, cache_tiles=config.cache_tiles))
+    names = [e.survey.name for e in engines]
+    for engine in engines:
+        if names.count(engine.survey.name) > 1:
+            engine.survey.name = f"{engine.survey.name}_{names[: engines.index(engine) + 1].count(engine.survey.name)}"
+    return engines
+
+
+def make_renderer(config: BuildConfig, engines: list[CutoutEngine] | None = None) -> Renderer:
+    engines = engines if engines is not None else open_engines(config)
+    if config.backend == "builtin":
+        return BuiltinRenderer(engines)
+    if config.backend == "aladin":
+        from .aladin_backend import AladinRenderer
+
+        return AladinRenderer(engines, config)
+    if config.backend == "hips2fits":
+        from .hips2fits_backend import Hips2FitsRenderer
+
+        return Hips2FitsRenderer(engines, config)
+    raise UserError(f"--backend {config.backend}: choose builtin, aladin or hips2fits")
+
+
+# ---- targets ---------------------------------------------------------------------------------
+def explicit_targets(config: BuildConfig, spec: TargetSpec) -> tuple[list[Target], list[str]]:
+    if spec.catalog:
+        return catalog_targets(spec.catalog), []
+    if spec.coords_csv:
+        return read_coords_csv(spec.coords_csv), []
+    if spec.position is not None:
+        ra, dec = spec.position
+        return [Target(spec.single_name or f"ra{ra:.4f}_dec{dec:+.4f}", ra % 360.0, dec)], []
+    names = list(spec.names) + ([spec.single_name] if spec.single_name else [])
+    return resolve_names(names, config.sesame_url)
+
+
+def split_quotas(count: int, fractions: tuple[float, float, float]) -> dict[str, int]:
+    """Targets per split for --sample (largest remainders), so the fractions hold exactly."""
+    raw = [count * f for f in fractions]
+    quota = [int(math.floor(x)) for x in raw]
+    for index in sorted(range(3), key=lambda i: raw[i] - quota[i], reverse=True)[:count - sum(quota)]:
+        quota[index] += 1
+    return dict(zip(SPLITS, quota))
+
+
+def sampled_targets(config: BuildConfig, spec: TargetSpec, renderer: Renderer, footprints,
+                    split_order: int) -> tuple[list[Target], dict[int, str]]:
+    """Positions inside every survey, screened for coverage and for straddling two splits."""
+    count = spec.sample
+    if spec.sample_mode == "grid":
+        ra, dec = grid_candidates(footprints, count)
+    else:
+        ra, dec = random_candidates(footprints, max(40 * count, 2000), config.seed)
+    screen = BuiltinRenderer(renderer.engines) if hasattr(renderer, "engines") else renderer
+    if config.min_coverage > 0:
+        estimate = screen.estimate_coverage_many(ra, dec, config.fov, config.size).min(axis=1)
+        usable = estimate >= config.min_coverage
+        ra, dec = ra[usable], dec[usable]
+    cells = cells_of(ra, dec, split_order)
+    # weight cells by the candidates whose whole field stays inside them: those can never be dropped
+    # by the split guard, so every split can fill its quota
+    interior = np.array([len(set(footprint_cells(r, d, config.fov, 1.0, split_order).tolist()) - {c}) == 0
+                         for r, d, c in zip(ra.tolist(), dec.tolist(), cells.tolist())], dtype=bool)
+    cell_split = assign_cells(cells[interior] if interior.any() else cells, config.split, config.seed)
+    cell_of = dict(zip(zip(ra.tolist(), dec.tolist()), cells.tolist()))
+    quota = split_quotas(count, config.split)
+    taken = {name: 0 for name in quota}
+
+    def accept(r: float, d: float) -> bool:
+        split = cell_split.get(cell_of[(r, d)])
+        if split is None or taken[split] >= quota[split]:
+            return False
+        if config.split_guard and straddles(r, d, config.fov, 1.0, split_order, cell_split):
+            return False
+        if config.min_coverage > 0:
+            grid = OutputGrid(r, d, config.fov, config.size, config.size, config.projection)
+            if min(screen.estimate_coverage(grid)) < config.min_coverage:
+                return False
+        taken[split] += 1
+        return True
+
+    chosen = pick(ra, dec, count, accept, spread=spec.sample_mode == "grid")
+    if len(chosen) < count:
+        log.warning("--sample %d: only %d positions pass coverage %.2f and the split guard",
+                    count, len(chosen), config.min_coverage)
+    return [Target(f"sample_{i:05d}", r, d) for i, (r, d) in enumerate(chosen)], cell_split
+
+
+def plan_items(config: BuildConfig, targets: list[Target], split_order: int, single: bool,
+               cell_split: dict[int, str] | None, summary: Summary) -> list[Item]:
+    """Give each target its split (sky cell) and file name; drop targets that straddle two splits."""
+    stems = unique_stems(targets)
+    if single:
+        return [Item(t, s, "test") for t, s in zip(targets, stems)]
+    if not targets:
+        return []
+    cells = cells_of(np.array([t.ra for t in targets]), np.array([t.dec for t in targets]), split_order)
+    if cell_split is None:
+        cell_split = assign_cells(cells, config.split, config.seed)
+    items = []
+    for target, stem, cell in zip(targets, stems, cells):
+        if config.split_guard and straddles(target.ra, target.dec, target.fov or config.fov, 1.0, split_order,
+                                            cell_split):
+            summary.guard_dropped.append(target.name)
+            continue
+        items.append(Item(target, stem, cell_split[int(cell)]))
+    return items
+
+
+# ---- one target ------------------------------------------------------------------------------
+def write_item(config: BuildConfig, item: Item, bands) -> tuple[str, dict | None]:
+    """('written', row) or ('low_coverage'|'outside', None)."""
+    coverages = [b.coverage for b in bands]
+    if max(coverages) == 0.0:
+        return "outside", None
+    if min(coverages) < config.min_coverage:
+        return "low_coverage", None
+    fov = item.target.fov or config.fov
+    panels = [to_uint8(b.values, b.is_8bit, config.stretch) for b in bands]
+    row = {"file": item.file, "name": item.target.name, "ra": f"{item.target.ra:.6f}",
+           "dec": f"{item.target.dec:.6f}", "fov": f"{fov:g}", "size": str(config.size),
+           "surveys": ";".join(b.name for b in bands), "split": item.split}
+    for band in bands:
+        row[coverage_column(band.name)] = f"{band.coverage:.4f}"
+    if config.fits:
+        grid = OutputGrid(item.target.ra, item.target.dec, fov, config.size, config.size, config.projection)
+        cube = [dict(name=b.name, location=b.location, values=b.values, unit=b.unit, coverage=b.coverage,
+                     tile_format=b.tile_format) for b in bands]
+        atomic_write_bytes(config.out / item.fits_file, fits_cube(grid, cube, item.target.name))
+        row["fits"] = item.fits_file
+    atomic_write_bytes(config.out / item.file, panels_png(panels))  # PNG last: it marks the item done
+    return "written", row
+
+
+def process_items(renderer: Renderer, config: BuildConfig, items: list[Item]) -> list[tuple[Item, str, dict | None]]:
+    grids = [OutputGrid(i.target.ra, i.target.dec, i.target.fov or config.fov, config.size, config.size,
+                        config.projection) for i in items]
+    try:
+        all_bands = renderer.render(grids)
+    except FetchError as err:
+        if len(items) == 1:
+            return [(items[0], f"failed: {err}", None)]
+        return [result for item in items for result in process_items(renderer, config, [item])]
+    results = []
+    for item, bands in zip(items, all_bands):
+        status, row = write_item(config, item, bands)
+        results.append((item, status, row))
+    return results
+
+
+# ---- worker processes (each builds its own renderer once) -----------------------------------
+_WORKER: dict = {}
+
+
+def _worker_init(config: BuildConfig) -> None:
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    _WORKER["config"] = config
+    _WORKER["renderer"] = make_renderer(config)
+
+
+def _worker_run(items: list[Item]):
+    return process_items(_WORKER["renderer"], _WORKER["config"], items)
+
+
+# ---- driver ----------------------------------------------------------------------------------
+def finished_rows(out: Path, manifest_name: str, with_fits: bool) -> dict[str, dict]:
+    """Manifest rows whose files are all on disk, by file."""
+    rows = {}
+    for row in read_manifest(out / manifest_name):
+        if not (out / row.get("file", "")).is_file():
+            continue
+        if with_fits and not (row.get("fits") and (out / row["fits"]).is_file()):
+            continue
+        rows[row["file"]] = row
+    return rows
+
+
+def build_dataset(config: BuildConfig, spec: TargetSpec) -> Summary:
+    check_writable(config.out)
+    summary = Summary()
+    engines = open_engines(config)
+    renderer = make_renderer(config, engines)
+    single = spec.position is not None or spec.single_name is not None
+    split_order = config.split_order if config.split_order is not None else auto_split_order(config.fov)
+    footprints = [survey_footprint(e.survey, e.tile_format) for e in engines]
+
+    cell_split = None
+    if spec.sample:
+        targets, cell_split = sampled_targets(config, spec, renderer, footprints, split_order)
+    else:
+        targets, summary.unknown = explicit_targets(config, spec)
+        if targets:
+            ras = np.array([t.ra for t in targets])
+            decs = np.array([t.dec for t in targets])
+            any_inside = np.zeros(len(targets), dtype=bool)
+            for footprint in footprints:
+                any_inside |= footprint.contains(ras, decs) if footprint is not None else True
+            summary.outside = [t.name for t, ok in zip(targets, any_inside) if not ok]
+            targets = [t for t, ok in zip(targets, any_inside) if ok]
+        if single and summary.outside:
+            raise UserError(f"position of {summary.outside[0]} is outside every survey")
+    if not targets:
+        if summary.unknown:
+            raise UserError(f"no target resolved; unknown: {', '.join(summary.unknown)}")
+        if summary.outside:
+            raise UserError(f"every target is outside every survey ({len(summary.outside)} given)")
+        raise UserError("no targets to cut out")
+
+    items = plan_items(config, targets, split_order, single, cell_split, summary)
+    if config.shard is not None:
+        index, count = config.shard
+        items = items[index::count]
+    manifest_name = shard_manifest_name(config.shard)
+    done = finished_rows(config.out, manifest_name, config.fits)
+    rows = dict(done)
+    todo = [item for item in items if item.file not in done]
+    summary.already_done = len(items) - len(todo)
+    cols = columns(renderer.survey_names, config.fits)
+    _run(config, renderer, todo, rows, cols, manifest_name, summary)
+    return summary
+
+
+def _run(config: BuildConfig, renderer: Renderer, todo: list[Item], rows: dict, cols: list[str],
+         manifest_name: str, summary: Summary) -> None:
+    from tqdm import tqdm
+
+    manifest_path = config.out / manifest_name
+    chunk = 16 if config.backend == "aladin" else 4
+    chunks = [todo[i:i + chunk] for i in range(0, len(todo), chunk)]
+    bar = tqdm(total=len(todo), unit="target", disable=not config.progress, file=sys.stderr, leave=False)
+    last_save = time.monotonic()
+
+    def collect(results) -> None:
+        nonlocal last_save
+        for item, status, row in results:
+            if status == "written":
+                rows[item.file] = row
+                summary.written += 1
+            elif status == "low_coverage":
+                summary.low_coverage.append(item.target.name)
+                log.info("skipped %s: coverage below %.2f", item.target.name, config.min_coverage)
+            elif status == "outside":
+                summary.outside.append(item.target.name)
+            else:
+                summary.failed.append(f"{item.target.name} ({status})")
+        bar.update(len(results))
+        if time.monotonic() - last_save > MANIFEST_EVERY_S:
+            write_manifest(manifest_path, list(rows.values()), cols)
+            last_save = time.monotonic()
+
+    try:
+        if config.workers <= 1 or len(chunks) <= 1:
+            for piece in chunks:
+                collect(process_items(renderer, config, piece))
+        else:
+            with ProcessPoolExecutor(max_workers=config.workers, initializer=_worker_init,
+                                     initargs=(replace(config, progress=False),)) as pool:
+                for results in pool.map(_worker_run, chunks):
+                    collect(results)
+    finally:
+        bar.close()
+        write_manifest(manifest_path, sorted(rows.values(), key=lambda r: r["file"]), cols)

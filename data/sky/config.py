@@ -1,0 +1,48 @@
+"""Everything one dataset build needs, validated once (so workers never re-check options)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .fetch import FetchSettings
+from .stretch import StretchSettings
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """Exactly one way of choosing targets."""
+
+    catalog: str | None = None
+    names: tuple[str, ...] = ()
+    coords_csv: str | None = None
+    sample: int | None = None
+    sample_mode: str = "random"
+    position: tuple[float, float] | None = None  # --ra --dec
+    single_name: str | None = None  # --target: a one-item inference set
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    surveys: tuple[str, ...]
+    out: Path
+    fov: float
+    size: int
+    projection: str = "TAN"
+    tile_formats: tuple[str | None, ...] = ()
+    split: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    split_order: int | None = None
+    split_guard: bool = True
+    seed: int = 0
+    fits: bool = False
+    workers: int = 1
+    shard: tuple[int, int] | None = None
+    min_coverage: float = 0.0
+    stretch: StretchSettings = field(default_factory=StretchSettings)
+    backend: str = "builtin"
+    fetch: FetchSettings = field(default_factory=FetchSettings)
+    mocserver_url: str = "https://alasky.cds.unistra.fr/MocServer/query"
+    sesame_url: str | None = "https://cds.unistra.fr/cgi-bin/nph-sesame/-oI/A"
+    hips2fits_url: str = "https://alasky.cds.unistra.fr/hips-image-services/hips2fits"
+    aladin_jar: str | None = None
+    cache_tiles: int = 96
+    progress: bool = True

@@ -1,0 +1,265 @@
+"""The built-in HiPS cutout engine: output grid -> resampled survey pixels, NaN where there is no data."""
+from __future__ import annotations
+
+import logging
+import math
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+
+from util.errors import UserError
+
+from .geometry import (OutputGrid, bilinear_lookup, choose_tile_order, finest_needed_depth, icrs_to_frame,
+                       pixel_sky_coords, zorder_rows_cols)
+from .source import Survey, allsky_path, tile_path
+from .tiles import (TileDecodeError, allsky_tile, allsky_tile_width, decode_image, decode_tile,
+                    separate_blank)
+from .tiles import fits_unit as read_fits_unit
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Cutout:
+    """Resampled values (height, width, channels) float32 with NaN = no data, and the fraction covered."""
+
+    values: np.ndarray
+    coverage: float
+    order: int
+    used_allsky: bool
+
+
+@dataclass(frozen=True)
+class Tile:
+    """A decoded tile: uint8 (blank = all channels 0, only if has_blank) or float32 with NaN."""
+
+    pixels: np.ndarray
+    has_blank: bool
+
+
+@dataclass(frozen=True)
+class SamplingPlan:
+    """Where the 4 bilinear neighbours of every output pixel live, grouped by tile.
+
+    Surveys with the same frame, order and tile width share one plan for the same grid.
+    """
+
+    weights: np.ndarray  # (N, 4)
+    rows: np.ndarray  # (N*4,)
+    cols: np.ndarray  # (N*4,)
+    groups: tuple[tuple[int, np.ndarray], ...]  # (tile number, flat indices into N*4); tile -1 = off-sky
+
+
+def make_plan(lon: np.ndarray, lat: np.ndarray, order: int, tile_width: int) -> SamplingPlan:
+    lookup = bilinear_lookup(lon, lat, order, tile_width)
+    flat = lookup.tiles.ravel()
+    groups = []
+    for ipix in np.unique(flat):
+        groups.append((int(ipix), np.flatnonzero(flat == ipix)))
+    return SamplingPlan(lookup.weights, lookup.rows.ravel(), lookup.cols.ravel(), tuple(groups))
+
+
+def coverage_fraction(values: np.ndarray) -> float:
+    return float(np.mean(np.isfinite(values[..., 0]))) if values.size else 0.0
+
+
+def combine_bilinear(samples: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Weighted sum over the 4 neighbours (N, 4, C); NaN where the nearest neighbour has no data.
+
+    Weights of neighbours without data are dropped and the rest renormalised, so edges stay sharp.
+    """
+    valid = np.isfinite(samples[..., 0])
+    if valid.all():
+        return np.einsum("nk,nkc->nc", weights, samples)
+    nearest = np.argmax(weights, axis=1)
+    nearest_valid = valid[np.arange(len(weights)), nearest]
+    w = np.where(valid, weights, np.float32(0))
+    total = w.sum(axis=1)
+    summed = np.einsum("nk,nkc->nc", w, np.where(valid[..., None], samples, np.float32(0)))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = summed / total[:, None]
+    out[~(nearest_valid & (total > 0))] = np.nan
+    return out
+
+
+class CutoutEngine:
+    """Cut one survey out on any grid; decoded tiles are kept in an LRU cache across targets."""
+
+    def __init__(self, survey: Survey, tile_format: str | None = None, cache_tiles: int = 96,
+                 use_allsky: bool = True):
+        fmt = tile_format or survey.properties.formats[0]
+        if fmt not in survey.properties.formats:
+            raise UserError(f"survey {survey.name}: tile format {fmt!r} not offered "
+                            f"(it has {' '.join(survey.properties.formats)})")
+        self.survey = survey
+        self.tile_format = fmt
+        self.cache_tiles = cache_tiles
+        self.use_allsky = use_allsky and fmt != "fits"  # an Allsky.fits mosaic is flipped as a whole
+        self._tiles: OrderedDict[tuple[int, int], Tile | None] = OrderedDict()
+        self._allsky: Tile | None | bool = False  # False = not looked at yet
+        self.fits_unit: str | None = None  # BUNIT of the first FITS tile read
+
+    @property
+    def unit(self) -> str:
+        if self.tile_format != "fits":
+            return "8-bit tile level"
+        return self.fits_unit or "tile value (BSCALE/BZERO applied)"
+
+    @property
+    def channels(self) -> int:
+        return 3 if self.survey.properties.is_colour and self.tile_format != "fits" else 1
+
+    # ---- tiles -------------------------------------------------------------------------------
+    def _decode(self, data: bytes, width: int | None) -> Tile:
+        array = decode_tile(data, self.tile_format, width, colour=self.survey.properties.is_colour)
+        if array.dtype == np.uint8:
+            array, has_blank = separate_blank(array)
+            return Tile(array, has_blank)
+        return Tile(array, True)
+
+    def _validate(self, data: bytes) -> None:
+        decode_tile(data, self.tile_format, self.survey.properties.tile_width)
+
+    def tile(self, order: int, ipix: int) -> Tile | None:
+        key = (order, ipix)
+        if key not in self._tiles:
+            self.prefetch(order, [ipix])
+        self._tiles.move_to_end(key)
+        return self._tiles[key]
+
+    def prefetch(self, order: int, ipixs) -> None:
+        """Read and decode the tiles not in the cache (remote surveys fetch them in parallel)."""
+        wanted = [int(p) for p in ipixs if int(p) >= 0 and (order, int(p)) not in self._tiles]
+        if not wanted:
+            return
+        paths = {p: tile_path(order, p, self.tile_format) for p in wanted}
+        read_many = getattr(self.survey, "read_many", None)
+        if read_many is not None and len(paths) > 1:
+            blobs = read_many(list(paths.values()), self._validate)
+        else:
+            blobs = {path: self.survey.read_file(path, self._validate) for path in paths.values()}
+        for ipix, path in paths.items():
+            data = blobs.get(path)
+            tile = None
+            if data is not None:
+                if self.tile_format == "fits" and self.fits_unit is None:
+                    self.fits_unit = read_fits_unit(data)
+                try:
+                    tile = self._decode(data, self.survey.properties.tile_width)
+                except TileDecodeError as err:
+                    log.warning("%s: %s unreadable (%s); treated as missing", self.survey.name, path, err)
+            self._tiles[(order, ipix)] = tile
+            self._tiles.move_to_end((order, ipix))
+        while len(self._tiles) > max(self.cache_tiles, len(wanted)):
+            self._tiles.popitem(last=False)
+
+    def allsky(self) -> Tile | None:
+        if self._allsky is False:
+            data = None
+            try:
+                data = self.survey.read_file(allsky_path(self.survey.properties.min_order, self.tile_format))
+            except Exception as err:  # a missing or broken preview only costs speed
+                log.info("%s: no Allsky (%s)", self.survey.name, err)
+            try:
+                self._allsky = self._decode(data, None) if data else None
+            except TileDecodeError:
+                self._allsky = None
+        return self._allsky
+
+    # ---- resampling --------------------------------------------------------------------------
+    def level(self, grid: OutputGrid) -> tuple[int, int, bool]:
+        """(tile order, tile width, use Allsky): Allsky when its pixels are already fine enough."""
+        props = self.survey.properties
+        needed = finest_needed_depth(grid.pixel_deg)
+        if self.use_allsky and needed <= props.min_order + int(math.log2(props.tile_width)) - 1:
+            allsky = self.allsky()
+            if allsky is not None:
+                width = allsky_tile_width(allsky.pixels, props.min_order)
+                if width > 0 and needed <= props.min_order + int(math.log2(width)):
+                    return props.min_order, width, True
+        order = choose_tile_order(grid.pixel_deg, props.tile_width, props.min_order, props.max_order)
+        return order, props.tile_width, False
+
+    def cutout(self, grid: OutputGrid, sky: tuple[np.ndarray, np.ndarray] | None = None,
+               shared: dict | None = None) -> Cutout:
+        """Resample the survey on `grid`.
+
+        sky: ICRS pixel coordinates of the grid, computed once per target; shared: a dict used by all
+        surveys of one target to reuse frame conversions and sampling plans.
+        """
+        shared = {} if shared is None else shared
+        if sky is None:
+            sky = shared.get("icrs") or pixel_sky_coords(grid)
+            shared["icrs"] = sky
+        frame = self.survey.properties.frame
+        if ("frame", frame) not in shared:
+            shared[("frame", frame)] = icrs_to_frame(sky[0], sky[1], frame)
+        order, width, use_allsky = self.level(grid)
+        key = ("plan", frame, order, width)
+        if key not in shared:
+            lon, lat = shared[("frame", frame)]
+            shared[key] = make_plan(lon, lat, order, width)
+        plan: SamplingPlan = shared[key]
+        if use_allsky:
+            allsky = self.allsky()
+
+            def source(ipix: int) -> Tile:
+                return Tile(allsky_tile(allsky.pixels, ipix, order), allsky.has_blank)
+        else:
+            self.prefetch(order, [ipix for ipix, _ in plan.groups])
+
+            def source(ipix: int) -> Tile | None:
+                return self.tile(order, ipix)
+        samples = self._gather(plan, source)
+        values = combine_bilinear(samples, plan.weights).reshape(grid.height, grid.width, -1)
+        return Cutout(values, coverage_fraction(values), order, use_allsky)
+
+    def has_data(self, ra: np.ndarray, dec: np.ndarray, pixel_deg: float) -> np.ndarray:
+        """Whether the survey has data at ICRS positions (nearest tile pixel at the order for pixel_deg)."""
+        import astropy.units as u
+        from astropy.coordinates import Latitude, Longitude
+        import cdshealpix.nested as healpix
+
+        props = self.survey.properties
+        order = choose_tile_order(pixel_deg, props.tile_width, props.min_order, props.max_order)
+        bits = int(math.log2(props.tile_width))
+        lon, lat = icrs_to_frame(np.asarray(ra, dtype=np.float64), np.asarray(dec, dtype=np.float64),
+                                 props.frame)
+        ipix = healpix.lonlat_to_healpix(Longitude(np.asarray(lon) % 360 * u.deg),
+                                         Latitude(np.clip(lat, -90, 90) * u.deg), order + bits,
+                                         num_threads=1).astype(np.int64)
+        tiles = ipix >> (2 * bits)
+        row_table, col_table = zorder_rows_cols(props.tile_width)
+        sub = ipix & ((1 << (2 * bits)) - 1)
+        result = np.zeros(ipix.shape, dtype=bool)
+        unique = np.unique(tiles)
+        self.prefetch(order, unique)
+        for tile_number in unique:
+            tile = self.tile(order, int(tile_number))
+            if tile is None:
+                continue
+            mask = tiles == tile_number
+            values = tile.pixels[row_table[sub[mask]], col_table[sub[mask]]]
+            result[mask] = values.any(axis=-1) if values.dtype == np.uint8 else np.isfinite(values[..., 0])
+        return result
+
+    def _gather(self, plan: SamplingPlan, source) -> np.ndarray:
+        channels = self.channels
+        n = plan.weights.shape[0]
+        out = np.full((n * 4, channels), np.nan, dtype=np.float32)
+        for ipix, index in plan.groups:
+            tile = source(ipix) if ipix >= 0 else None
+            if tile is None:
+                continue
+            pixels = tile.pixels
+            values = pixels[plan.rows[index], plan.cols[index]]
+            if values.shape[1] != channels:
+                values = values[:, :1] if channels == 1 else np.repeat(values[:, :1], channels, axis=1)
+            if values.dtype == np.uint8:
+                blank = ~values.any(axis=1) if tile.has_blank else None
+                values = values.astype(np.float32)
+                if blank is not None:
+                    values[blank] = np.nan
+            out[index] = values
+        return out.reshape(n, 4, channels)

@@ -1,0 +1,163 @@
+"""Pure geometry: the output pixel grid, frames, HiPS order choice and HEALPix sub-pixel lookups.
+
+Image arrays are top row first (north up, east left), as in the PNG files; FITS writers flip them.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+PROJECTIONS = ("TAN", "SIN", "ARC", "STG", "ZEA", "CAR", "AIT")
+HEALPIX_CELL_DEG = math.degrees(math.sqrt(4 * math.pi / 12))  # side of an order-0 cell, about 58.6 deg
+
+
+@dataclass(frozen=True)
+class OutputGrid:
+    """Centre (ICRS deg), full width in deg, size in px, projection; square pixels, north up."""
+
+    ra: float
+    dec: float
+    fov: float
+    width: int
+    height: int
+    projection: str = "TAN"
+
+    @property
+    def pixel_deg(self) -> float:
+        return self.fov / self.width
+
+
+def make_wcs(grid: OutputGrid):
+    """astropy WCS of the grid in FITS convention (pixel 1 at the bottom-left, centre at (N+1)/2)."""
+    from astropy.wcs import WCS
+
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = [f"RA---{grid.projection}", f"DEC--{grid.projection}"]
+    wcs.wcs.crval = [grid.ra, grid.dec]
+    wcs.wcs.crpix = [(grid.width + 1) / 2, (grid.height + 1) / 2]
+    wcs.wcs.cdelt = [-grid.pixel_deg, grid.pixel_deg]
+    wcs.wcs.cunit = ["deg", "deg"]
+    wcs.wcs.radesys = "ICRS"
+    return wcs
+
+
+def pixel_sky_coords(grid: OutputGrid) -> tuple[np.ndarray, np.ndarray]:
+    """ICRS (ra, dec) in deg of every pixel centre, arrays (height, width), row 0 = top (north)."""
+    wcs = make_wcs(grid)
+    cols, rows = np.meshgrid(np.arange(grid.width, dtype=np.float64),
+                             np.arange(grid.height, dtype=np.float64))
+    fits_y = grid.height - 1 - rows  # 0-based FITS row counts from the bottom
+    ra, dec = wcs.wcs_pix2world(cols, fits_y, 0)
+    return ra, dec
+
+
+def icrs_to_frame(ra: np.ndarray, dec: np.ndarray, frame: str) -> tuple[np.ndarray, np.ndarray]:
+    """Longitudes/latitudes in the survey frame ('equatorial' = ICRS, or 'galactic')."""
+    if frame == "equatorial":
+        return ra, dec
+    from astropy.coordinates import SkyCoord
+    import astropy.units as u
+
+    gal = SkyCoord(ra=np.asarray(ra) * u.deg, dec=np.asarray(dec) * u.deg, frame="icrs").galactic
+    return gal.l.deg, gal.b.deg
+
+
+def frame_to_icrs(lon: np.ndarray, lat: np.ndarray, frame: str) -> tuple[np.ndarray, np.ndarray]:
+    if frame == "equatorial":
+        return lon, lat
+    from astropy.coordinates import SkyCoord
+    import astropy.units as u
+
+    icrs = SkyCoord(l=np.asarray(lon) * u.deg, b=np.asarray(lat) * u.deg, frame="galactic").icrs
+    return icrs.ra.deg, icrs.dec.deg
+
+
+def hips_pixel_deg(depth: int) -> float:
+    """Mean pixel size of HEALPix depth `depth` (= tile order + log2(tile width))."""
+    return HEALPIX_CELL_DEG / 2**depth
+
+
+def finest_needed_depth(pixel_deg: float) -> int:
+    """Smallest HEALPix depth whose pixels are no larger than the output pixels."""
+    return max(0, math.ceil(math.log2(HEALPIX_CELL_DEG / pixel_deg) - 1e-9))
+
+
+def choose_tile_order(pixel_deg: float, tile_width: int, min_order: int, max_order: int) -> int:
+    """Tile order whose pixels match the output pixels, clamped to the orders the survey has."""
+    order = finest_needed_depth(pixel_deg) - int(math.log2(tile_width))
+    return int(min(max(order, min_order), max_order))
+
+
+@lru_cache(maxsize=8)
+def zorder_rows_cols(tile_width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column in a tile of each nested sub-pixel index (bit 0 -> row, bit 1 -> col, and so on).
+
+    Matches cdshealpix offsets: a sub-pixel's centre has dx = (row + 0.5)/W, dy = (col + 0.5)/W
+    (checked in the tests against lonlat_to_healpix(return_offsets=True)).
+    """
+    index = np.arange(tile_width * tile_width, dtype=np.int64)
+    rows = np.zeros_like(index)
+    cols = np.zeros_like(index)
+    for bit in range(int(math.log2(tile_width))):
+        rows |= ((index >> (2 * bit)) & 1) << bit
+        cols |= ((index >> (2 * bit + 1)) & 1) << bit
+    return rows.astype(np.int32), cols.astype(np.int32)
+
+
+@dataclass(frozen=True)
+class BilinearLookup:
+    """For N sky positions, the 4 surrounding sub-pixel centres: tile number, row, col and weight."""
+
+    tiles: np.ndarray  # (N, 4) int64, -1 where the position is invalid
+    rows: np.ndarray  # (N, 4) int32
+    cols: np.ndarray  # (N, 4) int32
+    weights: np.ndarray  # (N, 4) float32
+
+
+def bilinear_lookup(lon: np.ndarray, lat: np.ndarray, order: int, tile_width: int) -> BilinearLookup:
+    """cdshealpix bilinear interpolation at the tile-pixel depth, split into tile and in-tile pixel.
+
+    Working at depth order + log2(W) lets cdshealpix find neighbours across tile borders for us.
+    """
+    import astropy.units as u
+    from astropy.coordinates import Latitude, Longitude
+    import cdshealpix.nested as healpix
+
+    bits = int(math.log2(tile_width))
+    lon = np.asarray(lon, dtype=np.float64).ravel()
+    lat = np.asarray(lat, dtype=np.float64).ravel()
+    finite = np.isfinite(lon) & np.isfinite(lat)
+    safe_lon = np.where(finite, lon, 0.0) % 360.0
+    safe_lat = np.clip(np.where(finite, lat, 0.0), -90.0, 90.0)
+    ipix, weights = healpix.bilinear_interpolation(Longitude(safe_lon * u.deg), Latitude(safe_lat * u.deg),
+                                                   order + bits, num_threads=1)
+    invalid = np.ma.getmaskarray(ipix) | ~finite[:, None]
+    ipix = np.ma.getdata(ipix).astype(np.int64)
+    weights = np.ma.getdata(weights).astype(np.float32)
+    sub = ipix & ((1 << (2 * bits)) - 1)
+    tiles = np.where(invalid, -1, ipix >> (2 * bits))
+    row_table, col_table = zorder_rows_cols(tile_width)
+    return BilinearLookup(tiles, row_table[sub], col_table[sub], np.where(invalid, 0, weights))
+
+
+def nearest_tile_pixel(lon: float, lat: float, order: int, tile_width: int) -> tuple[int, int, int]:
+    """(tile, row, col) of the tile pixel holding one position, from cdshealpix offsets (HiPS 1.0 order)."""
+    import astropy.units as u
+    from astropy.coordinates import Latitude, Longitude
+    import cdshealpix.nested as healpix
+
+    tile, dx, dy = healpix.lonlat_to_healpix(Longitude([lon] * u.deg), Latitude([lat] * u.deg), order,
+                                             return_offsets=True)
+    return int(tile[0]), int(math.floor(dx[0] * tile_width)), int(math.floor(dy[0] * tile_width))
+
+
+def tile_pixel_sky(tile: int, row: int, col: int, order: int, tile_width: int) -> tuple[float, float]:
+    """Survey-frame (lon, lat) of the centre of a tile pixel (inverse of nearest_tile_pixel)."""
+    import cdshealpix.nested as healpix
+
+    lon, lat = healpix.healpix_to_lonlat(np.array([tile], dtype=np.uint64), order,
+                                         dx=(row + 0.5) / tile_width, dy=(col + 0.5) / tile_width)
+    return float(lon.deg[0]), float(lat.deg[0])

@@ -1,0 +1,59 @@
+"""Parse a HiPS `properties` file into the few facts the cutout engine needs."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from util.errors import UserError
+
+TILE_EXTENSIONS = {"jpeg": "jpg", "png": "png", "fits": "fits"}
+
+
+@dataclass(frozen=True)
+class HipsProperties:
+    """What a HiPS says about itself (IVOA HiPS 1.0 keywords, with the old Aladin aliases as fallback)."""
+
+    frame: str  # "equatorial" or "galactic"
+    max_order: int
+    min_order: int
+    tile_width: int
+    formats: tuple[str, ...]  # subset of TILE_EXTENSIONS, in the order the survey lists them
+    is_colour: bool
+    title: str
+    creator_did: str
+
+
+def parse_properties_text(text: str, where: str = "properties") -> HipsProperties:
+    """Read `key = value` lines (comments start with #); raise UserError on what a cutout cannot do without."""
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        values.setdefault(key.strip(), value.strip())
+
+    frame = values.get("hips_frame") or {"C": "equatorial", "G": "galactic", "E": "ecliptic"}.get(
+        values.get("coordsys", "C"), "equatorial")
+    frame = frame.lower()
+    if frame not in ("equatorial", "galactic"):
+        raise UserError(f"{where}: HiPS frame {frame!r} is not supported (equatorial or galactic)")
+    try:
+        max_order = int(values.get("hips_order") or values["maxOrder"])
+    except (KeyError, ValueError):
+        raise UserError(f"{where}: no valid hips_order") from None
+    try:
+        tile_width = int(values.get("hips_tile_width", "512"))
+        min_order = int(values.get("hips_order_min", "3" if max_order >= 3 else "0"))
+    except ValueError:
+        raise UserError(f"{where}: hips_tile_width or hips_order_min is not an integer") from None
+    if tile_width < 1 or tile_width & (tile_width - 1):
+        raise UserError(f"{where}: hips_tile_width {tile_width} is not a power of two")
+    raw_formats = (values.get("hips_tile_format") or values.get("format") or "jpeg").lower().split()
+    formats = tuple("jpeg" if f == "jpg" else f for f in raw_formats if f in ("jpeg", "jpg", "png", "fits"))
+    if not formats:
+        raise UserError(f"{where}: tile formats {raw_formats} unsupported (jpeg, png or fits)")
+    is_colour = (values.get("dataproduct_subtype", "").lower() == "color"
+                 or values.get("isColor", "").lower() == "true")
+    title = values.get("obs_title") or values.get("label") or ""
+    did = values.get("creator_did") or values.get("publisher_did") or values.get("ID") or ""
+    return HipsProperties(frame, max_order, min(min_order, max_order), tile_width, formats, is_colour, title, did)

@@ -1,0 +1,87 @@
+"""Train/val/test split by sky region: the HEALPix cell of each centre, so neighbours share a split.
+
+A target whose footprint reaches into a cell of another split would overlap that split's cutouts;
+`straddles` finds those so the builder can drop them (the split guard).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from util.errors import UserError
+
+from .geometry import HEALPIX_CELL_DEG
+
+SPLITS = ("train", "val", "test")
+
+
+def parse_fractions(text: str) -> tuple[float, float, float]:
+    """'0.8,0.1,0.1' -> fractions that sum to 1."""
+    try:
+        parts = [float(p) for p in text.split(",")]
+    except ValueError:
+        raise UserError(f"--split {text}: three numbers like 0.8,0.1,0.1") from None
+    if len(parts) != 3 or any(p < 0 or not math.isfinite(p) for p in parts) or sum(parts) <= 0:
+        raise UserError(f"--split {text}: three non-negative numbers like 0.8,0.1,0.1")
+    total = sum(parts)
+    return tuple(p / total for p in parts)  # type: ignore[return-value]
+
+
+def auto_split_order(fov_deg: float) -> int:
+    """Finest HEALPix order whose cells are at least 4x the field, so most cutouts sit well inside one."""
+    order = math.floor(math.log2(HEALPIX_CELL_DEG / (4 * fov_deg)))
+    return int(min(max(order, 0), 12))
+
+
+def cells_of(ra: np.ndarray, dec: np.ndarray, order: int) -> np.ndarray:
+    """Nested ICRS HEALPix cell of each position."""
+    import astropy.units as u
+    from astropy.coordinates import Latitude, Longitude
+    import cdshealpix.nested as healpix
+
+    ra = np.atleast_1d(np.asarray(ra, dtype=np.float64)) % 360.0
+    dec = np.atleast_1d(np.asarray(dec, dtype=np.float64))
+    return healpix.lonlat_to_healpix(Longitude(ra * u.deg), Latitude(dec * u.deg), order).astype(np.int64)
+
+
+def assign_cells(cells: np.ndarray, fractions: tuple[float, float, float], seed: int) -> dict[int, str]:
+    """Give each cell a split so the target counts follow the fractions; cell order is seeded-random.
+
+    Greedy: each cell (in shuffled order) joins the split furthest below its share so far.
+    """
+    unique, counts = np.unique(np.asarray(cells, dtype=np.int64), return_counts=True)
+    order = np.random.default_rng(seed).permutation(len(unique))
+    assigned = np.zeros(3)
+    result: dict[int, str] = {}
+    for index in order:
+        weight = counts[index]
+        deficit = np.array(fractions) * (assigned.sum() + weight) - assigned
+        deficit[np.array(fractions) == 0] = -np.inf
+        choice = int(np.argmax(deficit))
+        assigned[choice] += weight
+        result[int(unique[index])] = SPLITS[choice]
+    return result
+
+
+def footprint_cells(ra: float, dec: float, fov_deg: float, aspect: float, order: int) -> np.ndarray:
+    """Cells at `order` touched by the disc that holds a square-ish cutout (half-diagonal radius)."""
+    import astropy.units as u
+    from astropy.coordinates import Angle, Latitude, Longitude
+    import cdshealpix.nested as healpix
+
+    radius = 0.5 * fov_deg * math.hypot(1.0, aspect)
+    ipix, depth, _ = healpix.cone_search(Longitude(ra % 360.0, u.deg), Latitude(dec, u.deg),
+                                         Angle(radius, u.deg), order, flat=True)
+    return np.asarray(ipix, dtype=np.int64)
+
+
+def straddles(ra: float, dec: float, fov_deg: float, aspect: float, order: int,
+              cell_split: dict[int, str]) -> bool:
+    """True when the footprint touches a cell that belongs to a different split."""
+    own = cell_split.get(int(cells_of(ra, dec, order)[0]))
+    for cell in footprint_cells(ra, dec, fov_deg, aspect, order):
+        other = cell_split.get(int(cell))
+        if other is not None and other != own:
+            return True
+    return False

@@ -1,0 +1,54 @@
+"""Map survey values to 8 bit: 8-bit tiles pass through; FITS values get cuts and a stretch."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from util.errors import UserError
+
+STRETCHES = ("linear", "asinh", "log", "sqrt")
+
+
+@dataclass(frozen=True)
+class StretchSettings:
+    name: str = "linear"
+    low_percentile: float = 0.5
+    high_percentile: float = 99.5
+
+
+def parse_cuts(text: str) -> tuple[float, float]:
+    try:
+        low, high = (float(v) for v in text.split(","))
+    except ValueError:
+        raise UserError(f"--cuts {text}: two percentiles like 0.5,99.5") from None
+    if not 0 <= low < high <= 100:
+        raise UserError(f"--cuts {text}: need 0 <= low < high <= 100")
+    return low, high
+
+
+def stretch_to_unit(values: np.ndarray, settings: StretchSettings) -> np.ndarray:
+    """Scale to [0, 1] between the percentile cuts (over the finite pixels), then apply the stretch."""
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return np.zeros_like(values, dtype=np.float32)
+    low, high = np.percentile(finite, [settings.low_percentile, settings.high_percentile])
+    if high <= low:
+        high = low + 1.0
+    unit = np.clip((values - low) / (high - low), 0.0, 1.0)
+    if settings.name == "asinh":
+        unit = np.arcsinh(10.0 * unit) / np.arcsinh(10.0)
+    elif settings.name == "log":
+        unit = np.log1p(1000.0 * unit) / np.log1p(1000.0)
+    elif settings.name == "sqrt":
+        unit = np.sqrt(unit)
+    return unit.astype(np.float32)
+
+
+def to_uint8(values: np.ndarray, is_8bit_source: bool, settings: StretchSettings) -> np.ndarray:
+    """8-bit picture of a cutout (H, W, C); no-data pixels become 0 (black, as in HiPS JPEGs)."""
+    if is_8bit_source:
+        out = np.rint(np.clip(np.nan_to_num(values, nan=0.0), 0, 255))
+    else:
+        out = np.rint(255.0 * np.nan_to_num(stretch_to_unit(values, settings), nan=0.0))
+    return out.astype(np.uint8)
