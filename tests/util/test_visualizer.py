@@ -243,6 +243,9 @@ def test_wandb_offline_logs_losses_and_images(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.setenv("WANDB_CONSOLE", "off")
+    for variable, folder in (("WANDB_CACHE_DIR", "cache"), ("WANDB_CONFIG_DIR", "config"),
+                             ("WANDB_DATA_DIR", "data"), ("XDG_CACHE_HOME", "xdg")):
+        monkeypatch.setenv(variable, str(tmp_path / folder))  # nothing lands in the home folder
     visualizer = Visualizer(make_opt(tmp_path, use_wandb=True, wandb_project_name="h2-test"))
     visualizer.plot_current_losses(1, 0.5, LOSSES, total_iters=4)
     visualizer.display_current_results(nine_channel_visuals(), 1, 8, True)
