@@ -73,8 +73,9 @@ def attach_panels(model, dataset) -> None:
     model.set_visual_panels(getattr(dataset, "panel_channels", None), getattr(dataset, "panel_indices", None))
 
 
-def run_training(opt, stop_after_iters: int | None = None) -> dict[str, int]:
-    """Train as upstream's train.py; `stop_after_iters` ends early (tests simulate a killed run)."""
+def run_training(opt, stop_after_iters: int | None = None, stop_after_epoch: int | None = None) -> dict[str, int]:
+    """Train as upstream's train.py. `stop_after_iters` / `stop_after_epoch` end the run early,
+    right after that iteration / after that epoch's end-of-epoch saves (a killed run, in tests)."""
     from data import create_dataset
     from models import create_model
     from util.visualizer import Visualizer
@@ -86,7 +87,17 @@ def run_training(opt, stop_after_iters: int | None = None) -> dict[str, int]:
     attach_panels(model, dataset.dataset)
     model.setup(opt)
     visualizer = Visualizer(opt)
+    try:
+        return _train_epochs(opt, dataset, model, visualizer, stop_after_iters, stop_after_epoch)
+    finally:
+        close = getattr(visualizer, "close", None)
+        if close is not None:
+            close()
 
+
+def _train_epochs(opt, dataset, model, visualizer, stop_after_iters: int | None,
+                  stop_after_epoch: int | None) -> dict[str, int]:
+    dataset_size = len(dataset)
     plan = plan_resume(opt, model.resume_state)
     for note in plan.notes:
         print(note)
@@ -139,7 +150,8 @@ def run_training(opt, stop_after_iters: int | None = None) -> dict[str, int]:
                     losses = model.get_current_losses()
                     t_comp = (time.time() - iter_start_time) / opt.batch_size
                     visualizer.print_current_losses(epoch, epoch_iter, losses, t_comp, t_data)
-                    visualizer.plot_current_losses(epoch, float(epoch_iter) / max(dataset_size, 1), losses)
+                    visualizer.plot_current_losses(epoch, float(epoch_iter) / max(dataset_size, 1), losses,
+                                                   total_iters=total_iters)
                 if total_iters % opt.save_latest_freq == 0:
                     print(f"saving the latest model (epoch {epoch}, total_iters {total_iters})")
                     prefix = f"iter_{total_iters}" if opt.save_by_iter else "latest"
@@ -160,4 +172,6 @@ def run_training(opt, stop_after_iters: int | None = None) -> dict[str, int]:
             print(f"saving the final model (epoch {epoch}, iters {total_iters})")
             save_checkpoint(model, "latest", progress)
         tqdm.write(f"End of epoch {epoch} / {last_epoch} \t Time Taken: {time.time() - epoch_start_time:.0f} sec")
+        if stop_after_epoch is not None and epoch >= stop_after_epoch:
+            break
     return {"epoch": epoch, "total_iters": total_iters}

@@ -1,0 +1,164 @@
+"""Checkpoint files: upstream format, strict loading of upstream checkpoints, clear errors for
+another architecture or a broken file, atomic saves, and the resume-state file."""
+import os
+import random
+from collections import OrderedDict
+
+import numpy as np
+import pytest
+import torch
+
+from models import create_model, networks
+from options.test_options import TestOptions
+from options.train_options import TrainOptions
+from util import checkpoint, fileio
+from util.errors import UserError
+
+TINY = ["--netG", "unet_64", "--ngf", "8", "--ndf", "8", "--gpu_ids", "-1", "--crop_size", "64"]
+
+
+def train_model(tmp_path, *extra):
+    opt = TrainOptions().gather(["--dataroot", str(tmp_path), "--model", "pix2pix", "--checkpoints_dir",
+                                 str(tmp_path / "ck"), *TINY, *extra])
+    model = create_model(opt)
+    model.setup(opt)
+    return model
+
+
+def built_for_testing(tmp_path, *extra):
+    opt = TestOptions().gather(["--dataroot", str(tmp_path), "--model", "pix2pix", "--checkpoints_dir",
+                                str(tmp_path / "ck"), *TINY, *extra])
+    model = create_model(opt)
+    model.setup(opt)
+    return model
+
+
+def batch(input_nc=3, output_nc=3, size=64):
+    return {"A": torch.rand(1, input_nc, size, size) * 2 - 1, "B": torch.rand(1, output_nc, size, size) * 2 - 1,
+            "A_paths": ["a.png"], "B_paths": ["a.png"]}
+
+
+def test_saved_networks_are_plain_cpu_state_dicts_named_as_upstream(tmp_path):
+    model = train_model(tmp_path)
+    model.save_networks("latest")
+    model.save_networks(3)
+    folder = tmp_path / "ck" / "experiment_name"
+    assert {p.name for p in folder.iterdir()} >= {"latest_net_G.pth", "latest_net_D.pth", "3_net_G.pth", "3_net_D.pth"}
+    state = torch.load(folder / "latest_net_G.pth", weights_only=True)
+    assert isinstance(state, OrderedDict)
+    assert list(state) == list(model.netG.state_dict())
+    assert all(t.device.type == "cpu" for t in state.values())
+
+
+def test_round_trip_gives_the_same_generator_output(tmp_path):
+    model = train_model(tmp_path)
+    model.set_input(batch())
+    model.optimize_parameters()  # moves BatchNorm statistics and weights off their init
+    model.save_networks("latest")
+    loaded = built_for_testing(tmp_path, "--eval")
+    model.eval()
+    loaded.eval()
+    x = batch()["A"]
+    with torch.no_grad():
+        assert torch.equal(model.netG(x), loaded.netG(x))
+    assert loaded.model_names == ["G"]  # test mode: no discriminator is built or loaded
+
+
+def test_upstream_checkpoint_loads_strictly_and_gives_the_same_output(tmp_path):
+    """A file as upstream writes it: torch.save of a freshly built net's plain state_dict."""
+    torch.manual_seed(1)
+    source = networks.define_G(3, 3, 8, "unet_64", "batch", use_dropout=True)
+    folder = tmp_path / "ck" / "experiment_name"
+    folder.mkdir(parents=True)
+    torch.save(source.state_dict(), folder / "latest_net_G.pth")
+    model = built_for_testing(tmp_path, "--eval")
+    model.eval()
+    source.eval()
+    x = torch.rand(1, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        assert torch.allclose(model.netG(x), source(x), atol=1e-6)
+
+
+def test_wrapper_prefixes_and_old_instance_norm_entries_are_tolerated(tmp_path):
+    source = networks.define_G(3, 3, 8, "unet_64", "instance", use_dropout=True)
+    state = OrderedDict(("module._orig_mod." + k, v) for k, v in source.state_dict().items())
+    # checkpoints from before PyTorch 0.4 carried statistics for InstanceNorm layers
+    state["module.model.model.1.model.2.running_mean"] = torch.zeros(16)
+    state["module.model.model.1.model.2.num_batches_tracked"] = torch.tensor(0)
+    folder = tmp_path / "ck" / "experiment_name"
+    folder.mkdir(parents=True)
+    torch.save(state, folder / "latest_net_G.pth")
+    model = built_for_testing(tmp_path, "--norm", "instance", "--eval")
+    for key, value in source.state_dict().items():
+        assert torch.equal(model.netG.state_dict()[key], value)
+
+
+def test_checkpoint_of_another_architecture_names_the_differing_keys(tmp_path):
+    train_model(tmp_path, "--netG", "resnet_6blocks").save_networks("latest")
+    with pytest.raises(UserError) as err:
+        built_for_testing(tmp_path)  # unet_64 now
+    message = str(err.value)
+    assert "another architecture" in message and "\n" not in message
+    assert "missing keys: model.model.0.weight" in message
+    assert "unexpected keys: model.1.weight" in message
+
+
+def test_checkpoint_with_other_channel_count_reports_shapes(tmp_path):
+    train_model(tmp_path).save_networks("latest")
+    with pytest.raises(UserError, match=r"shape mismatch .*model\.model\.0\.weight \(8, 3, 4, 4\) vs \(8, 9, 4, 4\)"):
+        built_for_testing(tmp_path, "--input_nc", "9")
+
+
+def test_missing_and_corrupt_checkpoints_are_user_errors(tmp_path):
+    with pytest.raises(UserError, match="not found"):
+        built_for_testing(tmp_path)
+    folder = tmp_path / "ck" / "experiment_name"
+    folder.mkdir(parents=True)
+    (folder / "latest_net_G.pth").write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(UserError, match="cannot read checkpoint"):
+        built_for_testing(tmp_path)
+
+
+def test_a_save_that_dies_midway_keeps_the_old_checkpoint(tmp_path, monkeypatch):
+    model = train_model(tmp_path)
+    model.save_networks("latest")
+    folder = tmp_path / "ck" / "experiment_name"
+    before = (folder / "latest_net_G.pth").read_bytes()
+    model.set_input(batch())
+    model.optimize_parameters()
+
+    def die(fd):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(fileio.os, "fsync", die)  # dies after the temp file got its bytes
+    with pytest.raises(OSError):
+        model.save_networks("latest")
+    monkeypatch.undo()
+    assert (folder / "latest_net_G.pth").read_bytes() == before
+    assert sorted(os.listdir(folder)) == ["latest_net_D.pth", "latest_net_G.pth"]  # no temp file left
+    torch.load(folder / "latest_net_G.pth", weights_only=True)
+
+
+def test_train_state_restores_optimizers_schedulers_and_rng(tmp_path):
+    model = train_model(tmp_path, "--lr_policy", "step", "--lr_decay_iters", "1")
+    model.set_input(batch())
+    model.optimize_parameters()
+    model.update_learning_rate()
+    torch.manual_seed(7)
+    random.seed(7)
+    np.random.seed(7)
+    model.save_train_state("latest", {"epoch": 1, "epoch_finished": True})
+    expected = (torch.rand(3), random.random(), np.random.rand())
+    other = train_model(tmp_path, "--lr_policy", "step", "--lr_decay_iters", "1")
+    restored = other.load_train_state("latest")
+    assert restored["progress"] == {"epoch": 1, "epoch_finished": True}
+    checkpoint.restore_rng_state(restored["rng"])
+    assert torch.equal(torch.rand(3), expected[0]) and random.random() == expected[1]
+    assert np.random.rand() == expected[2]
+    assert other.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.00002)
+    assert other.schedulers[0].last_epoch == 1
+    for mine, theirs in zip(model.optimizers, other.optimizers):
+        for key, value in mine.state_dict()["state"][0].items():
+            assert torch.equal(torch.as_tensor(value), torch.as_tensor(theirs.state_dict()["state"][0][key]))
+    with pytest.raises(UserError, match="lr_policy"):
+        train_model(tmp_path, "--lr_policy", "cosine").load_train_state("latest")
