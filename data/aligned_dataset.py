@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import torch
 
 from data.base_dataset import (BaseDataset, add_panel_options, check_preprocess, get_params,
-                               get_transform, load_rgb, read_image_size)
+                               get_transform, load_rgb, read_image_size, to_normalized_array)
 from data.image_folder import make_dataset
 from data.panels import count_panels, input_panel_indices, panel_boxes, panel_channels
 from util.errors import UserError
@@ -45,14 +46,16 @@ class AlignedDataset(BaseDataset):
         self._check_shape(path, width, height)
         boxes = panel_boxes(width, height, self.n_panels)
         params = get_params(self.opt, _panel_size(width, height, self.n_panels))
-        transforms = {nc: get_transform(self.opt, params, grayscale=(nc == 1)) for nc in (1, 3)}
+        transforms = {nc: get_transform(self.opt, params, grayscale=(nc == 1), convert=False) for nc in (1, 3)}
         (a_nc,), b_ncs = self.panel_channels
-        a_tensor = transforms[a_nc](image.crop(boxes[0]))
-        b_tensors = [transforms[nc](image.crop(boxes[i])) for i, nc in zip(self.panel_indices[1], b_ncs)]
-        if any(t.shape[1:] != a_tensor.shape[1:] for t in b_tensors):
+        a_array = to_normalized_array(transforms[a_nc](image.crop(boxes[0])))
+        b_arrays = [to_normalized_array(transforms[nc](image.crop(boxes[i])))
+                    for i, nc in zip(self.panel_indices[1], b_ncs)]
+        if any(b.shape[1:] != a_array.shape[1:] for b in b_arrays):
             raise UserError(f"the panels of {path} have different sizes after --preprocess "
                             f"{self.opt.preprocess}; make the width a multiple of --n_panels")
-        return {"A": a_tensor, "B": torch.cat(b_tensors, dim=0), "A_paths": path, "B_paths": path}
+        b_array = np.concatenate(b_arrays, axis=0) if len(b_arrays) > 1 else b_arrays[0]
+        return {"A": torch.from_numpy(a_array), "B": torch.from_numpy(b_array), "A_paths": path, "B_paths": path}
 
     def _check_shape(self, path: str, width: int, height: int) -> None:
         """Every file must have the panel count and a usable size; checked per item, decoded once."""

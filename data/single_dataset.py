@@ -9,11 +9,12 @@ from __future__ import annotations
 import argparse
 import os
 
+import numpy as np
 import torch
 
 from data.aligned_dataset import check_panel_channel_counts
 from data.base_dataset import (BaseDataset, add_panel_options, check_preprocess, get_params,
-                               get_transform, load_rgb, read_image_size)
+                               get_transform, load_rgb, read_image_size, to_normalized_array)
 from data.image_folder import make_dataset
 from data.panels import count_panels, input_panel_indices, panel_boxes, panel_channels
 from util.errors import UserError
@@ -76,12 +77,12 @@ class SingleDataset(BaseDataset):
         panel_size = (width // self.n_panels, height)
         check_preprocess(self.opt, panel_size, f"a panel of {path}")
         params = get_params(self.opt, panel_size)
-        transforms = {nc: get_transform(self.opt, params, grayscale=(nc == 1)) for nc in (1, 3)}
+        transforms = {nc: get_transform(self.opt, params, grayscale=(nc == 1), convert=False) for nc in (1, 3)}
         boxes = panel_boxes(width, height, self.n_panels)
-        tensors = [transforms[nc](image.crop(boxes[i])) for i, nc in zip(*self._input_side())]
-        if any(t.shape[1:] != tensors[0].shape[1:] for t in tensors):
+        arrays = [to_normalized_array(transforms[nc](image.crop(boxes[i]))) for i, nc in zip(*self._input_side())]
+        if any(a.shape[1:] != arrays[0].shape[1:] for a in arrays):
             raise UserError(f"the panels of {path} have different sizes after --preprocess {self.opt.preprocess}")
-        return {"A": torch.cat(tensors, dim=0), "A_paths": path}
+        return {"A": torch.from_numpy(np.concatenate(arrays, axis=0)), "A_paths": path}
 
     def _input_side(self) -> tuple[list[int], list[int]]:
         return self.panel_indices[0], self.panel_channels[0]
