@@ -80,9 +80,15 @@ def hips_pixel_deg(depth: int) -> float:
     return HEALPIX_CELL_DEG / 2**depth
 
 
+ORDER_TOLERANCE = 1.2
+
+
 def finest_needed_depth(pixel_deg: float) -> int:
-    """Smallest HEALPix depth whose pixels are no larger than the output pixels."""
-    return max(0, math.ceil(math.log2(HEALPIX_CELL_DEG / pixel_deg) - 1e-9))
+    """Smallest HEALPix depth whose pixels are at most ORDER_TOLERANCE x the output pixels.
+
+    The tolerance keeps a 51.5" output on 51.53" order-3 pixels instead of fetching 4x the tiles.
+    """
+    return max(0, math.ceil(math.log2(HEALPIX_CELL_DEG / (ORDER_TOLERANCE * pixel_deg)) - 1e-9))
 
 
 def choose_tile_order(pixel_deg: float, tile_width: int, min_order: int, max_order: int) -> int:

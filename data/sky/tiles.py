@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import math
+import warnings
 
 import numpy as np
 
@@ -84,11 +85,17 @@ def _decode_fits(data: bytes) -> np.ndarray:
     from astropy.io import fits
 
     try:
-        with fits.open(io.BytesIO(data), do_not_scale_image_data=True, memmap=False) as hdul:
-            hdu = next((h for h in hdul if h.data is not None and h.data.ndim >= 2), None)
-            if hdu is None:
-                raise TileDecodeError("FITS tile has no image")
-            raw = np.asarray(hdu.data)
+        with warnings.catch_warnings():
+            # HiPS FITS tiles are often not padded to 2880-byte blocks and some write BLANK as a float
+            warnings.simplefilter("ignore")
+            with fits.open(io.BytesIO(data), do_not_scale_image_data=True, memmap=False) as hdul:
+                hdu = next((h for h in hdul if h.header.get("NAXIS", 0) >= 2), None)
+                if hdu is None:
+                    raise TileDecodeError("FITS tile has no image")
+                needed = hdu.fileinfo()["datLoc"] + hdu.size
+                if len(data) < needed:
+                    raise TileDecodeError(f"FITS tile truncated ({len(data)} of {needed} bytes)")
+                raw = np.array(hdu.data)
             header = hdu.header
             bscale = float(header.get("BSCALE", 1.0))
             bzero = float(header.get("BZERO", 0.0))
@@ -111,8 +118,10 @@ def fits_unit(data: bytes) -> str:
     from astropy.io import fits
 
     try:
-        with fits.open(io.BytesIO(data), memmap=False) as hdul:
-            return str(hdul[0].header.get("BUNIT", ""))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with fits.open(io.BytesIO(data), memmap=False) as hdul:
+                return str(hdul[0].header.get("BUNIT", ""))
     except Exception:
         return ""
 

@@ -1,0 +1,106 @@
+"""Properties, tile decoding (FITS scaling/BLANK, truncation, blanks), targets and CSV errors."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from data.sky.properties import parse_properties_text
+from data.sky.targets import catalog_targets, read_coords_csv, resolve_names, unique_stems, Target
+from data.sky.tiles import TileDecodeError, decode_tile, separate_blank
+from util.errors import UserError
+
+
+def test_properties_of_the_samples(samples):
+    dss = parse_properties_text((samples / "DSS2Red/properties").read_text())
+    assert (dss.frame, dss.max_order, dss.tile_width, dss.formats, dss.is_colour) == \
+        ("equatorial", 3, 512, ("jpeg", "fits"), False)
+    planck = parse_properties_text((samples / "Planck-HFI143/properties").read_text())
+    assert (planck.frame, planck.tile_width) == ("galactic", 256)
+    assert parse_properties_text((samples / "FermiColor/properties").read_text()).is_colour
+
+
+@pytest.mark.parametrize("text,message", [
+    ("hips_frame = ecliptic\nhips_order = 3\n", "not supported"),
+    ("hips_frame = equatorial\n", "hips_order"),
+    ("hips_order = 3\nhips_tile_format = webp\n", "unsupported"),
+])
+def test_bad_properties_are_user_errors(text, message):
+    with pytest.raises(UserError, match=message):
+        parse_properties_text(text)
+
+
+def _fits_bytes(raw: np.ndarray, **cards) -> bytes:
+    hdu = fits.PrimaryHDU(raw)
+    for key, value in cards.items():
+        hdu.header[key] = value
+    buffer = io.BytesIO()
+    hdu.writeto(buffer)
+    return buffer.getvalue()
+
+
+def test_fits_scaling_blank_and_row_flip(samples):
+    real = decode_tile((samples / "DSS2Red/Norder3/Dir0/Npix450.fits").read_bytes(), "fits", 512)[..., 0]
+    raw = np.arange(16, dtype=np.int16).reshape(4, 4)
+    raw[0, 1] = -32768
+    tile = decode_tile(_fits_bytes(raw, BSCALE=2.0, BZERO=10.0, BLANK=-32768), "fits", 4)[..., 0]
+    # FITS row 0 is the bottom row: it becomes the last row
+    assert tile[3, 0] == 10.0 and tile[3, 2] == 2 * 2 + 10 and tile[0, 0] == 2 * 12 + 10
+    assert np.isnan(tile[3, 1]) and np.isfinite(real).all()
+
+
+def test_truncated_or_corrupt_tiles_raise(samples):
+    jpg = (samples / "DSS2Red/Norder3/Dir0/Npix450.jpg").read_bytes()
+    assert decode_tile(jpg, "jpeg", 512, colour=False).shape == (512, 512, 1)
+    for bad in (jpg[: len(jpg) // 2], b"not an image", jpg[:20]):
+        with pytest.raises(TileDecodeError):
+            decode_tile(bad, "jpeg", 512)
+    fit = (samples / "DSS2Red/Norder3/Dir0/Npix450.fits").read_bytes()
+    with pytest.raises(TileDecodeError):
+        decode_tile(fit[:-5000], "fits", 512)
+    with pytest.raises(TileDecodeError):
+        decode_tile(jpg, "jpeg", 256)  # wrong size
+
+
+def test_blank_regions_vs_dark_pixels():
+    tile = np.full((32, 32, 1), 40, dtype=np.uint8)
+    tile[:10, :10] = 0  # a no-data corner
+    tile[20, 20] = 0  # one dark pixel of real data
+    out, has_blank = separate_blank(tile)
+    assert has_blank and out[0, 0, 0] == 0 and out[5, 5, 0] == 0 and out[20, 20, 0] == 1
+
+
+def test_coords_csv_good_and_bad(tmp_path):
+    good = tmp_path / "good.csv"
+    good.write_text("name,ra,dec,fov\nM8,270.9,-24.38,\nfield,266.4,-28.9,0.5\n")
+    targets = read_coords_csv(good)
+    assert targets == [Target("M8", 270.9, -24.38, None), Target("field", 266.4, -28.9, 0.5)]
+    cases = {
+        "name,ra,dec\nA,1,2\nB,x,3\n": ":3: ra, dec and fov must be numbers",
+        "name,ra,dec\nA,1,2\nB,10,95\n": ":3: position",
+        "name,ra\nA,1\n": ":1: header lacks dec",
+        "name,ra,dec\nA,1\n": ":2: 2 fields",
+        "": "empty file",
+    }
+    for text, message in cases.items():
+        bad = tmp_path / "bad.csv"
+        bad.write_text(text)
+        with pytest.raises(UserError, match=message):
+            read_coords_csv(bad)
+    with pytest.raises(UserError, match="cannot read"):
+        read_coords_csv(tmp_path / "absent.csv")
+
+
+def test_names_offline_and_catalogue():
+    found, unknown = resolve_names(["NGC 6523", "M 20", "no such object 123"], sesame_url=None)
+    assert [t.name for t in found] == ["NGC 6523", "M 20"] and unknown == ["no such object 123"]
+    assert found[0].ra == pytest.approx(270.92, abs=0.05) and found[0].dec == pytest.approx(-24.38, abs=0.05)
+    ngc = catalog_targets("ngc")
+    assert 7500 < len(ngc) < 8400 and len({t.name for t in ngc}) == len(ngc)
+
+
+def test_unique_file_stems():
+    stems = unique_stems([Target("NGC 1", 0, 0), Target("NGC 1", 1, 0), Target("a/b", 2, 0)])
+    assert stems == ["NGC_1", "NGC_1_2", "a_b"]
