@@ -134,7 +134,7 @@ class CutoutEngine:
         if not wanted:
             return
         paths = {p: tile_path(order, p, self.tile_format) for p in wanted}
-        read_many = getattr(self.survey, "read_many", None)
+        read_many = self.survey.read_many
         if read_many is not None and len(paths) > 1:
             blobs = read_many(list(paths.values()), self._validate)
         else:

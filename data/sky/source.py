@@ -33,6 +33,7 @@ class Survey:
     properties: HipsProperties
     read: Callable[[str, Callable[[bytes], None] | None], bytes | None]  # relative path -> bytes or None
     local_root: Path | None = None
+    read_many: Callable[[list[str], Callable[[bytes], None] | None], dict[str, bytes | None]] | None = None
 
     def read_file(self, relative: str, validate: Callable[[bytes], None] | None = None) -> bytes | None:
         return self.read(relative, validate)
@@ -87,7 +88,11 @@ def _open_remote(base_url: str, spec: str, fetcher: Fetcher) -> Survey:
     def read(relative: str, validate=None) -> bytes | None:
         return fetcher.get(f"{base_url}/{relative}", validate)
 
-    return Survey(survey_name(spec), base_url, props, read)
+    def read_many(relatives: list[str], validate=None) -> dict[str, bytes | None]:
+        by_url = fetcher.get_many([f"{base_url}/{r}" for r in relatives], validate)
+        return {r: by_url[f"{base_url}/{r}"] for r in relatives}
+
+    return Survey(survey_name(spec), base_url, props, read, read_many=read_many)
 
 
 def resolve_cds_id(hips_id: str, fetcher: Fetcher, mocserver_url: str = DEFAULT_MOCSERVER) -> str:

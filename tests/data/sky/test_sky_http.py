@@ -1,0 +1,152 @@
+"""Remote HiPS over a real HTTP server on 127.0.0.1 with injected faults (500, slow, truncated, corrupt, 404)."""
+from __future__ import annotations
+
+import collections
+import json
+import threading
+import time
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from data.sky.engine import CutoutEngine
+from data.sky.fetch import Fetcher, FetchError, FetchSettings
+from data.sky.geometry import OutputGrid
+from data.sky.source import open_survey
+from util.errors import UserError
+
+
+class FaultyHandler(SimpleHTTPRequestHandler):
+    """Serves a folder; `faults[path]` is a list of actions used up one per request."""
+
+    def log_message(self, *args):  # keep test output clean
+        pass
+
+    def do_GET(self):
+        server = self.server
+        path = self.path.split("?")[0]
+        with server.lock:
+            server.hits[path] += 1
+            actions = server.faults.get(path)
+            action = actions.pop(0) if actions else None
+        if path.endswith("/MocServer/query"):
+            return self._send(200, json.dumps(server.moc_records).encode())
+        if action == "500":
+            return self._send(500, b"boom")
+        if action == "404":
+            return self._send(404, b"")
+        if action == "slow":
+            time.sleep(server.slow_s)
+        file = Path(self.directory) / path.lstrip("/")
+        if not file.is_file():
+            return self._send(404, b"")
+        body = file.read_bytes()
+        if action == "truncate":
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body[: len(body) // 3])
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        if action == "corrupt":
+            body = b"\xff\xd8" + bytes(len(body) - 2)
+        self._send(200, body)
+
+    def _send(self, code: int, body: bytes):
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.fixture
+def hips_server(samples):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(FaultyHandler, directory=str(samples)))
+    server.daemon_threads = True
+    server.lock = threading.Lock()
+    server.hits = collections.Counter()
+    server.faults = {}
+    server.slow_s = 1.5
+    server.moc_records = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    server.url = f"http://127.0.0.1:{server.server_address[1]}"
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+GRID = OutputGrid(267.2, -28.0, 3.0, 48, 48)  # needs several DSS2Red tiles
+
+
+def _fast(tmp_path=None, retries=4) -> Fetcher:
+    return Fetcher(FetchSettings(cache_dir=tmp_path, timeout_s=0.5, retries=retries, backoff_s=0.01, parallel=4))
+
+
+def test_remote_equals_local_despite_faults(hips_server, samples, tmp_path):
+    local = CutoutEngine(open_survey(str(samples / "DSS2Red"))).cutout(GRID)
+    engine = CutoutEngine(open_survey(f"{hips_server.url}/DSS2Red", _fast(tmp_path / "cache")))
+    needed = sorted({f"/DSS2Red/Norder3/Dir0/Npix{p}.jpg" for p in (450, 451, 449, 460, 457, 448)})
+    present = [p for p in needed if (samples / p.lstrip("/")).is_file()]
+    faults = {present[0]: ["500", "500"], present[1]: ["truncate"], present[2]: ["slow"], present[3]: ["corrupt"]}
+    hips_server.faults.update({k: list(v) for k, v in faults.items()})
+    remote = engine.cutout(GRID)
+    assert np.array_equal(np.isnan(local.values), np.isnan(remote.values))
+    assert np.allclose(np.nan_to_num(local.values), np.nan_to_num(remote.values))
+    used = [p for p in faults if hips_server.hits[p]]
+    assert used, "the grid must need the faulty tiles"
+    for path in used:
+        assert hips_server.hits[path] == len(faults[path]) + 1
+    # the disk cache holds only good copies: a second run asks the server for no existing tile
+    # (404s are remembered for one run only, so a tile published later is found next time)
+    def existing_tile_hits() -> int:
+        return sum(v for k, v in hips_server.hits.items() if k.endswith(".jpg") and (samples / k.lstrip("/")).is_file())
+
+    before = existing_tile_hits()
+    again = CutoutEngine(open_survey(f"{hips_server.url}/DSS2Red", _fast(tmp_path / "cache"))).cutout(GRID)
+    after = existing_tile_hits()
+    assert after == before and np.allclose(np.nan_to_num(again.values), np.nan_to_num(remote.values))
+
+
+def test_404_is_missing_and_asked_once(hips_server, samples):
+    fetcher = _fast()
+    url = f"{hips_server.url}/DSS2Red/Norder3/Dir0/Npix1.jpg"
+    assert fetcher.get(url) is None and fetcher.get(url) is None
+    assert hips_server.hits["/DSS2Red/Norder3/Dir0/Npix1.jpg"] == 1
+    engine = CutoutEngine(open_survey(f"{hips_server.url}/GLIMPSE360", fetcher), use_allsky=False)
+    cut = engine.cutout(OutputGrid(275.5, -18.0, 4.0, 32, 32))  # runs off the sample's tiles
+    assert 0 < cut.coverage < 1
+
+
+def test_persistent_errors_give_up_cleanly(hips_server):
+    path = "/DSS2Red/Norder3/Dir0/Npix450.jpg"
+    hips_server.faults[path] = ["500"] * 10
+    with pytest.raises(FetchError, match="HTTP 500"):
+        _fast(retries=2).get(hips_server.url + path)
+    assert hips_server.hits[path] == 3
+
+
+def test_timeout_then_success(hips_server):
+    path = "/DSS2Red/properties"
+    hips_server.faults[path] = ["slow"]
+    assert b"hips_frame" in _fast().get(hips_server.url + path)
+    assert hips_server.hits[path] == 2
+
+
+def test_cds_id_resolved_by_mocserver_stand_in(hips_server):
+    hips_server.moc_records = [{"ID": "CDS/P/DSS2/red", "hips_service_url": f"{hips_server.url}/DSS2Red"}]
+    survey = open_survey("CDS/P/DSS2/red", _fast(), mocserver_url=f"{hips_server.url}/MocServer/query")
+    assert survey.location == f"{hips_server.url}/DSS2Red" and survey.name == "CDS_DSS2_red"
+    with pytest.raises(UserError, match="unknown to the CDS MocServer"):
+        open_survey("CDS/P/Nothing", _fast(), mocserver_url=f"{hips_server.url}/MocServer/query")
+    with pytest.raises(UserError, match="cannot reach the CDS MocServer"):
+        open_survey("CDS/P/DSS2/red", _fast(retries=0), mocserver_url="http://127.0.0.1:9/MocServer/query")
+
+
+def test_url_without_properties_is_a_user_error(hips_server):
+    with pytest.raises(UserError, match="properties not found"):
+        open_survey(f"{hips_server.url}/nothing-here", _fast())
