@@ -1,0 +1,132 @@
+"""train.py and test.py end to end (real subprocesses) on a tiny generated 4-panel A|B|C|D set
+with the seed's usage --model pix2pix --direction BtoA --input_nc 9, and their one-line errors."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--model", "pix2pix", "--direction", "BtoA", "--input_nc", "9", "--netG", "unet_64", "--ngf", "8",
+        "--ndf", "8", "--crop_size", "64", "--load_size", "64", "--gpu_ids", "-1", "--num_threads", "0"]
+
+
+def run(script, *args, cwd):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    return subprocess.run([sys.executable, str(ROOT / script), *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def write_set(root, n_images=2, size=64):
+    rng = np.random.default_rng(5)
+    for phase in ("train", "test"):
+        (root / phase).mkdir(parents=True)
+        for i in range(n_images):
+            pixels = rng.integers(0, 256, size=(size, 4 * size, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / phase / f"sky{i}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One real training run of 1 epoch on 2 images, shared by the tests below."""
+    work = tmp_path_factory.mktemp("cli")
+    data = write_set(work / "data")
+    result = run("train.py", "--dataroot", data, "--name", "sky", "--checkpoints_dir", work / "ck", *TINY,
+                 "--n_epochs", "1", "--n_epochs_decay", "0", "--save_epoch_freq", "1", "--display_freq", "1",
+                 "--print_freq", "1", cwd=work)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return work, data, result
+
+
+def test_training_writes_upstream_files(trained):
+    work, _, result = trained
+    folder = work / "ck" / "sky"
+    for name in ("latest_net_G.pth", "latest_net_D.pth", "1_net_G.pth", "1_net_D.pth", "latest_train_state.pth",
+                 "train_opt.txt", "loss_log.txt", "web/index.html"):
+        assert (folder / name).is_file(), name
+    state = torch.load(folder / "latest_net_G.pth", weights_only=True)
+    assert state["model.model.0.weight"].shape == (8, 9, 4, 4)  # G reads the 9 stacked input channels
+    log = (folder / "loss_log.txt").read_text()
+    assert "G_GAN" in log and "G_L1" in log and "D_real" in log and "D_fake" in log
+    pictures = {p.name for p in (folder / "web" / "images").iterdir()}
+    assert {"epoch001_real_A_p1.png", "epoch001_real_A_p2.png", "epoch001_real_A_p3.png",
+            "epoch001_fake_B.png", "epoch001_real_B.png"} <= pictures
+    assert "End of epoch 1 / 1" in result.stdout + result.stderr
+
+
+def test_test_py_writes_the_results_page_with_every_panel(trained):
+    work, data, _ = trained
+    result = run("test.py", "--dataroot", data, "--name", "sky", "--checkpoints_dir", work / "ck",
+                 "--results_dir", work / "results", *TINY, "--eval", cwd=work)
+    assert result.returncode == 0, result.stderr[-3000:]
+    page = work / "results" / "sky" / "test_latest" / "index.html"
+    assert page.is_file()
+    images = {p.name for p in (page.parent / "images").iterdir()}
+    for stem in ("sky0", "sky1"):
+        for label in ("real_A_p1", "real_A_p2", "real_A_p3", "fake_B", "real_B"):
+            assert f"{stem}_{label}.png" in images
+            assert f"images/{stem}_{label}.png" in page.read_text()
+    with Image.open(page.parent / "images" / "sky0_fake_B.png") as picture:
+        assert picture.size == (64, 64)
+    saved = (work / "ck" / "sky" / "test_opt.txt").read_text()
+    assert "num_threads: 0" in " ".join(saved.split()) and "eval: True" in " ".join(saved.split())
+
+
+def test_num_test_limits_the_images(trained):
+    work, data, _ = trained
+    result = run("test.py", "--dataroot", data, "--name", "sky", "--checkpoints_dir", work / "ck", "--phase", "train",
+                 "--results_dir", work / "results", *TINY, "--num_test", "1", cwd=work)
+    assert result.returncode == 0, result.stderr[-3000:]
+    images = {p.name for p in (work / "results" / "sky" / "train_latest" / "images").iterdir()}
+    assert {name.split("_")[0] for name in images} == {"sky0"}
+
+
+def one_line_error(result):
+    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert "Traceback" not in result.stderr
+    assert lines[-1].startswith("error: ")
+    return lines[-1]
+
+
+def test_checkpoint_of_another_architecture_is_a_one_line_error(trained):
+    work, data, _ = trained
+    result = run("test.py", "--dataroot", data, "--name", "sky", "--checkpoints_dir", work / "ck",
+                 "--results_dir", work / "results", *TINY, "--netG", "resnet_6blocks", cwd=work)
+    message = one_line_error(result)
+    assert "another architecture" in message and "missing keys: model.1.weight" in message
+
+
+def test_non_finite_loss_stops_with_the_iteration_and_keeps_the_checkpoint(trained):
+    work, data, _ = trained
+    before = (work / "ck" / "sky" / "latest_net_G.pth").read_bytes()
+    result = run("train.py", "--dataroot", data, "--name", "sky", "--checkpoints_dir", work / "ck", *TINY,
+                 "--n_epochs", "2", "--n_epochs_decay", "0", "--save_epoch_freq", "1", "--save_latest_freq", "1",
+                 "--continue_train", "--lambda_L1", "inf", cwd=work)
+    message = one_line_error(result)
+    assert "non-finite loss at iteration 3 (epoch 2)" in message and "G_L1" in message
+    assert (work / "ck" / "sky" / "latest_net_G.pth").read_bytes() == before
+
+
+def test_input_nc_that_does_not_fit_the_panels_is_a_one_line_error(trained):
+    work, data, _ = trained
+    args = [a if a != "9" else "6" for a in TINY]  # 6 channels over 3 input panels
+    result = run("train.py", "--dataroot", data, "--name", "bad", "--checkpoints_dir", work / "ck", *args, cwd=work)
+    assert "channels" in one_line_error(result)
+    assert not (work / "ck" / "bad" / "latest_net_G.pth").exists()
+
+
+def test_test_model_runs_a_pix2pix_generator_on_single_multi_panel_images(trained):
+    work, data, _ = trained
+    result = run("test.py", "--dataroot", data / "test", "--name", "sky", "--checkpoints_dir", work / "ck",
+                 "--results_dir", work / "results", "--model", "test", "--dataset_mode", "single", "--n_panels", "4",
+                 "--netG", "unet_64", "--ngf", "8", "--norm", "batch", "--input_nc", "9", "--crop_size", "64",
+                 "--gpu_ids", "-1", "--eval", cwd=work)
+    assert result.returncode == 0, result.stderr[-3000:]
+    images = {p.name for p in (work / "results" / "sky" / "test_latest" / "images").iterdir()}
+    assert {"sky0_real_p1.png", "sky0_real_p2.png", "sky0_real_p3.png", "sky0_fake.png"} <= images
