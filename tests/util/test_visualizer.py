@@ -169,6 +169,12 @@ def test_visdom_shows_panels_and_loss_plot(tmp_path, visdom_server, capsys):
     labels = json.loads(client.get_window_data("3", "h2test"))["content"]
     assert all(f">{label}<" in labels for label in visuals)
 
+    one_window_each = Visualizer(make_opt(tmp_path, name="exp2", display_id=10, display_port=port,
+                                          display_env="h2test", display_ncols=0))
+    one_window_each.display_current_results(visuals, 1, 4, True)
+    titles = [json.loads(client.get_window_data(str(10 + i), "h2test"))["title"] for i in range(1, len(visuals) + 1)]
+    assert titles == list(visuals)
+
     process.terminate()
     process.wait(timeout=10)
     visualizer.display_current_results(visuals, 1, 12, True)
@@ -251,6 +257,9 @@ def test_wandb_offline_logs_losses_and_images(tmp_path, monkeypatch):
     visualizer.display_current_results(nine_channel_visuals(), 1, 8, True)
     visualizer.plot_current_losses(1, 1.0, {k: v / 2 for k, v in LOSSES.items()}, total_iters=8)
     visualizer.close()
+    import wandb
+
+    wandb.teardown()  # the offline file is completed by wandb's service at shutdown (normally at exit)
 
     runs = glob.glob(str(tmp_path / "wandb" / "offline-run-*"))
     assert len(runs) == 1
