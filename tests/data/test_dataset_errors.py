@@ -129,8 +129,12 @@ def test_missing_or_empty_dataroot(tmp_path):
 
 
 def test_unknown_dataset_mode(tmp_path):
+    from data import available_dataset_modes
+
+    modes = available_dataset_modes()
+    assert {"aligned", "single"} <= set(modes)
     assert user_error(make_opt(tmp_path, dataset_mode="unpaired")) == (
-        "unknown --dataset_mode 'unpaired'; available: aligned, single")
+        f"unknown --dataset_mode 'unpaired'; available: {', '.join(modes)}")
 
 
 def test_a_cli_shows_the_line_without_traceback(tmp_path):
