@@ -42,6 +42,7 @@ class BaseModel(ABC):
         self.image_paths: list[str] = []
         self.metric = 0.0  # fed to the plateau scheduler
         self.resume_state: dict[str, Any] | None = None
+        self._saved_sha256: dict[str, dict[str, str]] = {}
         self._panel_channels: tuple[list[int], list[int]] | None = None
         self._panel_indices: tuple[list[int], list[int]] | None = None
 
@@ -186,8 +187,9 @@ class BaseModel(ABC):
     # ------------------------------------------------------------------ checkpoints
     def save_networks(self, prefix: str | int) -> None:
         """`{save_dir}/{prefix}_net_{name}.pth`, upstream format, atomic."""
-        for name, net in self.networks():
-            checkpoint.save_network(net, checkpoint.network_path(self.save_dir, prefix, name))
+        self._saved_sha256[str(prefix)] = {
+            name: checkpoint.save_network(net, checkpoint.network_path(self.save_dir, prefix, name))
+            for name, net in self.networks()}
 
     def load_networks(self, prefix: str | int) -> None:
         hint = f"--netG {self.opt.netG} --netD {getattr(self.opt, 'netD', '?')} --norm {self.opt.norm} " \
@@ -198,17 +200,26 @@ class BaseModel(ABC):
             checkpoint.load_network(net, path, options_hint=hint)
 
     def save_train_state(self, prefix: str | int, progress: dict[str, Any]) -> None:
-        checkpoint.save_train_state(checkpoint.train_state_path(self.save_dir, prefix),
-                                    self.optimizers, self.schedulers, progress)
+        """Call right after save_networks(prefix): the state records those files' hashes."""
+        checkpoint.save_train_state(checkpoint.train_state_path(self.save_dir, prefix), self.optimizers,
+                                    self.schedulers, progress, self._saved_sha256.get(str(prefix)))
 
     def load_train_state(self, prefix: str | int) -> dict[str, Any] | None:
-        """Restore optimizers/schedulers; None (weights-only resume, as upstream) without the file."""
+        """Restore optimizers/schedulers; None (weights-only resume, as upstream) without the file
+        or when the network files are not the ones saved with it (a save killed half-way)."""
         path = checkpoint.train_state_path(self.save_dir, prefix)
         if not path.is_file():
             print(f"note: {path} not found; resuming from the weights only (fresh optimizers, "
                   f"--epoch_count {self.opt.epoch_count}), as upstream does")
             return None
-        return checkpoint.load_train_state(path, self.optimizers, self.schedulers)
+        state = checkpoint.read_train_state(path)
+        files = {name: checkpoint.network_path(self.save_dir, prefix, name) for name in self.model_names}
+        changed = checkpoint.changed_networks(state, files)
+        if changed:
+            print(f"warning: {path} was saved with other network files than {', '.join(str(files[n]) for n in changed)} "
+                  f"(a save was interrupted?); resuming from the weights only, --epoch_count {self.opt.epoch_count}")
+            return None
+        return checkpoint.apply_train_state(state, self.optimizers, self.schedulers, path)
 
     def print_networks(self, verbose: bool) -> None:
         print("---------- Networks initialized -------------")

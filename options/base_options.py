@@ -163,7 +163,7 @@ class BaseOptions:
             opt.gpu_ids = parse_gpu_ids(opt.gpu_ids)
         except ValueError:
             raise UserError(f"--gpu_ids must be comma-separated integers (-1 for CPU), got {opt.gpu_ids!r}") from None
-        opt.device = select_device(opt.gpu_ids)
+        opt.device = select_device(opt.gpu_ids, cudnn_benchmark="scale_width" not in opt.preprocess)
         return opt
 
     def gather(self, argv: Sequence[str] | None = None) -> argparse.Namespace:

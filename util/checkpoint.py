@@ -6,6 +6,8 @@ to `{prefix}_train_state.pth` beside them. All writes are atomic, all reads weig
 """
 from __future__ import annotations
 
+import hashlib
+import io
 import random
 from collections import OrderedDict
 from pathlib import Path
@@ -16,7 +18,7 @@ import torch
 from torch import nn
 
 from util.errors import UserError
-from util.fileio import atomic_save_torch
+from util.fileio import atomic_save_torch, atomic_write_bytes
 
 WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 TRAIN_STATE_FORMAT = 1
@@ -56,11 +58,20 @@ def bare_module(net: nn.Module) -> nn.Module:
             return net
 
 
-def save_network(net: nn.Module, path: str | Path) -> Path:
-    """Upstream format: a plain state_dict of the bare module, CPU tensors, written atomically."""
+def save_network(net: nn.Module, path: str | Path) -> str:
+    """Upstream format: a plain state_dict of the bare module, CPU tensors, written atomically.
+    Returns the file's SHA-256, which the train state records to detect a save cut in half."""
     state = strip_wrapper_prefixes(bare_module(net).state_dict())
     cpu_state = OrderedDict((key, value.detach().cpu()) for key, value in state.items())
-    return atomic_save_torch(cpu_state, path)
+    buffer = io.BytesIO()
+    torch.save(cpu_state, buffer)
+    data = buffer.getvalue()
+    atomic_write_bytes(path, data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def file_sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def read_torch_file(path: str | Path) -> Any:
@@ -160,9 +171,11 @@ def restore_rng_state(state: Mapping[str, Any]) -> None:
 
 # --------------------------------------------------------------------------- train state
 def save_train_state(path: str | Path, optimizers: list[torch.optim.Optimizer], schedulers: list[Any],
-                     progress: Mapping[str, Any]) -> Path:
-    """Optimizers, schedulers, counters and RNG streams; `progress` comes from the train loop."""
+                     progress: Mapping[str, Any], network_sha256: Mapping[str, str] | None = None) -> Path:
+    """Optimizers, schedulers, counters and RNG streams; `progress` comes from the train loop;
+    `network_sha256` ties the state to the network files saved just before it."""
     state = {
+        "network_sha256": dict(network_sha256 or {}),
         "format": TRAIN_STATE_FORMAT,
         "optimizers": [optimizer.state_dict() for optimizer in optimizers],
         "schedulers": [scheduler.state_dict() for scheduler in schedulers],
@@ -173,11 +186,23 @@ def save_train_state(path: str | Path, optimizers: list[torch.optim.Optimizer], 
     return atomic_save_torch(state, path)
 
 
-def load_train_state(path: str | Path, optimizers: list[torch.optim.Optimizer], schedulers: list[Any]) -> dict[str, Any]:
-    """Restore optimizers and schedulers in place; return the rest (progress, rng) for the loop."""
+def read_train_state(path: str | Path) -> dict[str, Any]:
     state = read_torch_file(path)
     if not isinstance(state, Mapping) or state.get("format") != TRAIN_STATE_FORMAT:
         raise UserError(f"{path} is not a training-state file of this program")
+    return dict(state)
+
+
+def changed_networks(state: Mapping[str, Any], network_files: Mapping[str, Path]) -> list[str]:
+    """Networks whose file is not the one saved together with this state (a save cut in half)."""
+    recorded = state.get("network_sha256", {})
+    return [name for name, path in network_files.items()
+            if name in recorded and (not Path(path).is_file() or file_sha256(path) != recorded[name])]
+
+
+def apply_train_state(state: Mapping[str, Any], optimizers: list[torch.optim.Optimizer], schedulers: list[Any],
+                      path: str | Path = "train state") -> dict[str, Any]:
+    """Restore optimizers and schedulers in place; return the rest (progress, rng) for the loop."""
     if len(state["optimizers"]) != len(optimizers) or len(state["schedulers"]) != len(schedulers):
         raise UserError(f"{path} holds {len(state['optimizers'])} optimizers, this model has {len(optimizers)}")
     kinds = [type(scheduler).__name__ for scheduler in schedulers]

@@ -162,3 +162,16 @@ def test_train_state_restores_optimizers_schedulers_and_rng(tmp_path):
             assert torch.equal(torch.as_tensor(value), torch.as_tensor(theirs.state_dict()["state"][0][key]))
     with pytest.raises(UserError, match="lr_policy"):
         train_model(tmp_path, "--lr_policy", "cosine").load_train_state("latest")
+
+
+def test_train_state_of_other_network_files_falls_back_to_weights_only(tmp_path, capsys):
+    """A run killed after writing the new G but before its train state: do not mix them."""
+    model = train_model(tmp_path)
+    model.save_networks("latest")
+    model.save_train_state("latest", {"epoch": 1, "epoch_finished": True})
+    assert train_model(tmp_path).load_train_state("latest") is not None
+    model.set_input(batch())
+    model.optimize_parameters()
+    checkpoint.save_network(model.netG, tmp_path / "ck" / "experiment_name" / "latest_net_G.pth")
+    assert train_model(tmp_path).load_train_state("latest") is None
+    assert "latest_net_G.pth (a save was interrupted?)" in capsys.readouterr().out
