@@ -46,18 +46,38 @@ class SamplingPlan:
     """
 
     weights: np.ndarray  # (N, 4)
-    rows: np.ndarray  # (N*4,)
-    cols: np.ndarray  # (N*4,)
-    groups: tuple[tuple[int, np.ndarray], ...]  # (tile number, flat indices into N*4); tile -1 = off-sky
+    pixel_index: np.ndarray  # (N*4,) row * W + col inside the tile
+    groups: tuple[tuple[int, np.ndarray | None], ...]  # (tile, flat indices into N*4 or None = all)
+
+
+def group_by_tile(flat_tiles: np.ndarray, max_scan: int = 8) -> tuple[tuple[int, np.ndarray | None], ...]:
+    """Indices of each distinct tile; a few linear scans beat a sort when a cutout spans few tiles."""
+    first = flat_tiles[0]
+    if np.all(flat_tiles == first):
+        return ((int(first), None),)
+    groups = []
+    todo = np.ones(flat_tiles.shape, dtype=bool)
+    for _ in range(max_scan):
+        remaining = np.flatnonzero(todo)
+        if remaining.size == 0:
+            return tuple(groups)
+        tile = flat_tiles[remaining[0]]
+        match = flat_tiles == tile
+        groups.append((int(tile), np.flatnonzero(match)))
+        todo &= ~match
+    remaining = np.flatnonzero(todo)
+    if remaining.size:
+        values, inverse = np.unique(flat_tiles[remaining], return_inverse=True)
+        order = np.argsort(inverse, kind="stable")
+        splits = np.cumsum(np.bincount(inverse))[:-1]
+        for tile, idx in zip(values, np.split(remaining[order], splits)):
+            groups.append((int(tile), idx))
+    return tuple(groups)
 
 
 def make_plan(lon: np.ndarray, lat: np.ndarray, order: int, tile_width: int) -> SamplingPlan:
     lookup = bilinear_lookup(lon, lat, order, tile_width)
-    flat = lookup.tiles.ravel()
-    groups = []
-    for ipix in np.unique(flat):
-        groups.append((int(ipix), np.flatnonzero(flat == ipix)))
-    return SamplingPlan(lookup.weights, lookup.rows.ravel(), lookup.cols.ravel(), tuple(groups))
+    return SamplingPlan(lookup.weights, lookup.pixels.ravel(), group_by_tile(lookup.tiles.ravel()))
 
 
 def coverage_fraction(values: np.ndarray) -> float:
@@ -247,19 +267,26 @@ class CutoutEngine:
     def _gather(self, plan: SamplingPlan, source) -> np.ndarray:
         channels = self.channels
         n = plan.weights.shape[0]
-        out = np.full((n * 4, channels), np.nan, dtype=np.float32)
+        out = np.empty((n * 4, channels), dtype=np.float32)
         for ipix, index in plan.groups:
             tile = source(ipix) if ipix >= 0 else None
             if tile is None:
+                if index is None:
+                    out[:] = np.nan
+                else:
+                    out[index] = np.nan
                 continue
-            pixels = tile.pixels
-            values = pixels[plan.rows[index], plan.cols[index]]
+            flat_pixels = tile.pixels.reshape(-1, tile.pixels.shape[2])
+            wanted = plan.pixel_index if index is None else plan.pixel_index[index]
+            values = np.take(flat_pixels, wanted, axis=0)
             if values.shape[1] != channels:
                 values = values[:, :1] if channels == 1 else np.repeat(values[:, :1], channels, axis=1)
-            if values.dtype == np.uint8:
-                blank = ~values.any(axis=1) if tile.has_blank else None
+            if values.dtype == np.uint8 and tile.has_blank:
+                blank = ~values.any(axis=1)
                 values = values.astype(np.float32)
-                if blank is not None:
-                    values[blank] = np.nan
-            out[index] = values
+                values[blank] = np.nan
+            if index is None:
+                out[:] = values
+            else:
+                out[index] = values
         return out.reshape(n, 4, channels)
