@@ -29,8 +29,15 @@ def _rank(variable: str) -> int:
         return 0
 
 
+def _say(message: str, file=None) -> None:
+    """Print above any tqdm progress bars instead of through them."""
+    from tqdm import tqdm
+
+    tqdm.write(message, file=file if file is not None else sys.stdout)
+
+
 def _warn(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr, flush=True)
+    _say(f"warning: {message}", file=sys.stderr)
 
 
 def _plain_config(opt) -> dict:
@@ -230,7 +237,7 @@ class Visualizer:
         """Print and log one loss line in upstream's 2025 format; refresh loss_curves.png now and then."""
         message = f"[Rank {_rank('RANK')}] (epoch: {epoch}, iters: {iters}, time: {t_comp:.3f}, data: {t_data:.3f}) "
         message += "".join(f", {k}: {float(v):.3f}" for k, v in losses.items())
-        print(message)
+        _say(message)
         if _rank("LOCAL_RANK") == 0:
             with open(self.log_name, "a", encoding="utf-8") as log_file:
                 log_file.write(f"{message}\n\n")
