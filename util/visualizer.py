@@ -129,16 +129,17 @@ class Visualizer:
         """Show one picture per visual (visdom grid, wandb) and save them to the HTML page once per epoch."""
         if isinstance(total_iters, bool):  # upstream 2022 call: (visuals, epoch, save_result)
             total_iters, save_result = None, total_iters
-        if not self.is_main:
-            return
+        save_html = self.use_html and (save_result or not self.saved)
+        if not self.is_main or not (save_html or self.use_wandb or not self._visdom_off):
+            return  # nothing would show the pictures: skip converting them
         images = {label: util.tensor2im(tensor) for label, tensor in visuals.items()}
-        if self.display_id > 0:
+        if not self._visdom_off:
             self._display_visdom(images)
         if self.use_wandb:
             import wandb
 
             self._wandb_log({f"results/{label}": wandb.Image(image) for label, image in images.items()}, total_iters)
-        if self.use_html and (save_result or not self.saved):
+        if save_html:
             self.saved = True
             for label, image in images.items():
                 util.save_image(image, os.path.join(self.img_dir, f"epoch{epoch:03d}_{label}.png"))
