@@ -130,3 +130,15 @@ def test_test_model_runs_a_pix2pix_generator_on_single_multi_panel_images(traine
     assert result.returncode == 0, result.stderr[-3000:]
     images = {p.name for p in (work / "results" / "sky" / "test_latest" / "images").iterdir()}
     assert {"sky0_real_p1.png", "sky0_real_p2.png", "sky0_real_p3.png", "sky0_fake.png"} <= images
+
+
+def test_data_that_does_not_fit_the_generator_is_caught_at_the_model_boundary(trained):
+    """single mode with BtoA reads plain images with output_nc channels (as upstream), which a
+    9-channel generator cannot take: one clear line instead of a convolution shape error."""
+    work, data, _ = trained
+    result = run("test.py", "--dataroot", data / "test", "--name", "sky", "--checkpoints_dir", work / "ck",
+                 "--results_dir", work / "results_single", "--model", "test", "--direction", "BtoA",
+                 "--netG", "unet_64", "--ngf", "8", "--norm", "batch", "--input_nc", "9", "--crop_size", "64",
+                 "--gpu_ids", "-1", cwd=work)
+    message = one_line_error(result)
+    assert "has 3 channels but the network expects 9" in message

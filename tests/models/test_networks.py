@@ -125,6 +125,15 @@ def test_norm_none_keeps_index_positions_without_biases():
                                       "model.8.weight", "model.11.weight", "model.11.bias"]
 
 
+def test_syncbatch_has_batch_norm_keys_and_runs_without_a_process_group():
+    sync = networks.define_G(3, 3, 8, "unet_64", "syncbatch", use_dropout=True)
+    assert shapes(sync) == shapes(networks.define_G(3, 3, 8, "unet_64", "batch", use_dropout=True))
+    assert sync(torch.rand(2, 3, 64, 64)).shape == (2, 3, 64, 64)
+    norm = sync.model.model[1].model[2]
+    assert isinstance(norm, nn.SyncBatchNorm)
+    assert norm.weight.std().item() > 0 and abs(norm.weight.mean().item() - 1.0) < 0.05  # N(1, gain), not ones
+
+
 def test_unet_skip_carries_the_activated_input_as_upstream():
     """Upstream's in-place LeakyReLU makes the skip half of cat() equal LeakyReLU(x), not x."""
     block = networks.UnetSkipConnectionBlock(4, 8, innermost=True, norm_layer=networks.get_norm_layer("batch"))
