@@ -104,6 +104,8 @@ class BaseOptions:
 
     # ------------------------------------------------------------------ parsing
     def _new_parser(self) -> argparse.ArgumentParser:
+        """No abbreviations: with three passes, an abbreviated flag could bind to a first-pass
+        option when a model/dataset option of a later pass was meant."""
         parser = _Parser(formatter_class=argparse.ArgumentDefaultsHelpFormatter, add_help=False,
                          allow_abbrev=False)
         return self.initialize(parser)
@@ -127,7 +129,6 @@ class BaseOptions:
                 if not wants_help:  # help still works with an unknown/unset model
                     raise
             known = self._known(parser, args, wants_help)
-        self.modify_after_model_and_data(parser)
         parser.add_argument("-h", "--help", action="help", help="show this help message and exit")
         self.parser = parser
         return parser.parse_args(args)
@@ -147,9 +148,6 @@ class BaseOptions:
         finally:
             for action in required:
                 action.required = True
-
-    def modify_after_model_and_data(self, parser: argparse.ArgumentParser) -> None:
-        """Hook for train/test options that must run after the model and dataset passes."""
 
     def finalize(self, opt: argparse.Namespace) -> argparse.Namespace:
         """Derived values: isTrain, name suffix, gpu_ids list, device."""

@@ -109,6 +109,9 @@ def _train_epochs(opt, dataset, model, visualizer, stop_after_iters: int | None,
     total_iters = plan.total_iters
     batches_per_epoch = math.ceil(dataset_size / opt.batch_size)
     epoch = plan.start_epoch
+    if plan.start_epoch > last_epoch:
+        print(f"nothing to train: epoch {plan.start_epoch} is past --n_epochs + --n_epochs_decay = {last_epoch}")
+        return {"epoch": plan.start_epoch - 1, "total_iters": total_iters}
     epoch_bar = tqdm(range(plan.start_epoch, last_epoch + 1), desc="epochs", unit="epoch",
                      initial=plan.start_epoch - 1, total=last_epoch)
     for epoch in epoch_bar:
