@@ -71,6 +71,8 @@ def test_resume_at_an_epoch_boundary_restores_the_schedule(tmp_path):
     # --epoch_count is derived from the saved state, whatever the command line says
     train(tmp_path, "resumed", "--num_threads", "0", "--continue_train", "--epoch_count", "1")
     assert_same_files(tmp_path, "latest")
+    assert train(tmp_path, "resumed", "--num_threads", "0", "--continue_train") == {"epoch": 2, "total_iters": 8}
+    assert_same_files(tmp_path, "latest")  # a finished run resumes to nothing and changes nothing
     lr = state["optimizers"][0]["param_groups"][0]["lr"]
     assert lr == pytest.approx(0.0002 * 0.5)  # linear decay: 1 - 1/(1 + 1) after epoch 1
 
