@@ -175,3 +175,15 @@ def test_train_state_of_other_network_files_falls_back_to_weights_only(tmp_path,
     checkpoint.save_network(model.netG, tmp_path / "ck" / "experiment_name" / "latest_net_G.pth")
     assert train_model(tmp_path).load_train_state("latest") is None
     assert "latest_net_G.pth (a save was interrupted?)" in capsys.readouterr().out
+
+
+def test_prefix_and_result_folder_follow_epoch_and_load_iter(tmp_path):
+    import argparse
+
+    from models.base_model import checkpoint_prefix
+    from util.inference import results_dir_for
+
+    opt = argparse.Namespace(epoch="latest", load_iter=0, phase="test", results_dir=str(tmp_path), name="n")
+    assert checkpoint_prefix(opt) == "latest" and results_dir_for(opt) == tmp_path / "n" / "test_latest"
+    opt.epoch, opt.load_iter = "5", 300
+    assert checkpoint_prefix(opt) == "iter_300" and results_dir_for(opt) == tmp_path / "n" / "test_5_iter300"

@@ -85,3 +85,12 @@ def test_resume_without_state_file_falls_back_to_weights_only(tmp_path, capsys):
                    "--continue_train", "--epoch_count", "2")
     assert result == {"epoch": 2, "total_iters": 2}  # one more epoch of 2 images, counted from zero
     assert "resuming from the weights only" in capsys.readouterr().out
+
+
+def test_resume_from_an_iteration_checkpoint_with_load_iter(tmp_path):
+    write_four_panel_set(tmp_path / "data")
+    train(tmp_path, "straight", "--num_threads", "0", "--save_by_iter")
+    assert (tmp_path / "ck" / "straight" / "iter_6_net_G.pth").is_file()
+    train(tmp_path, "resumed", "--num_threads", "0", "--save_by_iter", stop_after_iters=7)
+    train(tmp_path, "resumed", "--num_threads", "0", "--save_by_iter", "--continue_train", "--load_iter", "6")
+    assert_same_files(tmp_path, "2")
