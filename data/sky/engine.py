@@ -107,7 +107,7 @@ class CutoutEngine:
     """Cut one survey out on any grid; decoded tiles are kept in an LRU cache across targets."""
 
     def __init__(self, survey: Survey, tile_format: str | None = None, cache_tiles: int = 96,
-                 use_allsky: bool = True):
+                 use_allsky: bool = True, black_is_blank: bool | None = None):
         fmt = tile_format or survey.properties.formats[0]
         if fmt not in survey.properties.formats:
             raise UserError(f"survey {survey.name}: tile format {fmt!r} not offered "
@@ -116,6 +116,9 @@ class CutoutEngine:
         self.tile_format = fmt
         self.cache_tiles = cache_tiles
         self.use_allsky = use_allsky and fmt != "fits"  # an Allsky.fits mosaic is flipped as a whole
+        # JPEG/PNG have no blank value: HiPS colour tiles mark "no data" black, while grey surveys such as
+        # DSS2 have real black sky (clipped at 0), so by default only colour surveys read black as blank
+        self.black_is_blank = survey.properties.is_colour if black_is_blank is None else black_is_blank
         self._tiles: OrderedDict[tuple[int, int], Tile | None] = OrderedDict()
         self._allsky: Tile | None | bool = False  # False = not looked at yet
         self.fits_unit: str | None = None  # BUNIT of the first FITS tile read
@@ -134,6 +137,8 @@ class CutoutEngine:
     def _decode(self, data: bytes, width: int | None) -> Tile:
         array = decode_tile(data, self.tile_format, width, colour=self.survey.properties.is_colour)
         if array.dtype == np.uint8:
+            if not self.black_is_blank:
+                return Tile(array, False)
             array, has_blank = separate_blank(array)
             return Tile(array, has_blank)
         return Tile(array, True)
@@ -261,7 +266,10 @@ class CutoutEngine:
                 continue
             mask = tiles == tile_number
             values = tile.pixels[row_table[sub[mask]], col_table[sub[mask]]]
-            result[mask] = values.any(axis=-1) if values.dtype == np.uint8 else np.isfinite(values[..., 0])
+            if values.dtype != np.uint8:
+                result[mask] = np.isfinite(values[..., 0])
+            else:
+                result[mask] = values.any(axis=-1) if tile.has_blank else True
         return result
 
     def _gather(self, plan: SamplingPlan, source) -> np.ndarray:
