@@ -34,6 +34,7 @@ class Survey:
     read: Callable[[str, Callable[[bytes], None] | None], bytes | None]  # relative path -> bytes or None
     local_root: Path | None = None
     read_many: Callable[[list[str], Callable[[bytes], None] | None], dict[str, bytes | None]] | None = None
+    spec: str = ""  # as the user gave it (folder, URL or CDS ID)
 
     def read_file(self, relative: str, validate: Callable[[bytes], None] | None = None) -> bytes | None:
         return self.read(relative, validate)
@@ -52,12 +53,17 @@ def open_survey(spec: str, fetcher: Fetcher | None = None, mocserver_url: str = 
     """Resolve `spec` and read its properties; every failure is a one-line UserError."""
     path = Path(spec).expanduser()
     if path.is_dir():
-        return _open_local(path, spec)
-    if spec.startswith(("http://", "https://")):
-        return _open_remote(spec.rstrip("/"), spec, fetcher or Fetcher())
-    if CDS_ID.match(spec):
+        survey = _open_local(path, spec)
+    elif spec.startswith(("http://", "https://")):
+        survey = _open_remote(spec.rstrip("/"), spec, fetcher or Fetcher())
+    elif CDS_ID.match(spec):
         fetcher = fetcher or Fetcher()
-        return _open_remote(resolve_cds_id(spec, fetcher, mocserver_url), spec, fetcher)
+        survey = _open_remote(resolve_cds_id(spec, fetcher, mocserver_url), spec, fetcher)
+    else:
+        survey = None
+    if survey is not None:
+        survey.spec = spec
+        return survey
     if path.exists():
         raise UserError(f"survey {spec}: not a folder (a HiPS is a folder with a properties file)")
     raise UserError(f"survey {spec}: no such folder, not an http(s) URL, not a CDS ID like CDS/P/DSS2/red")

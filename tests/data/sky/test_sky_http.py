@@ -34,6 +34,10 @@ class FaultyHandler(SimpleHTTPRequestHandler):
             action = actions.pop(0) if actions else None
         if path.endswith("/MocServer/query"):
             return self._send(200, json.dumps(server.moc_records).encode())
+        if path.endswith("/hips2fits"):
+            if action == "500":
+                return self._send(500, b"busy")
+            return self._send(200, hips2fits_stand_in(self.path, Path(self.directory), server))
         if action == "500":
             return self._send(500, b"boom")
         if action == "404":
@@ -63,6 +67,31 @@ class FaultyHandler(SimpleHTTPRequestHandler):
         self.wfile.write(body)
 
 
+def hips2fits_stand_in(request_path: str, root: Path, server) -> bytes:
+    """Plays the CDS service: renders the asked HiPS (last URL part = local sample) with the built-in engine."""
+    import io
+    import urllib.parse
+
+    from astropy.io import fits
+    from PIL import Image
+
+    from data.sky.geometry import make_wcs
+    from data.sky.render import BuiltinRenderer
+
+    query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(request_path).query))
+    server.hips2fits_queries.append(query)
+    grid = OutputGrid(float(query["ra"]), float(query["dec"]), float(query["fov"]), int(query["width"]),
+                      int(query["height"]), query["projection"])
+    engine = CutoutEngine(open_survey(str(root / query["hips"].rstrip("/").rsplit("/", 1)[-1])))
+    values = BuiltinRenderer([engine]).render([grid])[0][0].values
+    buffer = io.BytesIO()
+    if query["format"] == "fits":
+        fits.PrimaryHDU(values[::-1, :, 0], header=make_wcs(grid).to_header()).writeto(buffer)
+    else:
+        Image.fromarray(np.nan_to_num(values).clip(0, 255).astype(np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 @pytest.fixture
 def hips_server(samples):
     server = ThreadingHTTPServer(("127.0.0.1", 0), partial(FaultyHandler, directory=str(samples)))
@@ -72,6 +101,7 @@ def hips_server(samples):
     server.faults = {}
     server.slow_s = 1.5
     server.moc_records = []
+    server.hips2fits_queries = []
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     server.url = f"http://127.0.0.1:{server.server_address[1]}"
@@ -150,3 +180,40 @@ def test_cds_id_resolved_by_mocserver_stand_in(hips_server):
 def test_url_without_properties_is_a_user_error(hips_server):
     with pytest.raises(UserError, match="properties not found"):
         open_survey(f"{hips_server.url}/nothing-here", _fast())
+
+
+def test_hips2fits_backend_against_a_stand_in(hips_server, samples, tmp_path):
+    from data.sky.cli import main as cli_main
+    from data.sky.config import BuildConfig
+    from data.sky.hips2fits_backend import Hips2FitsRenderer
+    from data.sky.render import BuiltinRenderer
+
+    hips_server.faults["/hips2fits"] = ["500"]
+    surveys = [f"{hips_server.url}/DSS2Red", f"{hips_server.url}/FermiColor"]
+    engines = [CutoutEngine(open_survey(s, _fast())) for s in surveys]
+    config = BuildConfig(surveys=tuple(surveys), out=tmp_path, fov=1.0, size=40,
+                         hips2fits_url=f"{hips_server.url}/hips2fits",
+                         fetch=FetchSettings(timeout_s=5, retries=2, backoff_s=0.01))
+    grid = OutputGrid(266.4, -28.9, 1.0, 40, 30)
+    remote = Hips2FitsRenderer(engines, config).render([grid])[0]
+    local = BuiltinRenderer(engines).render([grid])[0]
+    assert [b.values.shape for b in remote] == [(30, 40, 1), (30, 40, 3)]
+    assert np.allclose(remote[0].values, local[0].values, equal_nan=True)  # FITS: exact, rows flipped back
+    assert np.abs(remote[1].values - np.rint(local[1].values)).max() <= 1  # PNG: 8-bit
+    asked = hips_server.hips2fits_queries[-1]
+    assert asked["coordsys"] == "icrs" and asked["projection"] == "TAN" and float(asked["fov"]) == 1.0
+    assert hips_server.hits["/hips2fits"] == 3  # one 500 retried
+    out = tmp_path / "ds"
+    code = cli_main(["--surveys", *surveys, "--ra", "266.4", "--dec", "-28.9", "--fov", "1", "--size", "32",
+                     "--out", str(out), "--backend", "hips2fits", "--hips2fits_url", f"{hips_server.url}/hips2fits",
+                     "--no_progress", "--quiet"])
+    assert code == 0 and len(list((out / "test").glob("*.png"))) == 1
+
+
+def test_hips2fits_refuses_local_surveys(samples, tmp_path):
+    from data.sky.cli import main as cli_main
+
+    with pytest.raises(UserError, match="is local"):
+        cli_main(["--surveys", str(samples / "DSS2Red"), "--ra", "266.4", "--dec", "-28.9", "--fov", "1",
+                  "--size", "32", "--out", str(tmp_path / "o"), "--backend", "hips2fits", "--quiet",
+                  "--hips2fits_url", "http://127.0.0.1:9/hips2fits"])
