@@ -1,0 +1,211 @@
+"""Float32 FITS cubes (aladin_data.py --fits) as aligned training data: chosen planes in, chosen planes out.
+
+Items: A = the target planes (the generator's output with the default --direction BtoA),
+B = the input planes, both normalised per band (--fits_norm) with NaN filled by 0;
+A_mask / B_mask = True where the plane had data (the L1 loss ignores the rest);
+A_paths / B_paths = the cube; crop_box = (x, y, w, h) of the cutout and flip, which test.py
+needs to give the generated band the WCS of its pixels. Arrays are in picture orientation
+(row 0 = top = the last FITS row), like the PNG panels of the same targets.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from data.base_dataset import BaseDataset, check_preprocess, get_params
+from data.fits_io import is_fits_name, plane_labels, read_cube, require_wcs
+from data.fits_norm import (NORM_MODES, CubeNorm, PlaneSampler, check_mode, fit_cube_norm, load_norm,
+                            norm_path, parse_cuts, save_norm)
+from data.panels import parse_index_list
+from util.errors import UserError
+
+FITS_PREPROCESS = ("crop", "none")
+SAMPLED_PIXELS = 2_000_000  # per plane over the whole training set, for the percentiles
+
+
+class FitsAlignedDataset(BaseDataset):
+    """Reads DATAROOT/PHASE/*.fits; the normalisation lives in checkpoints/NAME/fits_norm.json."""
+
+    @staticmethod
+    def modify_commandline_options(parser, is_train: bool):
+        parser.add_argument("--target_planes", type=str, default="0",
+                            help="comma-separated cube planes (0-based) the generator produces")
+        parser.add_argument("--input_planes", type=str, default="",
+                            help="comma-separated cube planes (0-based) fed to the generator; default: all others")
+        parser.add_argument("--fits_norm", type=str, default="asinh", choices=NORM_MODES,
+                            help="per-band normalisation fitted on the training set (saved as fits_norm.json)")
+        parser.add_argument("--fits_cuts", type=str, default="auto",
+                            help="low,high percentiles of the normalisation; auto = 0.5,99.5 linear, 0.5,100 asinh")
+        parser.add_argument("--allow_no_wcs", action="store_true",
+                            help="accept cubes without a sky WCS (results are then written without one)")
+        # resampling would change pixel values and the WCS; the target is the generator's output
+        parser.set_defaults(preprocess="crop", direction="BtoA")
+        return parser
+
+    def __init__(self, opt):
+        super().__init__(opt)
+        if opt.preprocess not in FITS_PREPROCESS:
+            raise UserError(f"--dataset_mode fits_aligned takes --preprocess crop or none, not {opt.preprocess!r}: "
+                            f"resampling would change the physical values and the WCS")
+        if opt.direction != "BtoA":
+            raise UserError("--dataset_mode fits_aligned: --target_planes are the generator's output, so "
+                            "--direction must be BtoA (its default in this mode)")
+        self.norm_mode = check_mode(opt.fits_norm)
+        self.cuts = parse_cuts(opt.fits_cuts, self.norm_mode)
+        paths = list_cubes(opt.dataroot, opt.phase, opt.max_dataset_size)
+        self.first_path = paths[0]
+        first = read_cube(self.first_path)
+        self.n_planes = first.planes.shape[0]
+        self.labels = plane_labels(first.header, self.n_planes)
+        self.target_planes, self.input_planes = choose_planes(opt.target_planes, opt.input_planes, self.n_planes)
+        check_channel_counts(opt, self.target_planes, self.input_planes)
+        self.panel_indices = (list(self.target_planes), list(self.input_planes))
+        self.panel_channels = ([1] * len(self.target_planes), [1] * len(self.input_planes))
+        self.norm_file = norm_path(opt.checkpoints_dir, opt.name)
+        fit_here = opt.isTrain and not (getattr(opt, "continue_train", False) and self.norm_file.is_file())
+        self.cube_paths, samplers = self._scan(paths, need_target=opt.isTrain, fit=fit_here)
+        if fit_here:
+            self.norm = fit_cube_norm(samplers, self.norm_mode, self.cuts, self.labels, len(self.cube_paths))
+            save_norm(self.norm, self.norm_file)
+            print(f"fitted the {self.norm_mode} normalisation of {self.n_planes} planes on "
+                  f"{len(self.cube_paths)} cubes -> {self.norm_file}")
+        else:
+            self.norm = load_norm(self.norm_file)
+            if self.norm.mode != self.norm_mode or tuple(self.norm.cuts) != tuple(self.cuts):
+                print(f"note: using the {self.norm.mode} normalisation (cuts {self.norm.cuts}) the model was "
+                      f"trained with, from {self.norm_file}")
+        self._check_norm()
+
+    # ------------------------------------------------------------------ construction
+    def _scan(self, paths: list[str], need_target: bool, fit: bool) -> tuple[list[str], list[PlaneSampler]]:
+        """One read of every cube: WCS, plane count, size; drop all-NaN cutouts; sample pixels to fit on."""
+        samplers = [PlaneSampler(max(1000, SAMPLED_PIXELS // len(paths))) for _ in range(self.n_planes)]
+        kept: list[str] = []
+        skipped: list[str] = []
+        for path in tqdm(paths, desc="checking FITS cubes", unit="cube", leave=False, disable=len(paths) < 50):
+            cube = read_cube(path)
+            self._check_cube(path, cube)
+            empty = _empty_side(cube.planes, self.input_planes, self.target_planes if need_target else [])
+            if empty:
+                skipped.append(path)
+                tqdm.write(f"skipping {path}: every {empty} pixel is NaN (no data)")
+                continue
+            kept.append(path)
+            if fit:
+                for sampler, plane in zip(samplers, cube.planes):
+                    sampler.add(plane)
+        if not kept:
+            raise UserError(f"every cube in {os.path.dirname(paths[0])} is all-NaN in its "
+                            f"{'target or ' if need_target else ''}input planes; nothing to use")
+        if skipped:
+            print(f"skipped {len(skipped)} of {len(paths)} cubes without data")
+        return kept, samplers
+
+    def _check_cube(self, path: str, cube) -> None:
+        n = cube.planes.shape[0]
+        if n != self.n_planes:
+            raise UserError(f"{path} has {n} planes but {self.first_path} has {self.n_planes}; "
+                            f"all cubes need the same bands")
+        require_wcs(cube.header, path, self.opt.allow_no_wcs)
+        height, width = cube.planes.shape[1:]
+        check_preprocess(self.opt, (width, height), f"cube {path}")
+
+    def _check_norm(self) -> None:
+        if len(self.norm.planes) != self.n_planes:
+            raise UserError(f"{self.norm_file} describes {len(self.norm.planes)} planes but the cubes have "
+                            f"{self.n_planes}; use cubes built like the training ones")
+        for index in (*self.target_planes, *self.input_planes):
+            self.norm.plane(index)  # raises for a band that had no training data
+
+    # ------------------------------------------------------------------ items
+    def __len__(self) -> int:
+        return len(self.cube_paths)
+
+    def __getitem__(self, index: int) -> dict:
+        path = self.cube_paths[index]
+        cube = read_cube(path)
+        self._check_cube(path, cube)
+        picture = cube.planes[:, ::-1, :]  # FITS row 1 is the bottom of the picture
+        height, width = picture.shape[1:]
+        params = get_params(self.opt, (width, height))  # drawn in every mode, as the image datasets do
+        if "crop" in self.opt.preprocess:  # the cube is at least crop_size on each side (checked)
+            (x, y), size_x, size_y = params["crop_pos"], self.opt.crop_size, self.opt.crop_size
+        else:
+            x, y, size_x, size_y = 0, 0, width, height
+        picture = picture[:, y:y + size_y, x:x + size_x]
+        flip = bool(params["flip"]) and not self.opt.no_flip
+        if flip:
+            picture = picture[:, :, ::-1]
+        a, a_mask = self._side(picture, self.target_planes)
+        b, b_mask = self._side(picture, self.input_planes)
+        return {"A": a, "B": b, "A_mask": a_mask, "B_mask": b_mask, "A_paths": path, "B_paths": path,
+                "crop_box": torch.tensor([x, y, size_x, size_y]), "flip": torch.tensor(flip)}
+
+    def _side(self, picture: np.ndarray, planes: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        normalized = np.stack([self.norm.plane(i).normalize(picture[i]) for i in planes])
+        valid = np.isfinite(normalized)
+        normalized[~valid] = 0.0
+        return torch.from_numpy(normalized), torch.from_numpy(valid)
+
+    # ------------------------------------------------------------------ test.py hook
+    def result_writer(self, results_dir):
+        """Called by test.py: writes each generated band as FITS in physical units with its WCS."""
+        from util.fits_results import FitsResultWriter
+
+        return FitsResultWriter(self.opt, self.norm, self.labels, self.target_planes, results_dir, self.input_planes)
+
+
+def list_cubes(dataroot: str, phase: str, max_dataset_size: float) -> list[str]:
+    if not os.path.isdir(dataroot):
+        raise UserError(f"--dataroot folder not found: {dataroot}")
+    folder = os.path.join(dataroot, phase)
+    if not os.path.isdir(folder):
+        raise UserError(f"no '{phase}' folder in --dataroot {dataroot} (FITS cubes are read from DATAROOT/PHASE; "
+                        f"set --phase)")
+    paths = sorted(os.path.join(folder, name) for name in os.listdir(folder) if is_fits_name(name))
+    if not paths:
+        raise UserError(f"no FITS cubes in {folder} (build them with aladin_data.py --fits)")
+    return paths[: int(min(len(paths), max_dataset_size))]
+
+
+def choose_planes(target_text: str, input_text: str, n_planes: int) -> tuple[list[int], list[int]]:
+    """Target and input plane numbers (0-based); inputs default to every plane that is not a target."""
+    targets = parse_index_list(target_text, "--target_planes")
+    if not targets:
+        raise UserError("--target_planes is empty; name at least one cube plane for the generator to produce")
+    inputs = parse_index_list(input_text, "--input_planes") or [i for i in range(n_planes) if i not in targets]
+    for option, planes in (("--target_planes", targets), ("--input_planes", inputs)):
+        for plane in planes:
+            if not 0 <= plane < n_planes:
+                raise UserError(f"{option}: plane {plane} is out of range, the cubes have {n_planes} planes "
+                                f"(0..{n_planes - 1})")
+        if len(set(planes)) != len(planes):
+            raise UserError(f"{option} lists a plane twice")
+    if not inputs:
+        raise UserError(f"no input planes: the cubes have {n_planes} planes and all are targets")
+    both = sorted(set(targets) & set(inputs))
+    if both:
+        raise UserError(f"plane {both[0]} is both a target and an input; the generator would see its answer")
+    return targets, inputs
+
+
+def check_channel_counts(opt, targets: list[int], inputs: list[int]) -> None:
+    """One channel per plane; catch disagreeing --input_nc/--output_nc before the network does."""
+    if opt.input_nc != len(inputs):
+        raise UserError(f"--input_planes {','.join(map(str, inputs))} gives {len(inputs)} input channels but "
+                        f"--input_nc is {opt.input_nc}")
+    if opt.output_nc != len(targets):
+        raise UserError(f"--target_planes {','.join(map(str, targets))} gives {len(targets)} output channels but "
+                        f"--output_nc is {opt.output_nc}")
+
+
+def _empty_side(planes: np.ndarray, inputs: list[int], targets: list[int]) -> str:
+    """'input' / 'target' when those planes hold no finite pixel, '' when both have data."""
+    if not np.isfinite(planes[inputs]).any():
+        return "input"
+    if targets and not np.isfinite(planes[targets]).any():
+        return "target"
+    return ""
