@@ -5,6 +5,7 @@ import torch
 
 from models import networks
 from models.base_model import BaseModel
+from models.masked_loss import masked_l1
 
 
 class Pix2PixModel(BaseModel):
@@ -47,6 +48,8 @@ class Pix2PixModel(BaseModel):
         self.real_A = input["A" if a_to_b else "B"].to(self.device)
         self.real_B = input["B" if a_to_b else "A"].to(self.device)
         self.image_paths = input["A_paths" if a_to_b else "B_paths"]
+        mask = input.get("B_mask" if a_to_b else "A_mask")  # target pixels with data (FITS cubes)
+        self.target_mask = None if mask is None else mask.to(self.device)
         self.check_input(self.real_A, self.opt.input_nc, "the generator input (real_A)")
         self.check_input(self.real_B, self.opt.output_nc, "the target (real_B)")
 
@@ -67,7 +70,10 @@ class Pix2PixModel(BaseModel):
     def backward_G(self) -> None:
         fake_AB = torch.cat((self.real_A, self.fake_B), 1)
         self.loss_G_GAN = self.criterionGAN(self.netD(fake_AB), True)
-        self.loss_G_L1 = self.criterionL1(self.fake_B, self.real_B) * self.opt.lambda_L1
+        if getattr(self, "target_mask", None) is None:
+            self.loss_G_L1 = self.criterionL1(self.fake_B, self.real_B) * self.opt.lambda_L1
+        else:  # pixels without data (NaN in a FITS cube) do not count
+            self.loss_G_L1 = masked_l1(self.fake_B, self.real_B, self.target_mask) * self.opt.lambda_L1
         self.loss_G = self.loss_G_GAN + self.loss_G_L1
         self.loss_G.backward()
 
