@@ -224,6 +224,14 @@ def render_html(title: str, intro: list[str], table_rows: list[tuple[str, dict]]
     return "\n".join(parts)
 
 
+def baseline_label(variant: Variant) -> str:
+    """'baseline: input band 1 (GLIMPSE360) resampled, no model' from the visual name the baseline used."""
+    visual = variant.metrics["baseline"]["input"]
+    number = int(visual.rsplit("_p", 1)[1]) if "_p" in visual else variant.input_panels[0]
+    name = variant.extra.get("band_names", {}).get(number)
+    return f"baseline: input band {number}{f' ({name})' if name else ''} resampled, no model"
+
+
 def write_report(out_dir: str | Path, title: str, variants: list[Variant], intro: list[str] | None = None,
                  settings: dict | None = None, n_examples: int = 4) -> dict:
     """index.html, loss_curves.png, examples.png and metrics.json in `out_dir`; returns metrics.json's content.
@@ -233,7 +241,7 @@ def write_report(out_dir: str | Path, title: str, variants: list[Variant], intro
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     baseline = variants[0].metrics.get("baseline")
-    base_label = f"baseline: input {baseline['input']} resampled (no model)" if baseline else None
+    base_label = baseline_label(variants[0]) if baseline else None
     verdict = statement([(v.label, v.metrics) for v in variants], (base_label, baseline) if baseline else None)
     figures = {}
     if plot_loss_curves([(v.label, v.loss_log) for v in variants], out / "loss_curves.png"):

@@ -2,7 +2,8 @@
 
 Two variants are compared image by image (the same test images): for each metric the mean of the
 paired differences and its standard error. A difference counts only when it exceeds two standard
-errors over at least three images; anything smaller is "no clear difference", whatever its sign.
+errors over at least three images and a minimal size (MIN_EFFECT); anything smaller is
+"no clear difference", whatever its sign.
 Training noise (a second run with another seed) is not measured here and is said so.
 """
 from __future__ import annotations
@@ -13,6 +14,8 @@ import numpy as np
 
 # +1: higher is better, -1: lower is better
 DIRECTIONS = {"L1": -1, "PSNR": +1, "SSIM": +1, "CC": +1, "flux_error": -1, "colour_error": -1}
+# smallest difference worth a word, whatever its error bar: half an 8-bit grey level in L1, a fifth of a dB...
+MIN_EFFECT = {"L1": 0.002, "PSNR": 0.2, "SSIM": 0.005, "CC": 0.005, "flux_error": 0.02, "colour_error": 0.005}
 MIN_IMAGES = 3
 N_SIGMA = 2.0
 
@@ -37,7 +40,7 @@ def compare(reference: dict, other: dict) -> dict[str, dict]:
         if reference.get(key) is None or other.get(key) is None:
             continue
         diff, se, n = paired_difference(reference["images"], other["images"], key)
-        if n >= MIN_IMAGES and math.isfinite(se) and abs(diff) > N_SIGMA * se and diff != 0:
+        if n >= MIN_IMAGES and math.isfinite(se) and abs(diff) > max(N_SIGMA * se, MIN_EFFECT[key]):
             call = "better" if diff * direction > 0 else "worse"
         else:
             call = "no clear difference"
@@ -117,6 +120,7 @@ def statement(variants: list[tuple[str, dict]], baseline: tuple[str, dict] | Non
     n_images = min(m.get("n_images", len(m.get("images", []))) for _, m in variants)
     sentences.append(
         f"Error bars are standard errors of paired differences over {n_images} test images; a difference "
-        f"counts only beyond {N_SIGMA:g} of them. Each variant was trained once, so run-to-run training noise "
+        f"counts only beyond {N_SIGMA:g} of them and beyond a minimal size (L1 0.002, PSNR 0.2 dB, SSIM and CC "
+        f"0.005, flux error 0.02, colour error 0.005). Each variant was trained once, so run-to-run training noise "
         f"is not included: treat small gains with caution.")
     return {"sentences": sentences, **details}

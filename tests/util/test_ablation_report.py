@@ -84,7 +84,7 @@ def test_report_shows_a_real_gain_with_offline_files(tmp_path):
     saved = json.loads((tmp_path / "report" / "metrics.json").read_text())
     assert [v["name"] for v in saved["variants"]] == ["bands_1", "bands_2", "bands_3"]
     assert saved["variants"][2]["L1"] == 0.0 and saved["variants"][0]["L1"] > 0.005
-    assert saved["baseline"]["label"].startswith("baseline: input real_A resampled")
+    assert saved["baseline"]["label"] == "baseline: input band 1 resampled, no model"
     assert saved["verdict"]["most_vs_fewest"]["metrics"]["L1"]["call"] == "better"
     # the 3-band "model" is the real image: it beats the input-band baseline on every metric
     assert saved["verdict"]["vs_baseline"][2]["verdict"] == "gain"

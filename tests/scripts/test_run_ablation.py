@@ -1,0 +1,82 @@
+"""The README's main job, end to end with a minimal budget: dataset -> 3 trainings -> tests -> report."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "scripts" / "run_ablation.py"
+TINY = ["--budget", "tiny", "--n_samples", "12"]
+
+
+def run(*args, timeout=240):
+    return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True,
+                          cwd=REPO, timeout=timeout)
+
+
+def check_report(out: Path, n_variants: int) -> dict:
+    report = json.loads((out / "report" / "metrics.json").read_text())
+    assert len(report["variants"]) == n_variants
+    assert [len(v["input_panels"]) for v in report["variants"]] == sorted(len(v["input_panels"]) for v in report["variants"])
+    assert report["baseline"]["L1"] is not None and report["verdict"]["sentences"]
+    for variant in report["variants"]:
+        assert 0.0 <= variant["L1"] <= 1.0 and -1.0 <= variant["CC"] <= 1.0
+        assert (out / "report" / variant["results_dir"] / "metrics.json").exists()
+    page = (out / "report" / "index.html").read_text()
+    assert "Did more bands help?" in page and "baseline" in page
+    for name in ("examples.png", "loss_curves.png"):
+        with Image.open(out / "report" / name) as image:
+            assert image.size[0] > 300 and image.size[1] > 200
+    return report
+
+
+@pytest.mark.timeout(300)
+def test_main_command_on_bundled_sky_with_minimal_budget(tmp_path):
+    if not (REPO / "aladin_data.py").exists():
+        pytest.skip("aladin_data.py (the sky dataset builder) is not in this checkout")
+    out = tmp_path / "ablation"
+    proc = run("--out", out, *TINY)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = check_report(out, 3)
+    assert report["settings"]["band_names"]["0"] == "DSS2Red"
+    assert report["variants"][2]["label"] == "3 bands (GLIMPSE360 + Planck-HFI143 + FermiColor)"
+    assert report["variants"][0]["colour_error"] is None  # the DSS2Red target is grey
+    assert "report:" in proc.stdout
+
+
+@pytest.mark.timeout(300)
+def test_synthetic_ablation_resumes_and_redoes_only_what_changed(tmp_path):
+    out = tmp_path / "synthetic"
+    first = run("--out", out, "--synthetic", *TINY, "--n_test", "3", "--variants", "1;1,2")
+    assert first.returncode == 0, first.stderr[-3000:]
+    report = check_report(out, 2)
+    assert report["variants"][0]["colour_error"] is not None  # the synthetic target is a colour image
+    weights = out / "checkpoints" / "bands_1" / "latest_net_G.pth"
+    stamp = weights.stat().st_mtime_ns
+
+    again = run("--out", out, "--synthetic", *TINY, "--n_test", "3", "--variants", "1;1,2")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "dataset: already built" in again.stdout and again.stdout.count("already trained") == 2
+    assert weights.stat().st_mtime_ns == stamp
+
+    # a new variant trains only itself; a changed budget retrains
+    third = run("--out", out, "--synthetic", *TINY, "--n_test", "3", "--variants", "1;1,2;1,2,3")
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert third.stdout.count("already trained") == 2 and "train 3 bands" in third.stdout
+    check_report(out, 3)
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--variants", "1;x"], "--variants"),
+    (["--variants", "1;7", "--synthetic"], "panel 7"),
+    (["--size", "100"], "multiple of 64"),
+    (["--surveys", "data/sky_samples/DSS2Red"], "at least one input band"),
+])
+def test_bad_options_give_one_line_errors(tmp_path, args, words):
+    proc = run("--out", tmp_path / "bad", *TINY, "--n_test", "2", *args)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("error:") and words in proc.stderr.strip().splitlines()[-1]
