@@ -103,6 +103,8 @@ class UnalignedDataset(BaseDataset):
         return max(self.A_size, self.B_size)
 
     def __getitem__(self, index: int) -> dict:
+        if not 0 <= index < len(self):  # indices wrap below, so `for item in dataset` needs this to end
+            raise IndexError(f"index {index} out of range for {len(self)} items")
         A_path = self.A_paths[index % self.A_size]
         index_B = index % self.B_size if self.opt.serial_batches else random.randint(0, self.B_size - 1)
         B_path = self.B_paths[index_B]
