@@ -50,6 +50,9 @@ def run_test(opt) -> Path:
     webpage = HTML(web_dir, f"Experiment = {opt.name}, Phase = {opt.phase}, Epoch = {opt.epoch}")
     if opt.eval:
         model.eval()
+    # a dataset may write extra results per batch (fits_aligned: generated bands as FITS with WCS)
+    make_writer = getattr(dataset.dataset, "result_writer", None)
+    write_extra = make_writer(web_dir) if make_writer is not None else None
     total = int(min(len(dataset), opt.num_test))
     for i, data in enumerate(tqdm(dataset, total=total, desc="test images", unit="image")):
         if i >= opt.num_test:
@@ -60,4 +63,6 @@ def run_test(opt) -> Path:
         if i % 5 == 0:
             tqdm.write(f"processing ({i:04d})-th image... {paths}")
         save_result_images(webpage, model.get_current_visuals(), paths, opt.aspect_ratio, opt.display_winsize)
+        if write_extra is not None:
+            write_extra(data, model)
     return Path(webpage.save())
