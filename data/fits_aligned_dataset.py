@@ -41,8 +41,9 @@ class FitsAlignedDataset(BaseDataset):
                             help="low,high percentiles of the normalisation; auto = 0.5,99.5 linear, 0.5,100 asinh")
         parser.add_argument("--allow_no_wcs", action="store_true",
                             help="accept cubes without a sky WCS (results are then written without one)")
-        # resampling would change pixel values and the WCS; the target is the generator's output
-        parser.set_defaults(preprocess="crop", direction="BtoA")
+        # resampling would change pixel values and the WCS; the target is the generator's output;
+        # one target plane by default (as --target_planes 0)
+        parser.set_defaults(preprocess="crop", direction="BtoA", output_nc=1)
         return parser
 
     def __init__(self, opt):
