@@ -1,0 +1,68 @@
+"""Colour photos as (lightness -> colour) pairs in CIE Lab, for `--model colorization`.
+
+Each RGB image under DATAROOT/PHASE gives A = L / 50 - 1 (1 channel) and B = ab / 110
+(2 channels), both roughly in [-1, 1], as upstream. Lab separates what a grey survey shows
+(lightness) from what the network must invent (colour), so G only predicts the two ab channels.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+
+from data.aligned_dataset import list_aligned_images
+from data.base_dataset import BaseDataset, check_preprocess, get_transform, load_rgb, read_image_size
+from util.errors import UserError
+
+L_SCALE, L_SHIFT, AB_SCALE = 50.0, 1.0, 110.0
+
+
+def rgb_to_normalized_lab(rgb: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """HxWx3 uint8 RGB -> (L channel (1, H, W), ab channels (2, H, W)) scaled as upstream."""
+    from skimage import color
+
+    lab = torch.from_numpy(color.rgb2lab(rgb).astype(np.float32)).permute(2, 0, 1)
+    return lab[[0]] / L_SCALE - L_SHIFT, lab[1:] / AB_SCALE
+
+
+def normalized_lab_to_rgb(L: torch.Tensor, ab: torch.Tensor) -> np.ndarray:
+    """The inverse for one image: (1, H, W) and (2, H, W) tensors -> HxWx3 float RGB in [0, 1].
+
+    Predicted colours often fall outside the RGB gamut; skimage clips them and warns each time,
+    which would flood the training log, so that warning is silenced here."""
+    from skimage import color
+
+    lab = torch.cat([(L + L_SHIFT) * L_SCALE, ab * AB_SCALE], dim=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return color.lab2rgb(lab.detach().cpu().float().permute(1, 2, 0).numpy())
+
+
+class ColorizationDataset(BaseDataset):
+    """Items: A (L), B (ab), A_paths, B_paths (the same file)."""
+
+    @staticmethod
+    def modify_commandline_options(parser, is_train: bool):
+        """L in, ab out, AtoB: the only layout this dataset produces."""
+        parser.set_defaults(input_nc=1, output_nc=2, direction="AtoB")
+        return parser
+
+    def __init__(self, opt):
+        super().__init__(opt)
+        if (opt.input_nc, opt.output_nc, opt.direction) != (1, 2, "AtoB"):
+            raise UserError(f"--dataset_mode colorization gives L (1 channel) -> ab (2 channels), AtoB; drop "
+                            f"--input_nc {opt.input_nc} / --output_nc {opt.output_nc} / --direction {opt.direction}")
+        self.AB_paths = list_aligned_images(opt.dataroot, opt.phase, opt.max_dataset_size)
+        check_preprocess(opt, read_image_size(self.AB_paths[0]), f"image {self.AB_paths[0]}")
+
+    def __len__(self) -> int:
+        return len(self.AB_paths)
+
+    def __getitem__(self, index: int) -> dict:
+        path = self.AB_paths[index]
+        image = load_rgb(path)
+        check_preprocess(self.opt, image.size, f"image {path}")
+        cropped = get_transform(self.opt, convert=False)(image)
+        A, B = rgb_to_normalized_lab(np.asarray(cropped))
+        return {"A": A, "B": B, "A_paths": path, "B_paths": path}
