@@ -91,7 +91,8 @@ def open_engines(config: BuildConfig) -> list[CutoutEngine]:
     engines = []
     for spec, fmt in zip(config.surveys, formats):
         survey = open_survey(spec, fetcher, config.mocserver_url)
-        engines.append(CutoutEngine(survey, fmt, cache_tiles=config.cache_tiles))
+        engines.append(CutoutEngine(survey, fmt, cache_tiles=config.cache_tiles,
+                                   black_is_blank=config.black_is_blank))
     names = [e.survey.name for e in engines]
     for engine in engines:
         if names.count(engine.survey.name) > 1:

@@ -52,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fits", action="store_true", help="also write a float32 FITS cube per target")
     p.add_argument("--stretch", choices=STRETCHES, default="linear", help="8-bit stretch of FITS tiles")
     p.add_argument("--cuts", default="0.5,99.5", help="low,high percentiles of the FITS stretch")
+    p.add_argument("--black_is_blank", choices=["auto", "yes", "no"], default="auto",
+                   help="JPEG/PNG black (0 in every channel, in 5x5 blocks) means no data: auto = colour surveys")
     p.add_argument("--backend", choices=["builtin", "aladin", "hips2fits"], default="builtin")
     p.add_argument("--workers", type=int, default=1, help="processes")
     p.add_argument("--shard", help="I/N: this machine does every N-th target starting at I (0-based)")
@@ -113,7 +115,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[BuildConfig, TargetSpec]
         fetch=FetchSettings(cache_dir=Path(args.cache_dir) if args.cache_dir else None, timeout_s=args.timeout,
                             retries=max(0, args.retries)),
         mocserver_url=args.mocserver_url, sesame_url=None if args.offline else args.sesame_url,
-        hips2fits_url=args.hips2fits_url, aladin_jar=args.aladin_jar, progress=not args.no_progress)
+        hips2fits_url=args.hips2fits_url, black_is_blank={"auto": None, "yes": True, "no": False}[args.black_is_blank], aladin_jar=args.aladin_jar, progress=not args.no_progress)
     return config, spec
 
 

@@ -45,4 +45,5 @@ class BuildConfig:
     hips2fits_url: str = "https://alasky.cds.unistra.fr/hips-image-services/hips2fits"
     aladin_jar: str | None = None
     cache_tiles: int = 96
+    black_is_blank: bool | None = None  # None: colour surveys only
     progress: bool = True

@@ -11,7 +11,7 @@ import numpy as np
 from util.errors import UserError
 
 from .geometry import (OutputGrid, bilinear_lookup, choose_tile_order, finest_needed_depth, icrs_to_frame,
-                       pixel_sky_coords, zorder_rows_cols)
+                       pixel_frame_coords, zorder_rows_cols)
 from .source import Survey, allsky_path, tile_path
 from .tiles import (TileDecodeError, allsky_tile, allsky_tile_width, decode_image, decode_tile,
                     separate_blank)
@@ -32,7 +32,7 @@ class Cutout:
 
 @dataclass(frozen=True)
 class Tile:
-    """A decoded tile: uint8 (blank = all channels 0, only if has_blank) or float32 with NaN."""
+    """A decoded tile: uint8 without blanks, or float32 with NaN where there is no data."""
 
     pixels: np.ndarray
     has_blank: bool
@@ -140,7 +140,11 @@ class CutoutEngine:
             if not self.black_is_blank:
                 return Tile(array, False)
             array, has_blank = separate_blank(array)
-            return Tile(array, has_blank)
+            if has_blank:  # store as float with NaN: gathers then need no per-pixel blank test
+                as_float = array.astype(np.float32)
+                as_float[~array.any(axis=2)] = np.nan
+                return Tile(as_float, True)
+            return Tile(array, False)
         return Tile(array, True)
 
     def _validate(self, data: bytes) -> None:
@@ -214,12 +218,12 @@ class CutoutEngine:
         surveys of one target to reuse frame conversions and sampling plans.
         """
         shared = {} if shared is None else shared
-        if sky is None:
-            sky = shared.get("icrs") or pixel_sky_coords(grid)
-            shared["icrs"] = sky
         frame = self.survey.properties.frame
         if ("frame", frame) not in shared:
-            shared[("frame", frame)] = icrs_to_frame(sky[0], sky[1], frame)
+            if sky is not None:
+                shared[("frame", frame)] = icrs_to_frame(sky[0], sky[1], frame)
+            else:
+                shared[("frame", frame)] = pixel_frame_coords(grid, frame)
         order, width, use_allsky = self.level(grid)
         key = ("plan", frame, order, width)
         if key not in shared:

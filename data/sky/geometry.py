@@ -44,14 +44,69 @@ def make_wcs(grid: OutputGrid):
     return wcs
 
 
-def pixel_sky_coords(grid: OutputGrid) -> tuple[np.ndarray, np.ndarray]:
-    """ICRS (ra, dec) in deg of every pixel centre, arrays (height, width), row 0 = top (north)."""
+ZENITHAL = ("TAN", "SIN", "ARC", "STG", "ZEA")
+
+
+def wcs_pixel_sky_coords(grid: OutputGrid) -> tuple[np.ndarray, np.ndarray]:
+    """ICRS (ra, dec) in deg of every pixel centre by astropy WCS, arrays (height, width), row 0 = north."""
     wcs = make_wcs(grid)
     cols, rows = np.meshgrid(np.arange(grid.width, dtype=np.float64),
                              np.arange(grid.height, dtype=np.float64))
     fits_y = grid.height - 1 - rows  # 0-based FITS row counts from the bottom
     ra, dec = wcs.wcs_pix2world(cols, fits_y, 0)
     return ra, dec
+
+
+@lru_cache(maxsize=16)
+def _pixel_vectors_at_origin(fov: float, width: int, height: int, projection: str) -> np.ndarray:
+    """Unit vectors (3, H*W) of the pixel centres of a grid centred on (0, 0), from astropy WCS."""
+    ra, dec = wcs_pixel_sky_coords(OutputGrid(0.0, 0.0, fov, width, height, projection))
+    return _unit_vectors(ra.ravel(), dec.ravel())
+
+
+def centre_rotation(ra: float, dec: float) -> np.ndarray:
+    """Rotation taking (0, 0) to (ra, dec) and keeping north up: Rz(ra) . Ry(-dec).
+
+    For zenithal projections (native pole at the reference point, LONPOLE = 180) a grid centred anywhere
+    is this rotation of the grid centred on (0, 0); checked against astropy WCS in the tests.
+    """
+    a, d = np.radians(ra), np.radians(dec)
+    rz = np.array([[np.cos(a), -np.sin(a), 0.0], [np.sin(a), np.cos(a), 0.0], [0.0, 0.0, 1.0]])
+    ry = np.array([[np.cos(d), 0.0, -np.sin(d)], [0.0, 1.0, 0.0], [np.sin(d), 0.0, np.cos(d)]])
+    return rz @ ry
+
+
+def _unit_vectors(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    lon_r, lat_r = np.radians(lon), np.radians(lat)
+    cos_lat = np.cos(lat_r)
+    return np.stack([cos_lat * np.cos(lon_r), cos_lat * np.sin(lon_r), np.sin(lat_r)])
+
+
+def _lonlat(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return (np.degrees(np.arctan2(vectors[1], vectors[0])) % 360.0,
+            np.degrees(np.arcsin(np.clip(vectors[2], -1.0, 1.0))))
+
+
+def pixel_frame_coords(grid: OutputGrid, frame: str = "equatorial") -> tuple[np.ndarray, np.ndarray]:
+    """(lon, lat) in deg in `frame` of every pixel centre, arrays (height, width), row 0 = north.
+
+    Zenithal grids rotate a cached origin grid (one matrix product per target instead of a WCS
+    evaluation and a frame conversion); other projections go through astropy WCS.
+    """
+    if grid.projection not in ZENITHAL:
+        ra, dec = wcs_pixel_sky_coords(grid)
+        return icrs_to_frame(ra, dec, frame) if frame != "equatorial" else (ra, dec)
+    rotation = centre_rotation(grid.ra, grid.dec)
+    if frame != "equatorial":
+        rotation = icrs_rotation(frame) @ rotation
+    vectors = rotation @ _pixel_vectors_at_origin(grid.fov, grid.width, grid.height, grid.projection)
+    lon, lat = _lonlat(vectors)
+    return lon.reshape(grid.height, grid.width), lat.reshape(grid.height, grid.width)
+
+
+def pixel_sky_coords(grid: OutputGrid) -> tuple[np.ndarray, np.ndarray]:
+    """ICRS (ra, dec) in deg of every pixel centre, arrays (height, width), row 0 = north."""
+    return pixel_frame_coords(grid, "equatorial")
 
 
 @lru_cache(maxsize=2)
@@ -69,11 +124,9 @@ def icrs_rotation(frame: str) -> np.ndarray:
 
 
 def _rotate(lon: np.ndarray, lat: np.ndarray, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    lon_r, lat_r = np.radians(lon), np.radians(lat)
-    cos_lat = np.cos(lat_r)
-    vec = np.stack([cos_lat * np.cos(lon_r), cos_lat * np.sin(lon_r), np.sin(lat_r)])
-    out = np.tensordot(matrix, vec, axes=1)
-    return np.degrees(np.arctan2(out[1], out[0])) % 360.0, np.degrees(np.arcsin(np.clip(out[2], -1, 1)))
+    shape = np.shape(lon)
+    lon_out, lat_out = _lonlat(matrix @ _unit_vectors(np.ravel(lon), np.ravel(lat)))
+    return lon_out.reshape(shape), lat_out.reshape(shape)
 
 
 def icrs_to_frame(ra: np.ndarray, dec: np.ndarray, frame: str) -> tuple[np.ndarray, np.ndarray]:

@@ -17,7 +17,7 @@ def panels_png(panels: list[np.ndarray]) -> bytes:
     rgb = [np.repeat(p, 3, axis=2) if p.shape[2] == 1 else p[:, :, :3] for p in panels]
     image = Image.fromarray(np.ascontiguousarray(np.concatenate(rgb, axis=1)), mode="RGB")
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG", compress_level=3)
+    image.save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
 
 

@@ -7,7 +7,7 @@ from typing import Protocol
 import numpy as np
 
 from .engine import CutoutEngine
-from .geometry import OutputGrid, pixel_sky_coords
+from .geometry import OutputGrid
 
 
 @dataclass
@@ -28,27 +28,6 @@ class Renderer(Protocol):
 
     def render(self, grids: list[OutputGrid]) -> list[list[Band]]: ...
 
-    def estimate_coverage_many(self, ra: np.ndarray, dec: np.ndarray, fov: float, size: int,
-                               points: int = 11) -> np.ndarray:
-        """(N, surveys) coverage estimates from a points x points pattern of nearest-pixel probes.
-
-        The pattern uses astropy's spherical offsets from each centre (close to TAN for small fields):
-        it screens thousands of candidate positions at once.
-        """
-        from astropy.coordinates import SkyCoord
-        import astropy.units as u
-
-        steps = np.linspace(-0.5, 0.5, points)
-        east, north = np.meshgrid(steps * fov, steps * fov)
-        centre = SkyCoord(np.repeat(ra, east.size) * u.deg, np.repeat(dec, east.size) * u.deg, frame="icrs")
-        probes = centre.spherical_offsets_by(np.tile(east.ravel(), len(ra)) * u.deg,
-                                             np.tile(north.ravel(), len(ra)) * u.deg)
-        result = np.empty((len(ra), len(self.engines)))
-        for index, engine in enumerate(self.engines):
-            ok = engine.has_data(probes.ra.deg, probes.dec.deg, fov / size)
-            result[:, index] = ok.reshape(len(ra), east.size).mean(axis=1)
-        return result
-
     def estimate_coverage(self, grid: OutputGrid) -> list[float]: ...
 
 
@@ -60,7 +39,7 @@ class BuiltinRenderer:
         self.survey_names = [e.survey.name for e in engines]
 
     def render_one(self, grid: OutputGrid) -> list[Band]:
-        shared: dict = {"icrs": pixel_sky_coords(grid)}
+        shared: dict = {}
         bands = []
         for engine in self.engines:
             cutout = engine.cutout(grid, shared=shared)
@@ -95,5 +74,5 @@ class BuiltinRenderer:
     def estimate_coverage(self, grid: OutputGrid) -> list[float]:
         """Coverage per survey on a coarse 24x24 version of the grid (cheap screening)."""
         coarse = OutputGrid(grid.ra, grid.dec, grid.fov, 24, 24, grid.projection)
-        shared: dict = {"icrs": pixel_sky_coords(coarse)}
+        shared: dict = {}
         return [engine.cutout(coarse, shared=shared).coverage for engine in self.engines]

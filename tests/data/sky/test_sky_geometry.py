@@ -153,3 +153,20 @@ def test_allsky_used_for_coarse_pixels(samples):
     fine = engine.cutout(OutputGrid(266.4, -28.9, 2.0, 64, 64))
     assert coarse.used_allsky and not fine.used_allsky
     assert coarse.coverage > 0.05
+
+
+@pytest.mark.parametrize("projection", ["TAN", "SIN", "ZEA"])
+@pytest.mark.parametrize("ra,dec", [(266.4, -28.9), (10.0, 89.5), (359.9, -60.0), (120.0, 0.0)])
+def test_fast_grid_equals_astropy_wcs(projection, ra, dec):
+    from data.sky.geometry import pixel_frame_coords, wcs_pixel_sky_coords
+    from astropy.coordinates import SkyCoord
+    import astropy.units as u
+
+    grid = OutputGrid(ra, dec, 2.5, 40, 30, projection)
+    fast = pixel_frame_coords(grid)
+    slow = wcs_pixel_sky_coords(grid)
+    sep = SkyCoord(fast[0] * u.deg, fast[1] * u.deg).separation(SkyCoord(slow[0] * u.deg, slow[1] * u.deg))
+    assert sep.arcsec.max() < 1e-6
+    gal = pixel_frame_coords(grid, "galactic")
+    ref = SkyCoord(slow[0] * u.deg, slow[1] * u.deg).galactic
+    assert SkyCoord(gal[0] * u.deg, gal[1] * u.deg, frame="galactic").separation(ref).arcsec.max() < 1e-5

@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""Speed of the built-in HiPS engine on local HiPS: cutouts/s per survey and four-band samples/s per core.
+
+Per core = per CPU second of this single-threaded process (robust on a shared machine); wall figures too.
+With --aladin (default when Aladin Desktop is installed) the same cutouts go through Aladin for a ratio.
+
+    .venv/bin/python scripts/bench_cutouts.py            # 40 positions, 256 px, 1.8 deg, bundled surveys
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("RAYON_NUM_THREADS", "1")
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+
+from data.sky.engine import CutoutEngine  # noqa: E402
+from data.sky.footprint import survey_footprint  # noqa: E402
+from data.sky.geometry import OutputGrid  # noqa: E402
+from data.sky.output import panels_png  # noqa: E402
+from data.sky.render import BuiltinRenderer  # noqa: E402
+from data.sky.sampling import random_candidates  # noqa: E402
+from data.sky.source import open_survey  # noqa: E402
+from data.sky.stretch import StretchSettings, to_uint8  # noqa: E402
+
+DEFAULT_SURVEYS = [str(REPO / "data" / "sky_samples" / s) for s in ("DSS2Red", "GLIMPSE360", "Planck-HFI143",
+                                                                    "FermiColor")]
+
+
+def timed(fn):
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = fn()
+    return result, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--surveys", nargs="+", default=DEFAULT_SURVEYS)
+    parser.add_argument("--n", type=int, default=40, help="positions")
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--fov", type=float, default=1.8)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no_aladin", action="store_true")
+    args = parser.parse_args()
+
+    engines = [CutoutEngine(open_survey(s)) for s in args.surveys]
+    footprints = [survey_footprint(e.survey, e.tile_format) for e in engines]
+    ra, dec = random_candidates(footprints, args.n, args.seed)
+    grids = [OutputGrid(float(r), float(d), args.fov, args.size, args.size) for r, d in zip(ra, dec)]
+    renderer = BuiltinRenderer(engines)
+    renderer.render(grids[:2])  # warm: decode tiles once, as the LRU cache does across a real run
+
+    print(f"{len(grids)} positions, {args.size}x{args.size} px, fov {args.fov} deg, single process")
+    for engine in engines:
+        single = BuiltinRenderer([engine])
+        _, wall, cpu = timed(lambda: single.render(grids))
+        print(f"  {engine.survey.name:16s} {len(grids) / cpu:7.1f} cutouts/s per core   ({len(grids) / wall:6.1f}/s wall)")
+    _, wall, cpu = timed(lambda: renderer.render(grids))
+    print(f"  {len(engines)}-band samples      {len(grids) / cpu:7.1f} samples/s per core   ({len(grids) / wall:6.1f}/s wall)")
+    stretch = StretchSettings()
+
+    def with_png():
+        for bands in renderer.render(grids):
+            panels_png([to_uint8(b.values, b.is_8bit, stretch) for b in bands])
+
+    _, wall_png, cpu_png = timed(with_png)
+    print(f"  + 8-bit + PNG        {len(grids) / cpu_png:7.1f} samples/s per core   ({len(grids) / wall_png:6.1f}/s wall)")
+
+    if args.no_aladin:
+        return
+    from data.sky.aladin_backend import AladinRenderer, find_aladin
+
+    if find_aladin() is None:
+        print("Aladin Desktop not installed: no ratio")
+        return
+    big = [g for g in grids if g.width >= 128]
+    aladin = AladinRenderer(engines)
+    _, wall_al, _ = timed(lambda: aladin.render(big))
+    one = AladinRenderer(engines[:1])
+    _, wall_start, _ = timed(lambda: one.render(big[:1]))
+    per_sample = (wall_al - wall_start) / max(len(big) - 1, 1)
+    print(f"  Aladin Desktop       {len(big) / wall_al:7.2f} samples/s wall, start-up ~{wall_start:.1f} s "
+          f"(one cutout), ~{per_sample:.2f} s per {len(engines)}-band sample after it")
+    print(f"  ratio builtin/Aladin (wall, whole run): {(len(grids) / wall) / (len(big) / wall_al):.0f}x")
+
+
+if __name__ == "__main__":
+    main()
