@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from data.base_dataset import BaseDataset, check_preprocess, get_params
 from data.fits_io import is_fits_name, plane_labels, read_cube, require_wcs
-from data.fits_norm import (NORM_MODES, CubeNorm, PlaneSampler, check_mode, fit_cube_norm, load_norm,
+from data.fits_norm import (NORM_MODES, PlaneSampler, check_mode, fit_cube_norm, load_norm,
                             norm_path, parse_cuts, save_norm)
 from data.panels import parse_index_list
 from util.errors import UserError

@@ -6,7 +6,7 @@ import pytest
 from astropy.io import fits
 
 from data.fits_io import celestial_wcs, plane_labels, read_cube, require_wcs
-from data.fits_norm import (CubeNorm, PlaneNorm, PlaneSampler, fit_cube_norm, fit_plane, load_norm, parse_cuts,
+from data.fits_norm import (PlaneNorm, PlaneSampler, fit_cube_norm, fit_plane, load_norm, parse_cuts,
                             save_norm)
 from util.errors import UserError
 
