@@ -171,10 +171,13 @@ class CycleGANModel(BaseModel):
 
     # ------------------------------------------------------------------ exact resume
     def save_train_state(self, prefix: str | int, progress: dict[str, Any]) -> None:
-        """Also keep the image pools: without them a resumed run's D sees a different history."""
-        super().save_train_state(prefix, progress)
-        pools = {"fake_A_pool": self.fake_A_pool.state_dict(), "fake_B_pool": self.fake_B_pool.state_dict()}
+        """Also keep the image pools: without them a resumed run's D sees a different history.
+        They carry the iteration count, so pools from another save (a kill between the two
+        writes) are recognised and dropped instead of silently mixed in."""
+        pools = {"total_iters": int(progress["total_iters"]),
+                 "fake_A_pool": self.fake_A_pool.state_dict(), "fake_B_pool": self.fake_B_pool.state_dict()}
         atomic_save_torch(pools, image_pools_path(self.save_dir, prefix))
+        super().save_train_state(prefix, progress)
 
     def load_train_state(self, prefix: str | int) -> dict[str, Any] | None:
         state = super().load_train_state(prefix)
@@ -184,6 +187,9 @@ class CycleGANModel(BaseModel):
         from util.checkpoint import read_torch_file
 
         pools = read_torch_file(path)
+        if not isinstance(pools, dict) or pools.get("total_iters") != state["progress"]["total_iters"]:
+            print(f"note: {path} is not from the same save as the training state; starting with empty image pools")
+            return state
         try:
             self.fake_A_pool.load_state_dict(pools["fake_A_pool"], self.device)
             self.fake_B_pool.load_state_dict(pools["fake_B_pool"], self.device)
