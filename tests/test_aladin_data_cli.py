@@ -136,6 +136,9 @@ def test_workers_and_shards_match_serial(tmp_path):
     assert sorted(r["file"] for r in shard_rows) == files
     for file in files:
         assert (serial / file).read_bytes() == (para / file).read_bytes() == (tmp_path / "shards" / file).read_bytes()
+    merged = run_cli(*base, "--out", str(tmp_path / "shards"))  # a plain run merges the shard manifests
+    assert merged.returncode == 0 and "wrote 0 targets" in merged.stderr
+    assert sorted(r["file"] for r in manifest(tmp_path / "shards")) == files
 
 
 def test_resume_after_kill(tmp_path):

@@ -306,6 +306,11 @@ def build_dataset(config: BuildConfig, spec: TargetSpec) -> Summary:
         items = items[index::count]
     manifest_name = shard_manifest_name(config.shard)
     done = finished_rows(config.out, manifest_name, config.fits)
+    if config.shard is None:  # a plain run after sharded ones merges their manifests
+        for shard_file in sorted(config.out.glob("manifest.shard*of*.csv")):
+            done.update(finished_rows(config.out, shard_file.name, config.fits))
+    wanted = {item.file for item in items}
+    done = {file: row for file, row in done.items() if file in wanted}
     rows = dict(done)
     todo = [item for item in items if item.file not in done]
     summary.already_done = len(items) - len(todo)

@@ -217,3 +217,17 @@ def test_hips2fits_refuses_local_surveys(samples, tmp_path):
         cli_main(["--surveys", str(samples / "DSS2Red"), "--ra", "266.4", "--dec", "-28.9", "--fov", "1",
                   "--size", "32", "--out", str(tmp_path / "o"), "--backend", "hips2fits", "--quiet",
                   "--hips2fits_url", "http://127.0.0.1:9/hips2fits"])
+
+
+def test_failed_targets_are_listed_and_retried_on_rerun(hips_server, tmp_path, capsys):
+    from data.sky.cli import main as cli_main
+
+    path = "/DSS2Red/Norder3/Dir0/Npix450.jpg"
+    hips_server.faults[path] = ["500"] * 3
+    argv = ["--surveys", f"{hips_server.url}/DSS2Red", "--ra", "266.4", "--dec", "-28.9", "--fov", "0.5",
+            "--size", "16", "--out", str(tmp_path / "ds"), "--retries", "2", "--timeout", "2", "--no_progress",
+            "--quiet"]
+    assert cli_main(argv) == 1
+    assert "failed 1 (re-run to retry)" in capsys.readouterr().err
+    assert not list((tmp_path / "ds").rglob("*.png"))
+    assert cli_main(argv) == 0 and len(list((tmp_path / "ds" / "test").glob("*.png"))) == 1

@@ -104,3 +104,15 @@ def test_names_offline_and_catalogue():
 def test_unique_file_stems():
     stems = unique_stems([Target("NGC 1", 0, 0), Target("NGC 1", 1, 0), Target("a/b", 2, 0)])
     assert stems == ["NGC_1", "NGC_1_2", "a_b"]
+
+
+def test_builder_imports_stay_light():
+    """aladin_data.py must not pull torch in (data/__init__.py stays light)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[3]
+    code = "import sys, data.sky.build, data.sky.cli; print('torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "False", done.stderr
