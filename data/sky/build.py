@@ -12,7 +12,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -56,18 +56,15 @@ class Item:
 
 @dataclass
 class Summary:
+    """What a run did; the CLI prints it at the end."""
+
     written: int = 0
     already_done: int = 0
-    low_coverage: list[str] = None  # type: ignore[assignment]
-    failed: list[str] = None  # type: ignore[assignment]
-    unknown: list[str] = None  # type: ignore[assignment]
-    guard_dropped: list[str] = None  # type: ignore[assignment]
-    outside: list[str] = None  # type: ignore[assignment]
-
-    def __post_init__(self):
-        for name in ("low_coverage", "failed", "unknown", "guard_dropped", "outside"):
-            if getattr(self, name) is None:
-                setattr(self, name, [])
+    low_coverage: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
+    guard_dropped: list[str] = field(default_factory=list)
+    outside: list[str] = field(default_factory=list)
 
 
 # ---- setup -----------------------------------------------------------------------------------
@@ -243,7 +240,7 @@ def process_items(renderer: Renderer, config: BuildConfig, items: list[Item]) ->
 
 
 # ---- worker processes (each builds its own renderer once) -----------------------------------
-_WORKER: dict = {}
+_WORKER: dict = {}  # per worker process only: its config and renderer, set by the pool initializer
 
 
 def _worker_init(config: BuildConfig) -> None:

@@ -27,8 +27,7 @@ class Target:
 
 
 def check_position(ra: float, dec: float, where: str) -> None:
-    if not (math.isfinite(ra) and math.isfinite(dec)) or not (0.0 <= ra < 360.0 or -360 < ra < 720) \
-            or not -90.0 <= dec <= 90.0:
+    if not (math.isfinite(ra) and math.isfinite(dec) and -360.0 < ra < 720.0 and -90.0 <= dec <= 90.0):
         raise UserError(f"{where}: position ra={ra} dec={dec} is not on the sky (ra in deg, -90 <= dec <= 90)")
 
 

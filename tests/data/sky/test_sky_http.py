@@ -34,6 +34,8 @@ class FaultyHandler(SimpleHTTPRequestHandler):
             action = actions.pop(0) if actions else None
         if path.endswith("/MocServer/query"):
             return self._send(200, json.dumps(server.moc_records).encode())
+        if path.endswith("/sesame"):
+            return self._send(200, server.sesame_reply)
         if path.endswith("/hips2fits"):
             if action == "500":
                 return self._send(500, b"busy")
@@ -102,6 +104,7 @@ def hips_server(samples):
     server.slow_s = 1.5
     server.moc_records = []
     server.hips2fits_queries = []
+    server.sesame_reply = b""
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     server.url = f"http://127.0.0.1:{server.server_address[1]}"
@@ -231,3 +234,16 @@ def test_failed_targets_are_listed_and_retried_on_rerun(hips_server, tmp_path, c
     assert "failed 1 (re-run to retry)" in capsys.readouterr().err
     assert not list((tmp_path / "ds").rglob("*.png"))
     assert cli_main(argv) == 0 and len(list((tmp_path / "ds" / "test").glob("*.png"))) == 1
+
+
+def test_sesame_resolves_names_openngc_lacks(hips_server, tmp_path):
+    from data.sky.targets import resolve_names
+
+    sesame = hips_server.url + "/sesame"
+    hips_server.sesame_reply = b"# Sgr A*\n%J 266.41681662 -29.00782497 = 17:45:40.03 -29:00:28.1\n"
+    found, unknown = resolve_names(["NGC 6523", "Sgr A*"], sesame_url=sesame)
+    assert [t.name for t in found] == ["NGC 6523", "Sgr A*"] and not unknown
+    assert found[1].ra == pytest.approx(266.41681662) and found[1].dec == pytest.approx(-29.00782497)
+    assert hips_server.hits["/sesame"] == 1  # OpenNGC answered for NGC 6523
+    found, unknown = resolve_names(["Sgr A*"], sesame_url="http://127.0.0.1:9/sesame")  # unreachable
+    assert not found and unknown == ["Sgr A*"]
