@@ -185,3 +185,22 @@ def test_upstream_cyclegan_checkpoints_load_strictly(tmp_path):
     assert torch.equal(one_way.netG_A.model[1].weight, saved["G_A"]["model.1.weight"])
     with pytest.raises(UserError, match="another architecture"):  # dropout moves conv_block.5 to .6
         build(tmp_path, "--name", "upstream", "--model_suffix", "_A", options=TestOptions, model="test")
+
+
+def test_cycle_gan_also_trains_on_aligned_four_panel_images(tmp_path):
+    """The seed's A|B|C|D files with --dataset_mode aligned --direction BtoA: B|C|D is domain A."""
+    from data.aligned_dataset import AlignedDataset
+
+    (tmp_path / "train").mkdir()
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (32, 128, 3), dtype=np.uint8)).save(tmp_path / "train" / "0.png")
+    model = build(tmp_path, "--dataset_mode", "aligned", "--direction", "BtoA", "--input_nc", "9")
+    dataset = AlignedDataset(model.opt)
+    model.set_visual_panels(dataset.panel_channels, dataset.panel_indices)
+    item = dataset[0]
+    model.set_input({key: value[None] if isinstance(value, torch.Tensor) else [value] for key, value in item.items()})
+    model.optimize_parameters()
+    assert torch.equal(model.real_A[0], item["B"]) and torch.equal(model.real_B[0], item["A"])
+    assert list(model.get_current_visuals()) == [
+        "real_A_p1", "real_A_p2", "real_A_p3", "fake_B", "rec_A_p1", "rec_A_p2", "rec_A_p3",
+        "real_B", "fake_A_p1", "fake_A_p2", "fake_A_p3", "rec_B"]
