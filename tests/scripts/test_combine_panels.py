@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "combine_panels.py"
 
