@@ -154,6 +154,9 @@ def test_resume_after_kill(tmp_path):
     proc.wait()
     first = len(list(out.rglob("*.png")))
     assert 0 < first < 60, "the run must be killed mid-way"
+    for png in out.rglob("*.png"):  # what the killed run left in place is complete
+        with Image.open(png) as image:
+            image.load()
     done = run_cli(*args)
     assert done.returncode == 0, done.stderr
     rows = manifest(out)

@@ -266,6 +266,18 @@ def finished_rows(out: Path, manifest_name: str, with_fits: bool) -> dict[str, d
     return rows
 
 
+def remove_stale_temps(out: Path, todo: list[Item], manifest_name: str) -> None:
+    """Delete temp files a killed run left for our own targets (util.fileio names them .NAME.*.tmp).
+
+    Only this run's targets and manifest: another shard writing into the same folder is left alone.
+    """
+    names = [manifest_name] + [name for item in todo for name in (item.file, item.fits_file)]
+    for relative in names:
+        path = out / relative
+        for stale in path.parent.glob(f".{path.name}.*.tmp"):
+            stale.unlink(missing_ok=True)
+
+
 def build_dataset(config: BuildConfig, spec: TargetSpec) -> Summary:
     check_writable(config.out)
     summary = Summary()
@@ -310,6 +322,7 @@ def build_dataset(config: BuildConfig, spec: TargetSpec) -> Summary:
     done = {file: row for file, row in done.items() if file in wanted}
     rows = dict(done)
     todo = [item for item in items if item.file not in done]
+    remove_stale_temps(config.out, todo, manifest_name)
     summary.already_done = len(items) - len(todo)
     cols = columns(renderer.survey_names, config.fits)
     _run(config, renderer, todo, rows, cols, manifest_name, summary)

@@ -116,3 +116,16 @@ def test_builder_imports_stay_light():
     code = "import sys, data.sky.build, data.sky.cli; print('torch' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "False", done.stderr
+
+
+def test_stale_temp_files_of_own_targets_are_removed(tmp_path):
+    from data.sky.build import Item, remove_stale_temps
+
+    mine = Item(Target("a", 1.0, 2.0), "a", "train")
+    (tmp_path / "train").mkdir()
+    stale = [tmp_path / "train" / ".a.png.x1.tmp", tmp_path / "train" / ".a.fits.x2.tmp", tmp_path / ".manifest.csv.x3.tmp"]
+    kept = [tmp_path / "train" / ".b.png.x4.tmp", tmp_path / "train" / "a.png", tmp_path / ".manifest.shard0of2.csv.x5.tmp"]
+    for path in stale + kept:
+        path.write_bytes(b"x")
+    remove_stale_temps(tmp_path, [mine], "manifest.csv")
+    assert not any(p.exists() for p in stale) and all(p.exists() for p in kept)
