@@ -144,8 +144,16 @@ def sampled_targets(config: BuildConfig, spec: TargetSpec, renderer: Renderer, f
         ra, dec = random_candidates(footprints, max(40 * count, 2000), config.seed)
     screen = BuiltinRenderer(renderer.engines) if hasattr(renderer, "engines") else renderer
     if config.min_coverage > 0:
-        estimate = screen.estimate_coverage_many(ra, dec, config.fov, config.size).min(axis=1)
-        usable = estimate >= config.min_coverage
+        # screen in batches and stop once there are plenty (remote surveys fetch tiles to screen)
+        usable = np.zeros(len(ra), dtype=bool)
+        step = max(4 * count, 500)
+        for start in range(0, len(ra), step):
+            part = slice(start, start + step)
+            estimate = screen.estimate_coverage_many(ra[part], dec[part], config.fov, config.size).min(axis=1)
+            usable[part] = estimate >= config.min_coverage
+            if spec.sample_mode != "grid" and usable.sum() >= 6 * count:
+                usable[start + step:] = False
+                break
         ra, dec = ra[usable], dec[usable]
     cells = cells_of(ra, dec, split_order)
     # weight cells by the candidates whose whole field stays inside them: those can never be dropped
