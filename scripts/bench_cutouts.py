@@ -19,8 +19,6 @@ os.environ.setdefault("RAYON_NUM_THREADS", "1")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import numpy as np  # noqa: E402
-
 from data.sky.engine import CutoutEngine  # noqa: E402
 from data.sky.footprint import survey_footprint  # noqa: E402
 from data.sky.geometry import OutputGrid  # noqa: E402

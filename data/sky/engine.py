@@ -13,7 +13,7 @@ from util.errors import UserError
 from .geometry import (OutputGrid, bilinear_lookup, choose_tile_order, finest_needed_depth, icrs_to_frame,
                        pixel_frame_coords, zorder_rows_cols)
 from .source import Survey, allsky_path, tile_path
-from .tiles import (TileDecodeError, allsky_tile, allsky_tile_width, decode_image, decode_tile,
+from .tiles import (TileDecodeError, allsky_tile, allsky_tile_width, decode_tile,
                     separate_blank)
 from .tiles import fits_unit as read_fits_unit
 

@@ -25,11 +25,6 @@ def decode_tile(data: bytes, fmt: str, expected_width: int | None = None, colour
     return array
 
 
-def decode_image(data: bytes, fmt: str, colour: bool = True) -> np.ndarray:
-    """Decode an image of any size (used for Allsky previews)."""
-    return _decode_fits(data) if fmt == "fits" else _decode_8bit(data, colour)
-
-
 def separate_blank(array: np.ndarray) -> tuple[np.ndarray, bool]:
     """Keep 0 (every channel) for 'no data' regions only; isolated dark pixels of real data become 1.
 

@@ -1,8 +1,6 @@
 """Geometry: tile pixel order, stars landing where the sky says, both frames, all tile formats."""
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pytest
 from PIL import Image
