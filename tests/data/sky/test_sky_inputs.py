@@ -129,3 +129,32 @@ def test_stale_temp_files_of_own_targets_are_removed(tmp_path):
         path.write_bytes(b"x")
     remove_stale_temps(tmp_path, [mine], "manifest.csv")
     assert not any(p.exists() for p in stale) and all(p.exists() for p in kept)
+
+
+def test_stretches_are_monotonic_and_respect_cuts():
+    from data.sky.stretch import StretchSettings, stretch_to_unit, to_uint8
+
+    values = np.linspace(0.0, 100.0, 1001, dtype=np.float32)[:, None, None]
+    values[5] = np.nan
+    for name in ("linear", "asinh", "log", "sqrt"):
+        unit = stretch_to_unit(values, StretchSettings(name, 10.0, 90.0))[..., 0, 0]
+        finite = unit[np.isfinite(unit)]
+        assert np.all(np.diff(finite) >= 0) and finite.min() == 0.0 and finite.max() == 1.0
+        assert np.isnan(unit[5])
+    assert stretch_to_unit(values, StretchSettings("asinh"))[500, 0, 0] > \
+        stretch_to_unit(values, StretchSettings("linear"))[500, 0, 0]
+    picture = to_uint8(values, False, StretchSettings())
+    assert picture.dtype == np.uint8 and picture[5, 0, 0] == 0 and picture[-1, 0, 0] == 255
+
+
+def test_moc_round_trip_gives_the_footprint(tmp_path):
+    from data.sky.aladin_backend import write_moc
+    from data.sky.footprint import parse_moc_fits
+    from data.sky.geometry import tile_pixel_sky
+
+    write_moc(np.array([450, 451]), 3, "equatorial", tmp_path / "Moc.fits")
+    footprint = parse_moc_fits((tmp_path / "Moc.fits").read_bytes(), "equatorial")
+    inside = tile_pixel_sky(450, 100, 100, 3, 512)
+    outside = tile_pixel_sky(452, 100, 100, 3, 512)
+    assert footprint.contains(np.array([inside[0], outside[0]]), np.array([inside[1], outside[1]])).tolist() == \
+        [True, False]
