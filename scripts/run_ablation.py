@@ -52,6 +52,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.add_argument(f"--{key}", type=int, default=None, help="overrides the budget preset")
     parser.add_argument("--netG", default=None, help="overrides the budget preset")
     parser.add_argument("--gpu_ids", default=None, help="passed to train.py/test.py (-1 = CPU)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads per child (OMP_NUM_THREADS); 1 is much faster on a machine shared "
+                             "with other jobs (default: torch's choice)")
     parser.add_argument("--force", action="store_true", help="redo every stage")
     return parser.parse_args(argv)
 
@@ -59,10 +62,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 class Stages:
     """Runs commands with their output in OUT/logs, and remembers finished stages in OUT/stages."""
 
-    def __init__(self, out: Path, force: bool):
+    def __init__(self, out: Path, force: bool, threads: int | None = None):
         self.out = out
         self.force = force
         self.started = time.monotonic()
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        if threads is not None:
+            self.env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
 
     def say(self, text: str) -> None:
         minutes, seconds = divmod(int(time.monotonic() - self.started), 60)
@@ -90,8 +96,7 @@ class Stages:
         with open(log_path, "wb") as log:
             log.write((" ".join(command) + "\n\n").encode())
             log.flush()
-            child = subprocess.Popen(command, stdout=log, stderr=subprocess.PIPE, cwd=ablation.REPO,
-                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            child = subprocess.Popen(command, stdout=log, stderr=subprocess.PIPE, cwd=ablation.REPO, env=self.env)
             try:
                 while chunk := child.stderr.read1(4096):
                     log.write(chunk)
@@ -219,7 +224,9 @@ def main(argv: list[str] | None = None) -> dict:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise UserError(f"cannot create the output folder {out}: {err.strerror or err}") from None
-    stages = Stages(out, args.force)
+    if args.threads is not None and args.threads < 1:
+        raise UserError(f"--threads must be at least 1, got {args.threads}")
+    stages = Stages(out, args.force, args.threads)
     stages.say(f"band ablation in {out} (budget {args.budget}: {budget})")
     dataset, names = build_dataset(args, budget, stages)
     dataset_params = json.loads(stages.stamp_path("dataset").read_text())

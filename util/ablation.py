@@ -40,7 +40,7 @@ BUDGETS = {
                    n_epochs=1, n_epochs_decay=0),
     # the default: the whole `make demo` in well under 15 minutes on 2 CPU cores
     "small": Budget(n_samples=400, n_test=100, size=64, netG="unet_64", ngf=32, ndf=32, crop_size=64,
-                    n_epochs=12, n_epochs_decay=8, batch_size=4),
+                    n_epochs=8, n_epochs_decay=4, batch_size=4),
     # about an hour on 2 CPU cores, minutes on a GPU
     "medium": Budget(n_samples=1200, n_test=100, size=128, netG="unet_128", ngf=64, ndf=64, crop_size=128,
                      n_epochs=15, n_epochs_decay=15),
@@ -139,14 +139,19 @@ def model_args(panels: tuple[int, ...], channels: list[int], budget: Budget) -> 
 def train_command(python: str, dataroot: Path, name: str, checkpoints: Path, panels: tuple[int, ...],
                   channels: list[int], budget: Budget, n_train: int, extra: list[str] = ()) -> list[str]:
     epochs = budget.n_epochs + budget.n_epochs_decay
-    steps = max(1, n_train // budget.batch_size) * epochs
+    samples = max(1, n_train) * epochs
+
+    def every(n_samples: int) -> str:
+        # train.py counts samples in steps of batch_size: a frequency must be a multiple of it to fire
+        return str(max(1, -(-n_samples // budget.batch_size)) * budget.batch_size)
+
     return [python, str(REPO / "train.py"), "--dataroot", str(dataroot), "--name", name,
             "--checkpoints_dir", str(checkpoints), *model_args(panels, channels, budget),
             "--load_size", str(budget.size), "--crop_size", str(budget.crop_size),
             "--batch_size", str(budget.batch_size),
             "--n_epochs", str(budget.n_epochs), "--n_epochs_decay", str(budget.n_epochs_decay),
-            "--save_epoch_freq", str(max(1, epochs)), "--print_freq", str(max(1, steps * budget.batch_size // 100)),
-            "--display_freq", str(max(1, n_train)), "--display_id", "0", "--num_threads", "0", *extra]
+            "--save_epoch_freq", str(max(1, epochs)), "--print_freq", every(samples // 100),
+            "--display_freq", every(n_train), "--display_id", "0", "--num_threads", "0", *extra]
 
 
 def test_command(python: str, dataroot: Path, name: str, checkpoints: Path, results: Path,

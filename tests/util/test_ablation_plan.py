@@ -64,6 +64,14 @@ def test_commands_share_model_options_and_match_channels(tmp_path):
         ablation.model_args((4,), [1, 3, 1, 3], budget)
 
 
+def test_log_and_display_frequencies_are_multiples_of_the_batch(tmp_path):
+    budget = ablation.make_budget("small", batch_size=3)
+    command = ablation.train_command("py", tmp_path, "b", tmp_path, (1,), [1, 3], budget, 301)
+    for name in ("--print_freq", "--display_freq"):
+        value = int(command[command.index(name) + 1])
+        assert value > 0 and value % 3 == 0
+
+
 def test_labels_name_the_bands():
     names = {1: "GLIMPSE360", 2: "Planck-HFI143"}
     assert ablation.variant_label((1, 2), names) == "2 bands (GLIMPSE360 + Planck-HFI143)"
