@@ -12,8 +12,9 @@ from torch import nn
 
 from data.panels import split_channels
 from models import networks
-from util import checkpoint
+from util import checkpoint, distributed
 from util.errors import UserError
+from util.precision import Precision
 
 
 def checkpoint_prefix(opt) -> str:
@@ -45,6 +46,8 @@ class BaseModel(ABC):
         self._saved_sha256: dict[str, dict[str, str]] = {}
         self._panel_channels: tuple[list[int], list[int]] | None = None
         self._panel_indices: tuple[list[int], list[int]] | None = None
+        #: --amp: autocast for forward passes, loss scaling (fp16) for backward/step
+        self.precision = Precision(getattr(opt, "amp", "none") or "none", self.device)
 
     @staticmethod
     def modify_commandline_options(parser, is_train: bool):
@@ -70,8 +73,26 @@ class BaseModel(ABC):
 
     # ------------------------------------------------------------------ life cycle
     def place(self, net: nn.Module) -> nn.Module:
-        """Move a freshly built network to the model's device."""
+        """Move a freshly built network to the model's device (NHWC with --channels_last)."""
+        if getattr(self.opt, "channels_last", False):
+            return net.to(self.device, memory_format=torch.channels_last)
         return net.to(self.device)
+
+    def wrap_networks(self) -> None:
+        """After loading: DDP around trainable networks under torchrun, then --compile.
+        Checkpoints still hold the bare module's keys (util.checkpoint strips the wrappers)."""
+        from util.compile import compile_network
+
+        note = distributed.check_norm_for_ddp(self.opt.norm) if self.isTrain else ""
+        if note and distributed.is_main_process():
+            print(note)
+        for name in self.model_names:
+            net = getattr(self, "net" + name)
+            if self.isTrain:
+                net = distributed.wrap_ddp(net, self.device)
+            if getattr(self.opt, "compile", False):
+                net = compile_network(net, self.device)
+            setattr(self, "net" + name, net)
 
     def networks(self) -> Iterable[tuple[str, nn.Module]]:
         for name in self.model_names:
@@ -88,7 +109,9 @@ class BaseModel(ABC):
             self.load_networks(prefix)
             if self.isTrain:
                 self.resume_state = self.load_train_state(prefix)
-        self.print_networks(bool(getattr(opt, "verbose", False)))
+        self.wrap_networks()
+        if distributed.is_main_process():
+            self.print_networks(bool(getattr(opt, "verbose", False)))
 
     def eval(self) -> None:
         """Eval mode for every network (BatchNorm running stats, no dropout): test.py --eval."""
@@ -96,7 +119,7 @@ class BaseModel(ABC):
             net.eval()
 
     def test(self) -> None:
-        with torch.no_grad():
+        with torch.no_grad(), self.precision.autocast():
             self.forward()
             self.compute_visuals()
 
@@ -202,7 +225,8 @@ class BaseModel(ABC):
     def save_train_state(self, prefix: str | int, progress: dict[str, Any]) -> None:
         """Call right after save_networks(prefix): the state records those files' hashes."""
         checkpoint.save_train_state(checkpoint.train_state_path(self.save_dir, prefix), self.optimizers,
-                                    self.schedulers, progress, self._saved_sha256.get(str(prefix)))
+                                    self.schedulers, progress, self._saved_sha256.get(str(prefix)),
+                                    extra={"grad_scaler": self.precision.state_dict()})
 
     def load_train_state(self, prefix: str | int) -> dict[str, Any] | None:
         """Restore optimizers/schedulers; None (weights-only resume, as upstream) without the file
@@ -219,7 +243,9 @@ class BaseModel(ABC):
             print(f"warning: {path} was saved with other network files than {', '.join(str(files[n]) for n in changed)} "
                   f"(a save was interrupted?); resuming from the weights only, --epoch_count {self.opt.epoch_count}")
             return None
-        return checkpoint.apply_train_state(state, self.optimizers, self.schedulers, path)
+        restored = checkpoint.apply_train_state(state, self.optimizers, self.schedulers, path)
+        self.precision.load_state_dict(state.get("extra", {}).get("grad_scaler"))
+        return restored
 
     def print_networks(self, verbose: bool) -> None:
         print("---------- Networks initialized -------------")
@@ -234,5 +260,6 @@ class BaseModel(ABC):
     def set_requires_grad(nets: nn.Module | Sequence[nn.Module | None], requires_grad: bool = False) -> None:
         for net in nets if isinstance(nets, (list, tuple)) else [nets]:
             if net is not None:
+                distributed.set_grad_sync(net, requires_grad)
                 for param in net.parameters():
                     param.requires_grad = requires_grad

@@ -122,13 +122,14 @@ class CycleGANModel(BaseModel):
     # ------------------------------------------------------------------ losses
     def backward_D_basic(self, netD, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         """0.5 * (GAN(D(real), real) + GAN(D(fake), fake)); backward; returns the loss."""
-        loss_D_real = self.criterionGAN(netD(real), True)
-        loss_D_fake = self.criterionGAN(netD(fake.detach()), False)
-        loss_D = (loss_D_real + loss_D_fake) * 0.5
+        with self.precision.autocast():  # --amp; the gradient penalty below stays in fp32
+            loss_D_real = self.criterionGAN(netD(real), True)
+            loss_D_fake = self.criterionGAN(netD(fake.detach()), False)
+            loss_D = (loss_D_real + loss_D_fake) * 0.5
         if self.opt.gan_mode == "wgangp":
             penalty, _ = networks.cal_gradient_penalty(netD, real, fake.detach(), self.device)
             loss_D = loss_D + penalty
-        loss_D.backward()
+        self.precision.backward(loss_D)
         return loss_D
 
     def backward_D_A(self) -> None:
@@ -141,33 +142,36 @@ class CycleGANModel(BaseModel):
 
     def backward_G(self) -> None:
         lambda_idt, lambda_A, lambda_B = self.opt.lambda_identity, self.opt.lambda_A, self.opt.lambda_B
-        if lambda_idt > 0:
-            self.idt_A = self.netG_A(self.real_B)  # G_A should leave a domain-B image unchanged
-            self.loss_idt_A = self.criterionIdt(self.idt_A, self.real_B) * lambda_B * lambda_idt
-            self.idt_B = self.netG_B(self.real_A)
-            self.loss_idt_B = self.criterionIdt(self.idt_B, self.real_A) * lambda_A * lambda_idt
-        else:
-            self.loss_idt_A = self.loss_idt_B = 0.0
-        self.loss_G_A = self.criterionGAN(self.netD_A(self.fake_B), True)
-        self.loss_G_B = self.criterionGAN(self.netD_B(self.fake_A), True)
-        self.loss_cycle_A = self.criterionCycle(self.rec_A, self.real_A) * lambda_A
-        self.loss_cycle_B = self.criterionCycle(self.rec_B, self.real_B) * lambda_B
-        self.loss_G = (self.loss_G_A + self.loss_G_B + self.loss_cycle_A + self.loss_cycle_B
-                       + self.loss_idt_A + self.loss_idt_B)
-        self.loss_G.backward()
+        with self.precision.autocast():
+            if lambda_idt > 0:
+                self.idt_A = self.netG_A(self.real_B)  # G_A should leave a domain-B image unchanged
+                self.loss_idt_A = self.criterionIdt(self.idt_A, self.real_B) * lambda_B * lambda_idt
+                self.idt_B = self.netG_B(self.real_A)
+                self.loss_idt_B = self.criterionIdt(self.idt_B, self.real_A) * lambda_A * lambda_idt
+            else:
+                self.loss_idt_A = self.loss_idt_B = 0.0
+            self.loss_G_A = self.criterionGAN(self.netD_A(self.fake_B), True)
+            self.loss_G_B = self.criterionGAN(self.netD_B(self.fake_A), True)
+            self.loss_cycle_A = self.criterionCycle(self.rec_A, self.real_A) * lambda_A
+            self.loss_cycle_B = self.criterionCycle(self.rec_B, self.real_B) * lambda_B
+            self.loss_G = (self.loss_G_A + self.loss_G_B + self.loss_cycle_A + self.loss_cycle_B
+                           + self.loss_idt_A + self.loss_idt_B)
+        self.precision.backward(self.loss_G)
 
     def optimize_parameters(self) -> None:
         """Upstream order: forward, G step with both Ds frozen, then the D step from the pools."""
-        self.forward()
+        with self.precision.autocast():
+            self.forward()
         self.set_requires_grad([self.netD_A, self.netD_B], False)
         self.optimizer_G.zero_grad()
         self.backward_G()
-        self.optimizer_G.step()
+        self.precision.step(self.optimizer_G)
         self.set_requires_grad([self.netD_A, self.netD_B], True)
         self.optimizer_D.zero_grad()
         self.backward_D_A()
         self.backward_D_B()
-        self.optimizer_D.step()
+        self.precision.step(self.optimizer_D)
+        self.precision.end_step()
 
     # ------------------------------------------------------------------ exact resume
     def save_train_state(self, prefix: str | int, progress: dict[str, Any]) -> None:

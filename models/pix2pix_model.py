@@ -57,34 +57,38 @@ class Pix2PixModel(BaseModel):
         self.fake_B = self.netG(self.real_A)
 
     def backward_D(self) -> None:
-        fake_AB = torch.cat((self.real_A, self.fake_B), 1)
-        self.loss_D_fake = self.criterionGAN(self.netD(fake_AB.detach()), False)
-        real_AB = torch.cat((self.real_A, self.real_B), 1)
-        self.loss_D_real = self.criterionGAN(self.netD(real_AB), True)
-        self.loss_D = (self.loss_D_fake + self.loss_D_real) * 0.5
+        with self.precision.autocast():  # --amp; the gradient penalty below stays in fp32
+            fake_AB = torch.cat((self.real_A, self.fake_B), 1)
+            self.loss_D_fake = self.criterionGAN(self.netD(fake_AB.detach()), False)
+            real_AB = torch.cat((self.real_A, self.real_B), 1)
+            self.loss_D_real = self.criterionGAN(self.netD(real_AB), True)
+            self.loss_D = (self.loss_D_fake + self.loss_D_real) * 0.5
         if self.opt.gan_mode == "wgangp":
             self.loss_D_GP, _ = networks.cal_gradient_penalty(self.netD, real_AB, fake_AB.detach(), self.device)
             self.loss_D = self.loss_D + self.loss_D_GP
-        self.loss_D.backward()
+        self.precision.backward(self.loss_D)
 
     def backward_G(self) -> None:
-        fake_AB = torch.cat((self.real_A, self.fake_B), 1)
-        self.loss_G_GAN = self.criterionGAN(self.netD(fake_AB), True)
-        if getattr(self, "target_mask", None) is None:
-            self.loss_G_L1 = self.criterionL1(self.fake_B, self.real_B) * self.opt.lambda_L1
-        else:  # pixels without data (NaN in a FITS cube) do not count
-            self.loss_G_L1 = masked_l1(self.fake_B, self.real_B, self.target_mask) * self.opt.lambda_L1
-        self.loss_G = self.loss_G_GAN + self.loss_G_L1
-        self.loss_G.backward()
+        with self.precision.autocast():
+            fake_AB = torch.cat((self.real_A, self.fake_B), 1)
+            self.loss_G_GAN = self.criterionGAN(self.netD(fake_AB), True)
+            if getattr(self, "target_mask", None) is None:
+                self.loss_G_L1 = self.criterionL1(self.fake_B, self.real_B) * self.opt.lambda_L1
+            else:  # pixels without data (NaN in a FITS cube) do not count
+                self.loss_G_L1 = masked_l1(self.fake_B, self.real_B, self.target_mask) * self.opt.lambda_L1
+            self.loss_G = self.loss_G_GAN + self.loss_G_L1
+        self.precision.backward(self.loss_G)
 
     def optimize_parameters(self) -> None:
         """Upstream order: G forward, D step (D trainable), then G step (D frozen)."""
-        self.forward()
+        with self.precision.autocast():
+            self.forward()
         self.set_requires_grad(self.netD, True)
         self.optimizer_D.zero_grad()
         self.backward_D()
-        self.optimizer_D.step()
+        self.precision.step(self.optimizer_D)
         self.set_requires_grad(self.netD, False)
         self.optimizer_G.zero_grad()
         self.backward_G()
-        self.optimizer_G.step()
+        self.precision.step(self.optimizer_G)
+        self.precision.end_step()

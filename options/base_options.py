@@ -7,10 +7,12 @@ upstream, `--help` comes last, so it shows the chosen model's and dataset's opti
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import Sequence
 
 from models import networks
+from options.speed_options import add_speed_options
 from util.device import parse_gpu_ids, select_device
 from util.errors import UserError
 from util.fileio import atomic_write_text
@@ -100,7 +102,7 @@ class BaseOptions:
         parser.add_argument("--use_wandb", action="store_true", help="log to wandb (WANDB_MODE=offline works)")
         parser.add_argument("--wandb_project_name", type=str, default="CycleGAN-and-pix2pix",
                             help="wandb project name")
-        return parser
+        return add_speed_options(parser)
 
     # ------------------------------------------------------------------ parsing
     def _new_parser(self) -> argparse.ArgumentParser:
@@ -161,7 +163,8 @@ class BaseOptions:
             opt.gpu_ids = parse_gpu_ids(opt.gpu_ids)
         except ValueError:
             raise UserError(f"--gpu_ids must be comma-separated integers (-1 for CPU), got {opt.gpu_ids!r}") from None
-        opt.device = select_device(opt.gpu_ids, cudnn_benchmark="scale_width" not in opt.preprocess)
+        opt.device = select_device(opt.gpu_ids, cudnn_benchmark="scale_width" not in opt.preprocess
+                                   and not opt.deterministic)
         return opt
 
     def gather(self, argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -171,7 +174,8 @@ class BaseOptions:
     def parse(self, argv: Sequence[str] | None = None) -> argparse.Namespace:
         """Parse, print the options and save them to checkpoints/NAME/{phase}_opt.txt."""
         opt = self.gather(argv)
-        self.print_options(opt)
+        if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, rank 0 alone prints and writes
+            self.print_options(opt)
         self.opt = opt
         return opt
 

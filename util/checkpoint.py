@@ -171,9 +171,11 @@ def restore_rng_state(state: Mapping[str, Any]) -> None:
 
 # --------------------------------------------------------------------------- train state
 def save_train_state(path: str | Path, optimizers: list[torch.optim.Optimizer], schedulers: list[Any],
-                     progress: Mapping[str, Any], network_sha256: Mapping[str, str] | None = None) -> Path:
+                     progress: Mapping[str, Any], network_sha256: Mapping[str, str] | None = None,
+                     extra: Mapping[str, Any] | None = None) -> Path:
     """Optimizers, schedulers, counters and RNG streams; `progress` comes from the train loop;
-    `network_sha256` ties the state to the network files saved just before it."""
+    `network_sha256` ties the state to the network files saved just before it; `extra` holds
+    model-side state such as the fp16 gradient scaler."""
     state = {
         "network_sha256": dict(network_sha256 or {}),
         "format": TRAIN_STATE_FORMAT,
@@ -182,6 +184,7 @@ def save_train_state(path: str | Path, optimizers: list[torch.optim.Optimizer], 
         "scheduler_kinds": [type(scheduler).__name__ for scheduler in schedulers],
         "progress": dict(progress),
         "rng": capture_rng_state(),
+        "extra": dict(extra or {}),
     }
     return atomic_save_torch(state, path)
 

@@ -1,0 +1,53 @@
+"""Seeding and deterministic mode: with --deterministic two runs give bit-identical weights.
+
+The data order and augmentations come from the global RNGs (seeded here) and from the loader's
+workers, whose torch/python streams PyTorch derives from the global torch RNG at each epoch;
+`seed_worker` adds numpy, which PyTorch leaves as a copy of the parent's state in every worker.
+A separate DataLoader generator is deliberately not used: exact resume replays the global RNG.
+"""
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+
+
+def resolve_seed(seed: int | None, deterministic: bool) -> int | None:
+    """--seed wins; --deterministic alone means seed 0; neither: unseeded (upstream)."""
+    if seed is not None:
+        return int(seed)
+    return 0 if deterministic else None
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def configure_determinism(deterministic: bool) -> None:
+    """Deterministic kernels (an error, not silence, for an op without one) and no cudnn autotuning."""
+    if not deterministic:
+        return
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS reproducibility
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+
+
+def apply_reproducibility(opt, rank: int = 0) -> int | None:
+    """Seed (offset by the DDP rank, so ranks augment differently; DDP then broadcasts rank 0's
+    initial weights) and switch deterministic mode on. Returns the seed used, or None."""
+    configure_determinism(bool(getattr(opt, "deterministic", False)))
+    seed = resolve_seed(getattr(opt, "seed", None), bool(getattr(opt, "deterministic", False)))
+    if seed is not None:
+        seed_everything(seed + rank)
+    return seed
+
+
+def seed_worker(worker_id: int) -> None:
+    """DataLoader worker_init_fn: numpy follows the worker's torch seed (set by PyTorch from
+    the loader's base seed + worker id)."""
+    np.random.seed(torch.initial_seed() % 2**32)
