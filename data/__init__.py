@@ -77,13 +77,13 @@ class CustomDatasetDataLoader:
             rank = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")))
             self.sampler = torch_data.DistributedSampler(
                 self.dataset, num_replicas=world_size, rank=rank, shuffle=shuffle)
-        self.dataloader = torch_data.DataLoader(
-            self.dataset,
-            batch_size=opt.batch_size,
-            shuffle=shuffle if self.sampler is None else False,
-            sampler=self.sampler,
-            num_workers=int(opt.num_threads),
-        )
+        from data.worker_seeding import build_loader
+
+        device = getattr(opt, "device", None)
+        # workers persist across epochs and reseed per item (exact resume stays exact); pinned memory on CUDA
+        self.dataloader, self._epoch_seeding = build_loader(
+            self.dataset, opt.batch_size, shuffle, int(opt.num_threads), self.sampler,
+            pin_memory=device is not None and getattr(device, "type", "") == "cuda")
 
     def load_data(self) -> "CustomDatasetDataLoader":
         return self
@@ -97,6 +97,8 @@ class CustomDatasetDataLoader:
         return int(min(n, self.opt.max_dataset_size))
 
     def __iter__(self):
+        if self._epoch_seeding is not None:
+            self._epoch_seeding.new_epoch()
         batches = iter(self.dataloader)
         error = None
         try:

@@ -1,9 +1,9 @@
 """Seeding and deterministic mode: with --deterministic two runs give bit-identical weights.
 
-The data order and augmentations come from the global RNGs (seeded here) and from the loader's
-workers, whose torch/python streams PyTorch derives from the global torch RNG at each epoch;
-`seed_worker` adds numpy, which PyTorch leaves as a copy of the parent's state in every worker.
-A separate DataLoader generator is deliberately not used: exact resume replays the global RNG.
+The data order and the augmentations derive from the global RNGs seeded here: data loader
+workers reseed torch/python/numpy per item from an epoch seed drawn from the global torch RNG
+(data/worker_seeding.py), so no worker stream escapes the seed. No separate DataLoader generator
+carries the data order: exact resume replays the global RNG.
 """
 from __future__ import annotations
 
@@ -46,8 +46,3 @@ def apply_reproducibility(opt, rank: int = 0) -> int | None:
         seed_everything(seed + rank)
     return seed
 
-
-def seed_worker(worker_id: int) -> None:
-    """DataLoader worker_init_fn: numpy follows the worker's torch seed (set by PyTorch from
-    the loader's base seed + worker id)."""
-    np.random.seed(torch.initial_seed() % 2**32)
