@@ -75,8 +75,8 @@ def wrap_ddp(net: nn.Module, device: torch.device) -> nn.Module:
     if not is_distributed() or not any(p.requires_grad for p in net.parameters()):
         return net
     device_ids = [device.index] if device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(net, device_ids=device_ids, broadcast_buffers=True,
-                                               find_unused_parameters=False)
+    # buffers (batch-norm statistics) follow rank 0 at every forward, as DDP does by default
+    return nn.parallel.DistributedDataParallel(net, device_ids=device_ids, find_unused_parameters=False)
 
 
 def set_grad_sync(net: nn.Module, requires_grad: bool) -> None:
@@ -98,16 +98,22 @@ def average_losses(losses: Mapping[str, float]) -> dict[str, float]:
     return {name: float(v) for name, v in zip(losses, values)}
 
 
-def weights_digest(nets: Mapping[str, nn.Module]) -> str:
-    """SHA-256 over every parameter and buffer (names and bytes) of the networks."""
-    from util.checkpoint import bare_module
-
+def state_digest(states: Mapping[str, Mapping[str, torch.Tensor]]) -> str:
+    """SHA-256 over names and bytes of state_dicts (e.g. {'G': ..., 'D': ...}); equal digests
+    mean bit-identical weights. Also works on saved checkpoint files' contents."""
     digest = hashlib.sha256()
-    for name, net in nets.items():
-        for key, tensor in bare_module(net).state_dict().items():
+    for name, state in states.items():
+        for key, tensor in state.items():
             digest.update(f"{name}.{key}".encode())
             digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
+
+
+def weights_digest(nets: Mapping[str, nn.Module]) -> str:
+    """state_digest of the bare networks (keys as in the checkpoint files)."""
+    from util.checkpoint import bare_module, strip_wrapper_prefixes
+
+    return state_digest({name: strip_wrapper_prefixes(bare_module(net).state_dict()) for name, net in nets.items()})
 
 
 def verify_replicas_in_sync(nets: Mapping[str, nn.Module]) -> str:
