@@ -21,6 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
+from util.bench import MODE_HELP, parse_modes, plain_pix2pix_step, ratio_table, time_interleaved  # noqa: E402
+from util.bench import time_loader_items  # noqa: E402
 from util.errors import exit_on_user_error  # noqa: E402
 
 
@@ -41,6 +43,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=10, help="timed steps (median reported)")
     parser.add_argument("--dataroot", default="", help="also time the aligned data loader on this dataset")
     parser.add_argument("--num_threads", type=int, default=0, help="data loader workers with --dataroot")
+    parser.add_argument("--modes", default="fp32", help=MODE_HELP + "; several modes are timed in turns, "
+                        "step by step, and compared in a ratio table")
+    parser.add_argument("--target", type=float, default=1500.0,
+                        help="samples/s the loader must feed (with --dataroot: workers needed for it)")
+    parser.add_argument("--loader_batches", type=int, default=0,
+                        help="batches timed for the loader (default: warmup + steps)")
     return parser.parse_args(argv)
 
 
@@ -133,13 +141,70 @@ def main(argv: list[str] | None = None) -> None:
         raise UserError("--device cuda asked for, but CUDA is not available")
     from options.train_options import TrainOptions
 
+    modes = parse_modes(args.modes)
     opt = TrainOptions().gather(train_argv(args, args.dataroot or "/nonexistent-bench"))
     label = (f"{args.netG}+{args.netD} batch {args.batch_size} crop {args.crop_size} input_nc {args.input_nc} "
              f"on {opt.device} ({torch.get_num_threads()} threads)")
-    print(summary(label, time_training_steps(opt, args.warmup, args.steps), args.batch_size))
+    if [mode.label for mode in modes] == ["fp32"]:
+        print(summary(label, time_training_steps(opt, args.warmup, args.steps), args.batch_size))
+    else:
+        compare_modes(args, modes, label)
     if args.dataroot:
-        times = time_data_loader(opt, args.warmup + args.steps)
+        times = time_data_loader(opt, args.loader_batches or args.warmup + args.steps)
         print(summary(f"data loader alone ({args.num_threads} workers)", times[args.warmup:] or times, args.batch_size))
+        loader_arithmetic(args)
+
+
+def mode_step(args: argparse.Namespace, mode) -> Callable[[], None]:
+    """One training step of a mode, on a fixed synthetic batch."""
+    from options.train_options import TrainOptions
+
+    opt = TrainOptions().gather(train_argv(args, "/nonexistent-bench") + mode.train_flags())
+    batch = synthetic_batch(opt, opt.device)
+    if mode.plain:
+        return plain_pix2pix_step(opt, batch, opt.device)
+    model = build_model(opt)
+
+    def step() -> None:
+        model.set_input(batch)
+        model.optimize_parameters()
+
+    return step
+
+
+def compare_modes(args: argparse.Namespace, modes, label: str) -> None:
+    """Every mode in turns, step by step (a busy machine slows them alike), then the ratios."""
+    device = torch.device("cuda" if args.device != "cpu" and torch.cuda.is_available() else "cpu")
+    steps = {mode.label: mode_step(args, mode) for mode in modes}
+    times = time_interleaved(steps, device, args.warmup, args.steps)
+    for mode_label, mode_times in times.items():
+        print(summary(f"[{mode_label}] {label}", mode_times, args.batch_size))
+    reference = "fp32" if "fp32" in times else modes[0].label
+    print("ratios (median s/step, measured in turns in this run):")
+    for line in ratio_table(times, reference):
+        print(line)
+
+
+def loader_arithmetic(args: argparse.Namespace) -> None:
+    """Per-item decode cost in one process, the rate of --num_threads workers, and the workers
+    --target samples/s needs (cost x target, as each worker decodes one item at a time)."""
+    import math
+
+    from data import create_dataset
+    from options.train_options import TrainOptions
+
+    batches = args.loader_batches or args.warmup + args.steps
+    rates = {}
+    for workers in sorted({0, args.num_threads}):
+        argv = train_argv(args, args.dataroot)
+        argv[argv.index("--num_threads") + 1] = str(workers)
+        loader = create_dataset(TrainOptions().gather(argv))
+        seconds, samples = time_loader_items(loader, batches)
+        rates[workers] = samples / seconds
+        print(f"loader items/s with {workers} workers: {rates[workers]:.1f} ({1000 * seconds / samples:.2f} ms/item)")
+    per_item = 1.0 / rates[0]
+    print(f"decode cost {1000 * per_item:.2f} ms/item in one process: {args.target:.0f} samples/s needs "
+          f"about {math.ceil(args.target * per_item)} worker processes (on as many free cores)")
 
 
 if __name__ == "__main__":

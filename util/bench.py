@@ -1,0 +1,134 @@
+"""Pieces shared by scripts/bench_train.py and scripts/bench_infer.py: speed modes, a plain
+hand-written pix2pix step (the reference our framework must not be slower than), interleaved
+timing (modes alternate step by step, so a busy machine slows them alike), loader timing.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+from util.errors import UserError
+
+MODE_HELP = ("comma-separated modes, each a '+'-joined set of: fp32 (ours), plain (a minimal hand-written "
+             "step, same networks), bf16, fp16, channels_last, compile; e.g. fp32,plain,bf16,bf16+channels_last")
+
+
+@dataclass(frozen=True)
+class Mode:
+    label: str
+    amp: str = "none"
+    channels_last: bool = False
+    compile: bool = False
+    plain: bool = False
+
+    def train_flags(self) -> list[str]:
+        flags = ["--amp", self.amp]
+        if self.channels_last:
+            flags.append("--channels_last")
+        if self.compile:
+            flags.append("--compile")
+        return flags
+
+
+def parse_modes(text: str) -> list[Mode]:
+    modes = []
+    for token in [t.strip() for t in text.split(",") if t.strip()]:
+        parts = set(token.split("+"))
+        unknown = parts - {"fp32", "plain", "bf16", "fp16", "channels_last", "compile"}
+        if unknown or {"bf16", "fp16"} <= parts:
+            raise UserError(f"unknown or conflicting mode {token!r}; {MODE_HELP}")
+        if "plain" in parts and parts != {"plain"}:
+            raise UserError("the plain reference step runs alone (fp32, no options): use 'plain'")
+        amp = "bf16" if "bf16" in parts else "fp16" if "fp16" in parts else "none"
+        modes.append(Mode(token, amp, "channels_last" in parts, "compile" in parts, "plain" in parts))
+    if not modes:
+        raise UserError(f"no benchmark mode given; {MODE_HELP}")
+    return modes
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_interleaved(steps: dict[str, Callable[[], object]], device: torch.device, warmup: int,
+                     rounds: int) -> dict[str, list[float]]:
+    """Seconds of each call, the modes taking turns every round after `warmup` untimed calls each."""
+    for step in steps.values():
+        for _ in range(warmup):
+            step()
+    synchronize(device)
+    times: dict[str, list[float]] = {label: [] for label in steps}
+    for _ in range(rounds):
+        for label, step in steps.items():
+            start = time.perf_counter()
+            step()
+            synchronize(device)
+            times[label].append(time.perf_counter() - start)
+    return times
+
+
+def plain_pix2pix_step(opt, batch: dict, device: torch.device) -> Callable[[], None]:
+    """What a user would write by hand: the same G and D, Adam, GAN + 100 L1, D step then G step."""
+    from models import networks
+
+    net_g = networks.define_G(opt.input_nc, opt.output_nc, opt.ngf, opt.netG, opt.norm, not opt.no_dropout,
+                              opt.init_type, opt.init_gain).to(device)
+    net_d = networks.define_D(opt.input_nc + opt.output_nc, opt.ndf, opt.netD, opt.n_layers_D, opt.norm,
+                              opt.init_type, opt.init_gain).to(device)
+    opt_g = torch.optim.Adam(net_g.parameters(), lr=opt.lr, betas=(opt.beta1, 0.999))
+    opt_d = torch.optim.Adam(net_d.parameters(), lr=opt.lr, betas=(opt.beta1, 0.999))
+    gan, l1 = nn.BCEWithLogitsLoss(), nn.L1Loss()
+    source, target = batch["B"].to(device), batch["A"].to(device)  # BtoA, as the benchmark's batch
+
+    def step() -> None:
+        fake = net_g(source)
+        for p in net_d.parameters():
+            p.requires_grad_(True)
+        opt_d.zero_grad()
+        pred_fake = net_d(torch.cat((source, fake.detach()), 1))
+        pred_real = net_d(torch.cat((source, target), 1))
+        loss_d = (gan(pred_fake, torch.zeros_like(pred_fake)) + gan(pred_real, torch.ones_like(pred_real))) * 0.5
+        loss_d.backward()
+        opt_d.step()
+        for p in net_d.parameters():
+            p.requires_grad_(False)
+        opt_g.zero_grad()
+        pred = net_d(torch.cat((source, fake), 1))
+        loss_g = gan(pred, torch.ones_like(pred)) + l1(fake, target) * 100.0
+        loss_g.backward()
+        opt_g.step()
+
+    return step
+
+
+def summary(label: str, times: list[float], batch_size: int, unit: str = "step") -> str:
+    median = statistics.median(times)
+    return (f"{label}: {median:.3f} s/{unit} (median of {len(times)}, min {min(times):.3f}, max {max(times):.3f}), "
+            f"{batch_size / median:.2f} samples/s")
+
+
+def ratio_table(times: dict[str, list[float]], reference: str) -> list[str]:
+    """Speed of each mode relative to `reference` (>1 = faster), from the medians."""
+    base = statistics.median(times[reference])
+    return [f"  {label:<28} {base / statistics.median(t):5.2f}x the speed of {reference}" for label, t in times.items()]
+
+
+def time_loader_items(loader, batches: int, warmup: int = 1) -> tuple[float, int]:
+    """(seconds, samples) over `batches` batches after `warmup` batches (worker start-up excluded)."""
+    samples, start = 0, None
+    for i, data in enumerate(loader):
+        if i == warmup:
+            start = time.perf_counter()
+        if i >= warmup:
+            samples += len(data["A_paths"]) if "A_paths" in data else len(next(iter(data.values())))
+        if i + 1 >= warmup + batches:
+            break
+    if start is None:
+        raise UserError(f"the dataset has too few batches to time (need more than {warmup})")
+    return time.perf_counter() - start, samples
