@@ -120,8 +120,13 @@ def ratio_table(times: dict[str, list[float]], reference: str) -> list[str]:
 
 
 def time_loader_items(loader, batches: int, warmup: int = 1) -> tuple[float, int]:
-    """(seconds, samples) over `batches` batches after `warmup` batches (worker start-up excluded)."""
+    """(seconds, samples) over `batches` batches after `warmup` batches (worker start-up excluded);
+    fewer on a small dataset."""
+    available = len(loader)
+    warmup = min(warmup, max(available - 1, 0))
+    batches = max(1, min(batches, available - warmup))
     samples, start = 0, None
+    start = time.perf_counter() if warmup == 0 else None
     for i, data in enumerate(loader):
         if i == warmup:
             start = time.perf_counter()
@@ -129,6 +134,6 @@ def time_loader_items(loader, batches: int, warmup: int = 1) -> tuple[float, int
             samples += len(data["A_paths"]) if "A_paths" in data else len(next(iter(data.values())))
         if i + 1 >= warmup + batches:
             break
-    if start is None:
-        raise UserError(f"the dataset has too few batches to time (need more than {warmup})")
+    if start is None or samples == 0:
+        raise UserError("the dataset is empty: nothing to time")
     return time.perf_counter() - start, samples
