@@ -12,7 +12,7 @@ class TestModel(BaseModel):
     @staticmethod
     def modify_commandline_options(parser, is_train: bool = True):
         if is_train:
-            raise UserError("--model test is for test.py only; train with --model pix2pix")
+            raise UserError("--model test is for test.py only; train with --model pix2pix or --model cycle_gan")
         parser.set_defaults(dataset_mode="single")
         parser.add_argument("--model_suffix", type=str, default="",
                             help="loads {epoch}_net_G{model_suffix}.pth, e.g. _A for a cycle_gan G_A")
@@ -20,7 +20,7 @@ class TestModel(BaseModel):
 
     def __init__(self, opt):
         if opt.isTrain:
-            raise UserError("--model test is for test.py only; train with --model pix2pix")
+            raise UserError("--model test is for test.py only; train with --model pix2pix or --model cycle_gan")
         super().__init__(opt)
         self.loss_names = []
         self.visual_names = ["real", "fake"]

@@ -11,7 +11,8 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from models import networks
+from data import available_dataset_modes
+from models import available_models, networks
 from options.speed_options import add_speed_options
 from util.device import parse_gpu_ids, select_device
 from util.errors import UserError
@@ -47,7 +48,7 @@ class BaseOptions:
                             help="2022-era flag: GPU ids, e.g. 0 or 0,1; -1 for CPU. Without CUDA the CPU is used")
         # model parameters
         parser.add_argument("--model", type=str, default="cycle_gan",
-                            help="chooses which model to use (here: pix2pix | test)")
+                            help="chooses which model to use: " + " | ".join(available_models()))
         parser.add_argument("--input_nc", type=int, default=3,
                             help="# of input image channels: 3 for RGB, 9 for three RGB input panels")
         parser.add_argument("--output_nc", type=int, default=3, help="# of output image channels")
@@ -67,7 +68,7 @@ class BaseOptions:
         parser.add_argument("--no_dropout", action="store_true", help="no dropout for the generator")
         # dataset parameters
         parser.add_argument("--dataset_mode", type=str, default="unaligned",
-                            help="chooses how datasets are loaded (here: aligned | single)")
+                            help="chooses how datasets are loaded: " + " | ".join(available_dataset_modes()))
         parser.add_argument("--direction", type=str, default="AtoB", choices=("AtoB", "BtoA"),
                             help="AtoB or BtoA (BtoA: the input panels B.. are the generator input)")
         parser.add_argument("--serial_batches", action="store_true",
