@@ -66,15 +66,19 @@ def count_panels(width: int, height: int, n_panels: int, path: str) -> int:
     return width // height
 
 
-def input_panel_indices(text: str, n_panels: int) -> list[int]:
-    """Input panel numbers from --input_panels ('' = every panel but 0, the target A)."""
-    if n_panels < 2:
+def input_panel_indices(text: str, n_panels: int, allow_target: bool = False) -> list[int]:
+    """Input panel numbers from --input_panels ('' = every panel but 0, the target A).
+
+    allow_target: the files may hold inputs only (single mode, inference where the wanted band
+    does not exist), so panel 0 may be an input too.
+    """
+    if n_panels < (1 if allow_target else 2):
         raise UserError(f"an aligned image needs at least 2 panels (A and an input), found {n_panels}")
     indices = parse_index_list(text, "--input_panels") or list(range(1, n_panels))
     for index in indices:
-        if index == 0:
+        if index == 0 and not allow_target:
             raise UserError("--input_panels cannot use panel 0: it is the target A")
-        if not 0 < index < n_panels:
+        if not 0 <= index < n_panels:
             raise UserError(f"--input_panels {text}: panel {index} is out of range, the images have "
                             f"{n_panels} panels (0..{n_panels - 1}, 0 is the target A)")
     if len(set(indices)) != len(indices):

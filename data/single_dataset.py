@@ -1,8 +1,11 @@
 """Single images for `--model test`: every image under --dataroot, one direction only.
 
-Plain images load whole, as upstream. With --n_panels or --input_panels the files are taken as
-multi-panel A|B|C... images and item A is the chosen input panels stacked on channels (the
-generator's input), so a model trained on aligned panels can be run on the same files.
+Plain images load whole, as upstream. With --n_panels or --input_panels, or when the generator
+takes neither 1 nor 3 channels, the files are taken as square panels side by side and item A is
+the chosen input panels stacked on channels (the generator's input). Files may hold the target
+band too (A|B|C|D, as training data: inputs default to panels 1..N-1) or only the input bands
+(B|C|D, for a patch of sky where the wanted band is missing: every panel is an input when their
+channels add up to --input_nc).
 """
 from __future__ import annotations
 
@@ -18,6 +21,17 @@ from data.base_dataset import (BaseDataset, add_panel_options, check_preprocess,
 from data.image_folder import make_dataset
 from data.panels import count_panels, input_panel_indices, panel_boxes, panel_channels
 from util.errors import UserError
+
+
+def choose_input_panels(text: str, n_panels: int, input_nc: int) -> list[int]:
+    """--input_panels if given (panel 0 allowed); else all panels when they alone fill input_nc
+    (a B|C|D file of grey or colour panels), else panels 1..N-1 (an A|B|C|D file)."""
+    if not text and input_nc in (n_panels, 3 * n_panels):
+        return list(range(n_panels))
+    if not text and n_panels < 2:
+        raise UserError(f"the images are one square panel, which cannot give --input_nc {input_nc} "
+                        f"(a panel has 1 or 3 channels); give --n_panels / --input_panels for multi-panel files")
+    return input_panel_indices(text, n_panels, allow_target=True)
 
 
 class SingleDataset(BaseDataset):
@@ -39,10 +53,11 @@ class SingleDataset(BaseDataset):
             raise UserError(f"no images under {opt.dataroot}")
         first = self.A_paths[0]
         width, height = read_image_size(first)
-        self.split_panels = getattr(opt, "n_panels", 0) > 0 or bool(getattr(opt, "input_panels", ""))
+        self.split_panels = (getattr(opt, "n_panels", 0) > 0 or bool(getattr(opt, "input_panels", ""))
+                             or opt.input_nc not in (1, 3))
         if self.split_panels:
             self.n_panels = count_panels(width, height, opt.n_panels, first)
-            inputs = input_panel_indices(opt.input_panels, self.n_panels)
+            inputs = choose_input_panels(opt.input_panels, self.n_panels, opt.input_nc)
             # The chosen panels feed the generator, whose input is always input_nc channels.
             as_input = argparse.Namespace(**{**vars(opt), "direction": "BtoA"})
             self.panel_channels = (panel_channels(as_input, len(inputs))[1], [])

@@ -57,8 +57,21 @@ def test_single_plain_image_with_too_many_channels_is_a_user_error(tmp_path):
     from util.errors import UserError
 
     write_panels(tmp_path / "x.png", [(1, 1, 1)])
-    with pytest.raises(UserError, match="a plain image gives 1 or 3 channels, not 9"):
+    with pytest.raises(UserError, match="one square panel, which cannot give --input_nc 9"):
         create_dataset(make_opt(tmp_path, input_nc=9))
+
+
+def test_single_reads_input_only_panels_for_a_missing_band(tmp_path):
+    """B|C|D files (no target band): every panel feeds the generator when they fill input_nc."""
+    write_panels(tmp_path / "x.png", [(20, 30, 40), (50, 60, 70), (80, 90, 100)])
+    dataset = create_dataset(make_opt(tmp_path, input_nc=9)).dataset
+    assert dataset.panel_indices == ([0, 1, 2], []) and dataset.panel_channels == ([3, 3, 3], [])
+    assert dataset[0]["A"][:, 0, 0].tolist() == pytest.approx(
+        [level(v) for v in (20, 30, 40, 50, 60, 70, 80, 90, 100)])
+    chosen = create_dataset(make_opt(tmp_path, input_nc=6, input_panels="0,2")).dataset
+    assert chosen.panel_indices == ([0, 2], [])
+    with_target = create_dataset(make_opt(tmp_path, input_nc=6)).dataset  # A|B|C file: inputs 1..N-1
+    assert with_target.panel_indices == ([1, 2], [])
 
 
 @pytest.mark.parametrize("preprocess,load,crop,size", [
