@@ -84,3 +84,30 @@ def test_write_dataset_layout_and_resume(tmp_path):
     train[0].unlink()
     synthetic_sky.write_dataset(out, n_train=3, n_test=2, settings=settings, seed=5, progress=False)
     assert train[0].read_bytes() == first  # same seed per image: a resumed run writes the same picture
+
+
+def test_target_colour_follows_the_uv_to_optical_ratio_not_the_optical_flux():
+    """Known truth on whole rendered fields: measured with the evaluation's own photometry, a star's
+    target colour (B/R) is predicted by the UV/optical flux ratio of the input panels, and not by the
+    optical input alone. This is what a multi-band model can learn and a one-band model cannot."""
+    from scipy.stats import spearmanr
+
+    from util.photometry import detect_sources, to_grey
+
+    size, cfg = 64, PhotometryConfig(aperture_radius=3.0)
+    colour, uv_ratio, optical = [], [], []
+    for index in range(6):
+        pixels, _ = synthetic_sky.render_sample(np.random.default_rng([3, index]), SkySettings(size=size))
+        panels = [pixels[:, k * size:(k + 1) * size].astype(float) / 255 for k in range(4)]
+        positions, _ = detect_sources(to_grey(panels[0]), cfg)
+        target = aperture_fluxes(panels[0], positions, cfg)
+        opt = aperture_fluxes(panels[1][..., 0], positions, cfg)[:, 0]
+        uv = aperture_fluxes(panels[2][..., 0], positions, cfg)[:, 0]
+        good = (target[:, 0] > 0.05) & (target[:, 2] > 0.05) & (opt > 0.05) & (uv > 0.05)
+        colour += list(target[good, 2] / target[good, 0])
+        uv_ratio += list(uv[good] / opt[good])
+        optical += list(opt[good])
+    assert len(colour) > 40
+    with_uv = spearmanr(uv_ratio, colour)[0]
+    optical_only = abs(spearmanr(optical, colour)[0])  # weak: the display stretch whitens bright stars
+    assert with_uv > 0.85 and optical_only < 0.5 and with_uv > 2 * optical_only
