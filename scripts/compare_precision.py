@@ -39,7 +39,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--n_epochs", type=int, default=6)
     parser.add_argument("--n_epochs_decay", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
-XX
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (1: tiny nets run fastest on one thread of a busy machine)")
     return parser.parse_args(argv)
 
 
