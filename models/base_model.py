@@ -83,6 +83,8 @@ class BaseModel(ABC):
         Checkpoints still hold the bare module's keys (util.checkpoint strips the wrappers)."""
         from util.compile import compile_network
 
+        if self.isTrain:
+            distributed.check_options_for_ddp(self.opt)
         note = distributed.check_norm_for_ddp(self.opt.norm) if self.isTrain else ""
         if note and distributed.is_main_process():
             print(note)

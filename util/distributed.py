@@ -60,6 +60,13 @@ def cleanup_distributed() -> None:
         dist.destroy_process_group()
 
 
+def check_options_for_ddp(opt) -> None:
+    """Combinations DDP cannot train correctly, refused in one line before any step."""
+    if is_distributed() and getattr(opt, "gan_mode", "") == "wgangp":
+        raise UserError("--gan_mode wgangp cannot run under torchrun/DDP: its gradient penalty differentiates "
+                        "through D with autograd.grad, which DDP does not support; train it in one process")
+
+
 def check_norm_for_ddp(norm: str) -> str:
     """Upstream raises for syncbatch (its check is inverted). Here syncbatch is the right choice
     for batch norm across ranks; plain batch norm works but keeps per-rank statistics."""
