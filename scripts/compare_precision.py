@@ -3,13 +3,16 @@
     python scripts/compare_precision.py --out /tmp/precision --amp bf16
 
 Makes a synthetic A|B|C|D star-field dataset (scripts/make_synthetic_sky.py's generator) unless
---dataroot is given, trains pix2pix twice with --seed (fp32, then --amp), and evaluates each
-generator on the test split the way test.py runs it (--eval; the mixed-precision model under its
-own autocast): mean |fake_B - real_B| in the data's [-1, 1] units. The issue's bound: within 2%.
+--dataroot is given, trains pix2pix with each seed twice (fp32, then --amp; --deterministic), and
+evaluates each generator on the test split the way test.py runs it (--eval; the mixed-precision
+model under its own autocast): mean |fake_B - real_B| in the data's [-1, 1] units. The issue's
+bound is on the mean over seeds: within 2%. A GAN's result moves with any numeric change (even
+the CPU thread count), so the spread between seeds is printed as the noise floor.
 """
 from __future__ import annotations
 
 import argparse
+import statistics
 import subprocess
 import sys
 import time
@@ -36,9 +39,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ngf", type=int, default=16)
     parser.add_argument("--ndf", type=int, default=16)
     parser.add_argument("--batch_size", type=int, default=4)
-    parser.add_argument("--n_epochs", type=int, default=6)
-    parser.add_argument("--n_epochs_decay", type=int, default=4)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--n_epochs", type=int, default=15)
+    parser.add_argument("--n_epochs_decay", type=int, default=10)
+    parser.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds (the data uses the first)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (1: tiny nets run fastest on one thread of a busy machine)")
     return parser.parse_args(argv)
@@ -51,12 +54,12 @@ def common_argv(args: argparse.Namespace, dataroot: Path, name: str) -> list[str
             "--crop_size", str(args.size), "--gpu_ids", "-1" if not torch.cuda.is_available() else "0"]
 
 
-def train(args: argparse.Namespace, dataroot: Path, name: str, amp: str) -> float:
+def train(args: argparse.Namespace, dataroot: Path, name: str, amp: str, seed: int) -> float:
     from options.train_options import TrainOptions
     from util.training import run_training
 
     argv = common_argv(args, dataroot, name) + [
-        "--amp", amp, "--seed", str(args.seed), "--deterministic", "--batch_size", str(args.batch_size),
+        "--amp", amp, "--seed", str(seed), "--deterministic", "--batch_size", str(args.batch_size),
         "--n_epochs", str(args.n_epochs), "--n_epochs_decay", str(args.n_epochs_decay), "--num_threads", "0",
         "--print_freq", "100000", "--display_freq", "100000", "--no_html", "--save_epoch_freq", "100000"]
     start = time.perf_counter()
@@ -92,19 +95,25 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
     dataroot = Path(args.dataroot) if args.dataroot else out / "data"
+    seeds = [int(seed) for seed in args.seeds.split(",") if seed.strip()]
     if not args.dataroot and not (dataroot / "test").is_dir():
         subprocess.run([sys.executable, str(ROOT / "scripts" / "make_synthetic_sky.py"), "--out", str(dataroot),
                         "--n_train", str(args.n_train), "--n_test", str(args.n_test), "--size", str(args.size),
-                        "--seed", str(args.seed)], check=True)
-    results = {}
-    for amp, name in (("none", "fp32"), (args.amp, args.amp)):
-        seconds = train(args, dataroot, name, amp)
-        results[name] = validation_l1(args, dataroot, name, amp)
-        print(f"{name}: validation L1 {results[name]:.5f} (train {seconds:.0f} s)")
-    reference, mixed = results["fp32"], results[args.amp]
+                        "--seed", str(seeds[0])], check=True)
+    results: dict[str, list[float]] = {"fp32": [], args.amp: []}
+    for seed in seeds:
+        for amp, precision in (("none", "fp32"), (args.amp, args.amp)):
+            name = f"{precision}_seed{seed}"
+            seconds = train(args, dataroot, name, amp, seed)
+            results[precision].append(validation_l1(args, dataroot, name, amp))
+            print(f"seed {seed} {precision}: validation L1 {results[precision][-1]:.5f} (train {seconds:.0f} s)")
+    reference, mixed = statistics.mean(results["fp32"]), statistics.mean(results[args.amp])
     change = (mixed - reference) / reference
-    print(f"{args.amp} vs fp32: validation L1 {mixed:.5f} vs {reference:.5f}, relative difference {100 * change:+.2f}% "
-          f"({'within' if abs(change) <= 0.02 else 'OUTSIDE'} the 2% bound)")
+    if len(seeds) > 1:
+        spread = (max(results["fp32"]) - min(results["fp32"])) / reference
+        print(f"fp32 seed-to-seed spread: {100 * spread:.2f}% of the mean (the noise floor of one comparison)")
+    print(f"{args.amp} vs fp32 over {len(seeds)} seeds: mean validation L1 {mixed:.5f} vs {reference:.5f}, "
+          f"relative difference {100 * change:+.2f}% ({'within' if abs(change) <= 0.02 else 'OUTSIDE'} the 2% bound)")
 
 
 if __name__ == "__main__":
