@@ -11,7 +11,7 @@ import torch
 
 from data.base_dataset import (BaseDataset, add_panel_options, check_preprocess, get_params,
                                get_transform, load_rgb, read_image_size, to_normalized_array)
-from data.image_folder import make_dataset
+from data.image_folder import list_images_under
 from data.panels import count_panels, input_panel_indices, panel_boxes, panel_channels
 from util.errors import UserError
 
@@ -70,21 +70,7 @@ def _panel_size(width: int, height: int, n_panels: int) -> tuple[int, int]:
 
 
 def list_aligned_images(dataroot: str, phase: str, max_dataset_size: float) -> list[str]:
-    """Sorted image paths of DATAROOT/PHASE; UserError for a missing or empty folder or empty files."""
-    if not os.path.isdir(dataroot):
-        raise UserError(f"--dataroot folder not found: {dataroot}")
-    folder = os.path.join(dataroot, phase)
-    if not os.path.isdir(folder):
-        raise UserError(f"no '{phase}' folder in --dataroot {dataroot} (aligned images are read from "
-                        f"DATAROOT/PHASE; set --phase)")
-    paths = make_dataset(folder, max_dataset_size)
-    if not paths:
-        raise UserError(f"no images in {folder} (looked for .png, .jpg, .jpeg, .bmp, .ppm, .tif, .tiff, .webp)")
-    empty = [p for p in paths if os.path.getsize(p) == 0]
-    if empty:
-        more = f" (and {len(empty) - 1} more)" if len(empty) > 1 else ""
-        raise UserError(f"empty image file: {empty[0]}{more}")
-    return paths
+    return list_images_under(dataroot, phase, max_dataset_size, "aligned images are read from DATAROOT/PHASE")
 
 
 def check_panel_channel_counts(channels: tuple[list[int], list[int]], indices: tuple[list[int], list[int]]) -> None:

@@ -28,3 +28,22 @@ def make_dataset(folder: str | os.PathLike, max_dataset_size: float = float("inf
     )
     limit = len(images) if max_dataset_size == float("inf") else int(max_dataset_size)
     return images[:max(0, limit)]
+
+
+def list_images_under(dataroot: str, subfolder: str, max_dataset_size: float, layout: str) -> list[str]:
+    """Sorted images of DATAROOT/subfolder, checked as a user would want: a missing --dataroot,
+    a missing subfolder (`layout` says where the mode reads from), no images, or empty files
+    each give one clear UserError."""
+    if not os.path.isdir(dataroot):
+        raise UserError(f"--dataroot folder not found: {dataroot}")
+    folder = os.path.join(dataroot, subfolder)
+    if not os.path.isdir(folder):
+        raise UserError(f"no '{subfolder}' folder in --dataroot {dataroot} ({layout}; set --phase)")
+    paths = make_dataset(folder, max_dataset_size)
+    if not paths:
+        raise UserError(f"no images in {folder} (looked for .png, .jpg, .jpeg, .bmp, .ppm, .tif, .tiff, .webp)")
+    empty = [p for p in paths if os.path.getsize(p) == 0]
+    if empty:
+        more = f" (and {len(empty) - 1} more)" if len(empty) > 1 else ""
+        raise UserError(f"empty image file: {empty[0]}{more}")
+    return paths

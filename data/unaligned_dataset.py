@@ -15,23 +15,14 @@ import torch
 from PIL import Image
 
 from data.base_dataset import BaseDataset, check_preprocess, get_params, get_transform, load_rgb, read_image_size
-from data.image_folder import make_dataset
+from data.image_folder import list_images_under
 from data.panels import count_panels, panel_boxes
 from util.errors import UserError
 
 
 def list_domain_images(dataroot: str, folder_name: str, max_dataset_size: float) -> list[str]:
-    """Sorted images of DATAROOT/folder_name; UserError for a missing --dataroot, folder or images."""
-    if not os.path.isdir(dataroot):
-        raise UserError(f"--dataroot folder not found: {dataroot}")
-    folder = os.path.join(dataroot, folder_name)
-    if not os.path.isdir(folder):
-        raise UserError(f"no '{folder_name}' folder in --dataroot {dataroot} (unaligned data is read from "
-                        f"DATAROOT/PHASEA and DATAROOT/PHASEB; set --phase)")
-    paths = make_dataset(folder, max_dataset_size)
-    if not paths:
-        raise UserError(f"no images in {folder}")
-    return paths
+    return list_images_under(dataroot, folder_name, max_dataset_size,
+                             "unaligned data is read from DATAROOT/PHASEA and DATAROOT/PHASEB")
 
 
 def domain_panel_channels(nc: int, n_panels: int, width: int, height: int, path: str) -> list[int]:
