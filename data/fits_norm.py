@@ -20,6 +20,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from data.sky.stretch import parse_cuts as parse_percentile_cuts
 from util.errors import UserError
 from util.fileio import atomic_write_text
 
@@ -59,16 +60,10 @@ class PlaneNorm:
 
 
 def parse_cuts(text: str, mode: str) -> tuple[float, float]:
-    """'auto' -> the mode's default; 'LOW,HIGH' percentiles with 0 <= LOW < HIGH <= 100."""
+    """'auto' -> the mode's default; else 'LOW,HIGH' percentiles as for aladin_data.py's --cuts."""
     if text.strip().lower() in ("", "auto"):
         return DEFAULT_CUTS[mode]
-    try:
-        low, high = (float(part) for part in text.split(","))
-    except ValueError:
-        raise UserError(f"--fits_cuts must be 'auto' or two percentiles LOW,HIGH (e.g. 0.5,99.5), got {text!r}") from None
-    if not 0.0 <= low < high <= 100.0:
-        raise UserError(f"--fits_cuts {text}: need 0 <= LOW < HIGH <= 100")
-    return low, high
+    return parse_percentile_cuts(text, "--fits_cuts")
 
 
 def check_mode(mode: str) -> str:

@@ -17,13 +17,14 @@ class StretchSettings:
     high_percentile: float = 99.5
 
 
-def parse_cuts(text: str) -> tuple[float, float]:
+def parse_cuts(text: str, option: str = "--cuts") -> tuple[float, float]:
+    """'LOW,HIGH' percentiles with 0 <= LOW < HIGH <= 100 (`option` names the flag in errors)."""
     try:
         low, high = (float(v) for v in text.split(","))
     except ValueError:
-        raise UserError(f"--cuts {text}: two percentiles like 0.5,99.5") from None
+        raise UserError(f"{option} {text}: two percentiles like 0.5,99.5") from None
     if not 0 <= low < high <= 100:
-        raise UserError(f"--cuts {text}: need 0 <= low < high <= 100")
+        raise UserError(f"{option} {text}: need 0 <= low < high <= 100")
     return low, high
 
 

@@ -177,7 +177,7 @@ def test_a_cube_without_wcs_needs_allow_no_wcs(tmp_path):
     (["--input_planes", "1,1"], "lists a plane twice"),
     (["--target_planes", "x"], "--target_planes must be comma-separated integers"),
     (["--crop_size", "64"], "smaller than --crop_size 64"),
-    (["--fits_cuts", "9"], "--fits_cuts must be"),
+    (["--fits_cuts", "9"], "--fits_cuts 9: two percentiles"),
 ])
 def test_bad_options_are_one_line_errors(cubes, extra, message):
     with pytest.raises(UserError, match=message):
