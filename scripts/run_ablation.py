@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from util import ablation  # noqa: E402
 from util.ablation_report import Variant, baseline_label, write_report  # noqa: E402
 from util.errors import UserError, exit_on_user_error  # noqa: E402
-from util.evaluation import evaluate_folder, format_table, write_metrics  # noqa: E402
+from util.evaluation import average_runs, evaluate_folder, format_table, write_metrics  # noqa: E402
 from util.fileio import atomic_write_text  # noqa: E402
 
 SYNTHETIC_BANDS = {0: "optical RGB", 1: "optical grey low-res", 2: "UV", 3: "IR"}
@@ -34,7 +34,9 @@ SYNTHETIC_BANDS = {0: "optical RGB", 1: "optical grey low-res", 2: "UV", 3: "IR"
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--out", default="runs/ablation", help="everything goes under this folder")
+    parser.add_argument("--out", default=None,
+                        help="everything goes under this folder (default: runs/ablation, or "
+                             "runs/ablation_synthetic with --synthetic)")
     parser.add_argument("--synthetic", action="store_true", help="synthetic black-body sky instead of real tiles")
     parser.add_argument("--budget", default="small", choices=list(ablation.BUDGETS),
                         help="preset cost: tiny (tests), small (default demo), medium, large (GPU)")
@@ -52,6 +54,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.add_argument(f"--{key}", type=int, default=None, help="overrides the budget preset")
     parser.add_argument("--netG", default=None, help="overrides the budget preset")
     parser.add_argument("--gpu_ids", default=None, help="passed to train.py/test.py (-1 = CPU)")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="train each variant this many times; the verdict then weighs gains against "
+                             "the retraining spread (costs N times the training time)")
     parser.add_argument("--threads", type=int, default=1,
                         help="CPU threads of each training/test process (OMP_NUM_THREADS; 0 = torch's choice). "
                              "2 threads gain only ~1.5x on a free 2-core machine but run many times slower "
@@ -156,8 +161,19 @@ def count_images(folder: Path) -> int:
 
 def run_variant(panels: tuple[int, ...], dataset: Path, channels: list[int], names: dict[int, str],
                 budget: ablation.Budget, args: argparse.Namespace, stages: Stages, dataset_params: dict) -> Variant:
-    name = ablation.variant_name(panels)
-    label = ablation.variant_label(panels, names)
+    """Train, test and evaluate one input-band set (`--repeats` times; the first run's pictures are shown)."""
+    runs = [run_training(panels, repeat, dataset, channels, names, budget, args, stages, dataset_params)
+            for repeat in range(1, args.repeats + 1)]
+    first = runs[0]
+    return Variant(ablation.variant_name(panels), first.label, first.input_panels,
+                   average_runs([run.metrics for run in runs]), first.results_dir, first.loss_log,
+                   extra={**first.extra, "trainings": len(runs)})
+
+
+def run_training(panels: tuple[int, ...], repeat: int, dataset: Path, channels: list[int], names: dict[int, str],
+                 budget: ablation.Budget, args: argparse.Namespace, stages: Stages, dataset_params: dict) -> Variant:
+    name = ablation.variant_name(panels) + (f"_r{repeat}" if repeat > 1 else "")
+    label = ablation.variant_label(panels, names) + (f" (training {repeat})" if repeat > 1 else "")
     checkpoints, results_root = stages.out / "checkpoints", stages.out / "results"
     extra = ["--gpu_ids", args.gpu_ids] if args.gpu_ids is not None else []
     n_train = count_images(dataset / "train")
@@ -196,7 +212,7 @@ def intro_text(args: argparse.Namespace, names: dict[int, str], budget: ablation
         f"Input bands: {inputs}. Data: {kind}, {count_images(dataset / 'train')} training and "
         f"{count_images(dataset / 'test')} test images of {budget.size} px.",
         f"Every variant: pix2pix, {budget.netG}, ngf {budget.ngf}, ndf {budget.ndf}, crop {budget.crop_size}, "
-        f"batch {budget.batch_size}, {budget.n_epochs}+{budget.n_epochs_decay} epochs; same target, split and budget. "
+        f"batch {budget.batch_size}, {budget.n_epochs}+{budget.n_epochs_decay} epochs, trained {args.repeats} time{'s' if args.repeats > 1 else ''}; same target, split and budget. "
         f"Budget preset <code>{args.budget}</code>; whole run {seconds / 60:.1f} min (this invocation).",
         "Baseline: no model, the first input band resampled to the target's size and channels, scored with the "
         "same metrics. Metrics on images scaled to [0, 1]: L1, PSNR (peak 1), SSIM (Wang et al. 2004, Gaussian "
@@ -220,11 +236,13 @@ def main(argv: list[str] | None = None) -> dict:
                                   n_epochs=args.n_epochs, n_epochs_decay=args.n_epochs_decay,
                                   batch_size=args.batch_size)
     variants = ablation.parse_variants(args.variants)
-    out = Path(args.out).resolve()
+    out = Path(args.out or ("runs/ablation_synthetic" if args.synthetic else "runs/ablation")).resolve()
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise UserError(f"cannot create the output folder {out}: {err.strerror or err}") from None
+    if args.repeats < 1:
+        raise UserError(f"--repeats must be at least 1, got {args.repeats}")
     if args.threads < 0:
         raise UserError(f"--threads must be 0 (torch's choice) or more, got {args.threads}")
     stages = Stages(out, args.force, args.threads)

@@ -58,6 +58,8 @@ def summary(metrics: dict) -> dict:
     out = {key: metrics.get(key) for key in SUMMARY_KEYS}
     if "std" in metrics:
         out["std_over_images"] = metrics["std"]
+    if "runs" in metrics:
+        out["runs"] = metrics["runs"]
     return out
 
 

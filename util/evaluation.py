@@ -163,3 +163,24 @@ def format_table(rows: list[tuple[str, dict]]) -> str:
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(line, widths)))
                      for line in lines)
+
+
+def average_runs(runs: list[dict]) -> dict:
+    """One metrics dict for several trainings of the same variant on the same test images: headline
+    figures and per-image rows are means over the runs; `runs` keeps each training's headline figures
+    so that the verdict can weigh a gain against the retraining spread."""
+    if len(runs) == 1:
+        return runs[0]
+    keys = PIXEL_KEYS + PHOTOMETRY_KEYS + ("false_source_rate", "completeness", "n_generated_sources")
+    merged = {**runs[0], "runs": [{key: run.get(key) for key in keys} for run in runs]}
+    for key in keys:
+        if key != "n_sources":  # detected in the real targets: the same for every run
+            merged[key] = _mean([run.get(key) for run in runs])
+    merged["std"] = {key: float(np.mean([run["std"][key] for run in runs])) for key in PIXEL_KEYS}
+    rows = {}
+    for run in runs:
+        for row in run["images"]:
+            rows.setdefault(row["image"], []).append(row)
+    merged["images"] = [{"image": stem, **{key: _mean([r.get(key) for r in group]) for key in group[0] if key != "image"}}
+                        for stem, group in rows.items()]
+    return merged

@@ -40,12 +40,27 @@ def compare(reference: dict, other: dict) -> dict[str, dict]:
         if reference.get(key) is None or other.get(key) is None:
             continue
         diff, se, n = paired_difference(reference["images"], other["images"], key)
-        if n >= MIN_IMAGES and math.isfinite(se) and abs(diff) > max(N_SIGMA * se, MIN_EFFECT[key]):
-            call = "better" if diff * direction > 0 else "worse"
-        else:
-            call = "no clear difference"
-        out[key] = {"from": reference[key], "to": other[key], "diff": diff, "se": se, "n": n, "call": call}
+        clear = n >= MIN_IMAGES and math.isfinite(se) and abs(diff) > max(N_SIGMA * se, MIN_EFFECT[key])
+        entry = {"from": reference[key], "to": other[key], "diff": diff, "se": se, "n": n}
+        runs_se = training_noise(reference, other, key)
+        if runs_se is not None:  # repeated trainings: the gain must also beat the retraining spread
+            entry["se_training"] = runs_se
+            clear = clear and abs(other[key] - reference[key]) > N_SIGMA * runs_se
+        entry["call"] = ("better" if diff * direction > 0 else "worse") if clear else "no clear difference"
+        out[key] = entry
     return out
+
+
+def training_noise(reference: dict, other: dict, key: str) -> float | None:
+    """Standard error of the difference of two variants' means over repeated trainings (`runs`),
+    or None when either was trained only once."""
+    spreads = []
+    for metrics in (reference, other):
+        values = [run[key] for run in metrics.get("runs", []) if run.get(key) is not None]
+        if len(values) < 2:
+            return None
+        spreads.append(float(np.var(values, ddof=1)) / len(values))
+    return math.sqrt(sum(spreads))
 
 
 def _fmt(value: float) -> str:
@@ -118,9 +133,14 @@ def statement(variants: list[tuple[str, dict]], baseline: tuple[str, dict] | Non
             details["vs_baseline"].append({"variant": label, "verdict": overall(against), "metrics": against})
             sentences.append(f"{label} against the baseline ({base_label}): {describe(against)}.")
     n_images = min(m.get("n_images", len(m.get("images", []))) for _, m in variants)
+    n_runs = min(len(m.get("runs", [])) or 1 for _, m in variants)
+    training = (f"Each variant was trained {n_runs} times; figures are means over the trainings, and a difference "
+                f"must also exceed {N_SIGMA:g} standard errors of the retraining spread."
+                if n_runs > 1 else
+                "Each variant was trained once, so run-to-run training noise is not included: treat small gains "
+                "with caution (--repeats N trains each variant N times and accounts for it).")
     sentences.append(
         f"Error bars are standard errors of paired differences over {n_images} test images; a difference "
         f"counts only beyond {N_SIGMA:g} of them and beyond a minimal size (L1 0.002, PSNR 0.2 dB, SSIM and CC "
-        f"0.005, flux error 0.02, colour error 0.005). Each variant was trained once, so run-to-run training noise "
-        f"is not included: treat small gains with caution.")
+        f"0.005, flux error 0.02, colour error 0.005). {training}")
     return {"sentences": sentences, **details}

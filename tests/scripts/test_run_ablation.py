@@ -75,6 +75,7 @@ def test_synthetic_ablation_resumes_and_redoes_only_what_changed(tmp_path):
     (["--size", "100"], "multiple of 64"),
     (["--surveys", "data/sky_samples/DSS2Red"], "at least one input band"),
     (["--threads", "-1"], "--threads"),
+    (["--repeats", "0"], "--repeats"),
 ])
 def test_bad_options_give_one_line_errors(tmp_path, args, words):
     proc = run("--out", tmp_path / "bad", *TINY, "--n_test", "2", *args)

@@ -11,6 +11,7 @@ from data import synthetic_sky
 from data.synthetic_sky import SkySettings
 from util.ablation_report import Variant, write_report
 from util.evaluation import evaluate_folder
+from util.verdict import MIN_EFFECT
 
 SIZE = 64
 N_IMAGES = 6
@@ -113,3 +114,33 @@ def test_missing_loss_logs_leave_out_the_plot(tmp_path):
     assert "loss_curves.png" not in report["figures"].values()
     assert not (tmp_path / "report" / "loss_curves.png").exists()
     assert (tmp_path / "report" / "examples.png").exists()
+
+
+def test_repeated_trainings_are_averaged_and_their_spread_can_veto_a_gain(tmp_path):
+    from util.evaluation import average_runs
+
+    def noisy(real, rng):
+        return real + rng.normal(0, 6.0, real.shape)
+
+    one = [make_variant(tmp_path / f"a{i}", "bands_1", [1], noisy) for i in range(2)]
+    # the two trainings of the 3-band variant disagree wildly: one perfect, one as bad as the 1-band ones
+    three = [make_variant(tmp_path / "b0", "bands_3", [1, 2, 3], lambda real, rng: real),
+             make_variant(tmp_path / "b1", "bands_3", [1, 2, 3], noisy)]
+    merged_one = average_runs([v.metrics for v in one])
+    merged_three = average_runs([v.metrics for v in three])
+    assert merged_three["L1"] == pytest.approx(np.mean([v.metrics["L1"] for v in three]))
+    assert len(merged_three["runs"]) == 2 and merged_three["n_sources"] == three[0].metrics["n_sources"]
+    row = merged_three["images"][0]
+    assert row["L1"] == pytest.approx(np.mean([v.metrics["images"][0]["L1"] for v in three]))
+
+    variants = [Variant("bands_1", "1 band", [1], merged_one, one[0].results_dir, one[0].loss_log),
+                Variant("bands_3", "3 bands", [1, 2, 3], merged_three, three[0].results_dir, three[0].loss_log)]
+    report = write_report(tmp_path / "report", "repeats", variants)
+    l1 = report["verdict"]["most_vs_fewest"]["metrics"]["L1"]
+    assert l1["se_training"] > 0
+    # per image the 3-band mean is clearly better, but two so different trainings cannot back a claim
+    assert abs(l1["diff"]) > max(2 * l1["se"], MIN_EFFECT["L1"])
+    assert abs(l1["to"] - l1["from"]) < 2 * l1["se_training"] and l1["call"] == "no clear difference"
+    assert "trained 2 times" in report["verdict"]["sentences"][-1]
+    saved = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    assert len(saved["variants"][1]["runs"]) == 2
