@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
         for mode_label, mode_times in times.items():
             print(summary(f"[{mode_label}] {label}", mode_times, batch_size, unit="batch").replace("samples/s", "images/s"))
         if len(times) > 1:
-            print(f"ratios at batch {batch_size} (median s/batch, measured in turns in this run):")
+            print(f"ratios at batch {batch_size} (measured in turns in this run):")
             for line in ratio_table(times, modes[0].label):
                 print(line)
 

@@ -180,7 +180,7 @@ def compare_modes(args: argparse.Namespace, modes, label: str) -> None:
     for mode_label, mode_times in times.items():
         print(summary(f"[{mode_label}] {label}", mode_times, args.batch_size))
     reference = "fp32" if "fp32" in times else modes[0].label
-    print("ratios (median s/step, measured in turns in this run):")
+    print("ratios (measured in turns in this run):")
     for line in ratio_table(times, reference):
         print(line)
 
