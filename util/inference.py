@@ -39,8 +39,10 @@ def run_test(opt) -> Path:
     """Upstream test.py: results/NAME/{phase}_{epoch}/index.html plus images/; returns the page."""
     from data import create_dataset
     from models import create_model
+    from util.determinism import apply_reproducibility
     from util.html import HTML
 
+    apply_reproducibility(opt)  # --seed / --deterministic: repeatable dropout and data order
     dataset = create_dataset(opt)
     model = create_model(opt)
     attach_panels(model, dataset.dataset)
