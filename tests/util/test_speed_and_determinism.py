@@ -133,3 +133,21 @@ def test_compile_falls_back_with_one_warning_when_the_toolchain_fails(monkeypatc
     assert result is net
     assert len(caught) == 1 and "--compile ignored" in str(caught[0].message)
     assert "InvalidCxxCompiler" in str(caught[0].message)
+
+
+def test_fp16_resume_mid_epoch_is_bit_identical_to_a_straight_run(data):
+    # the loss scale (halved on overflows, grown after clean steps) must survive the restart
+    flags = ("--amp", "fp16", "--seed", "2", "--num_threads", "1", "--save_latest_freq", "4")
+    from options.train_options import TrainOptions
+    from util.training import run_training
+
+    straight = weights(train(data, "straight", *flags))
+    argv = ["--dataroot", str(data), "--name", "resumed", "--checkpoints_dir", str(data.parent / "ck"),
+            "--model", "pix2pix", "--direction", "BtoA", "--input_nc", "9", "--netG", "unet_64", "--ngf", "8",
+            "--ndf", "8", "--load_size", "72", "--crop_size", "64", "--batch_size", "2", "--n_epochs", "1",
+            "--n_epochs_decay", "1", "--gpu_ids", "-1", "--print_freq", "4", "--display_freq", "100", *flags]
+    run_training(TrainOptions().parse(argv), stop_after_iters=6)  # killed at 6; the last save (4) was in the loop
+    saved = torch.load(data.parent / "ck" / "resumed" / "latest_train_state.pth", weights_only=True)
+    assert saved["extra"]["grad_scaler"]["scale"] < 65536.0  # overflows happened before the save: state matters
+    run_training(TrainOptions().parse(argv + ["--continue_train"]))
+    assert state_digest(weights(data.parent / "ck" / "resumed")) == state_digest(straight)
