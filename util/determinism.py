@@ -28,11 +28,12 @@ def seed_everything(seed: int) -> None:
 
 
 def configure_determinism(deterministic: bool) -> None:
-    """Deterministic kernels (an error, not silence, for an op without one) and no cudnn autotuning."""
+    """Deterministic kernels and no cudnn autotuning. An op without a deterministic kernel warns
+    instead of stopping the run (on CUDA, e.g. the reflection-pad backward of resnet generators)."""
     if not deterministic:
         return
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS reproducibility
-    torch.use_deterministic_algorithms(True)
+    torch.use_deterministic_algorithms(True, warn_only=True)
     torch.backends.cudnn.benchmark = False
     torch.backends.cudnn.deterministic = True
 
