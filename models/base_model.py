@@ -140,7 +140,8 @@ class BaseModel(ABC):
             else:
                 scheduler.step()
         lr = self.optimizers[0].param_groups[0]["lr"]
-        print(f"learning rate {old_lr:.7f} -> {lr:.7f}")
+        if distributed.is_main_process():
+            print(f"learning rate {old_lr:.7f} -> {lr:.7f}")
 
     # ------------------------------------------------------------------ losses
     def get_current_losses(self) -> "OrderedDict[str, float]":

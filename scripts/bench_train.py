@@ -153,6 +153,7 @@ def main(argv: list[str] | None = None) -> None:
         times = time_data_loader(opt, args.loader_batches or args.warmup + args.steps)
         print(summary(f"data loader alone ({args.num_threads} workers)", times[args.warmup:] or times, args.batch_size))
         loader_arithmetic(args)
+        data_wait_share(args, modes[0])
 
 
 def mode_step(args: argparse.Namespace, mode) -> Callable[[], None]:
@@ -183,6 +184,38 @@ def compare_modes(args: argparse.Namespace, modes, label: str) -> None:
     print("ratios (measured in turns in this run):")
     for line in ratio_table(times, reference):
         print(line)
+
+
+def data_wait_share(args: argparse.Namespace, mode) -> None:
+    """Real training on the real loader (--num_threads workers), first mode's flags: the share
+    of wall time spent waiting for the next batch (the GPU goal: under 5%)."""
+    from data import create_dataset
+    from options.train_options import TrainOptions
+
+    if mode.plain:
+        return
+    opt = TrainOptions().gather(train_argv(args, args.dataroot) + mode.train_flags())
+    loader = create_dataset(opt)
+    model = build_model(opt)
+    wait = busy = 0.0
+    batches = args.loader_batches or args.warmup + args.steps
+    done = 0
+    while done < args.warmup + batches:
+        start = time.perf_counter()
+        for data in loader:
+            fetched = time.perf_counter()
+            model.set_input(data)
+            model.optimize_parameters()
+            synchronize(model.device)
+            end = time.perf_counter()
+            if done >= args.warmup:  # worker start-up and first steps excluded
+                wait, busy = wait + fetched - start, busy + end - fetched
+            done += 1
+            start = end
+            if done >= args.warmup + batches:
+                break
+    print(f"[{mode.label}] training on the loader ({args.num_threads} workers): data wait {100 * wait / (wait + busy):.1f}% "
+          f"of wall time over {batches} steps ({1000 * wait / batches:.1f} ms wait, {1000 * busy / batches:.1f} ms compute per step)")
 
 
 def loader_arithmetic(args: argparse.Namespace) -> None:
