@@ -92,6 +92,9 @@ class Stages:
         except (OSError, json.JSONDecodeError):
             return False
 
+    def forget(self, stage: str) -> None:
+        self.stamp_path(stage).unlink(missing_ok=True)
+
     def mark(self, stage: str, params: dict) -> None:
         atomic_write_text(self.stamp_path(stage), json.dumps(params, indent=1, sort_keys=True) + "\n")
 
@@ -140,7 +143,7 @@ def build_dataset(args: argparse.Namespace, budget: ablation.Budget, stages: Sta
         command = [sys.executable, str(ablation.REPO / "aladin_data.py"), "--surveys", *surveys,
                    "--sample", str(budget.n_samples), "--fov", str(fov), "--size", str(budget.size),
                    "--out", str(dataset), "--split", args.split, "--min_coverage", str(args.min_coverage), "--seed", str(args.seed)]
-    if stages.done("dataset", params):
+    if stages.done("dataset", params) and any((dataset / "test").glob("*.png")):
         stages.say(f"dataset: already built in {dataset}")
         return dataset, names
     if dataset.exists():
@@ -179,9 +182,10 @@ def run_training(panels: tuple[int, ...], repeat: int, dataset: Path, channels: 
     n_train = count_images(dataset / "train")
     train = ablation.train_command(sys.executable, dataset, name, checkpoints, panels, channels, budget, n_train, extra)
     train_params = {"command": train[1:], "dataset": dataset_params}
-    if stages.done(f"train_{name}", train_params):
+    if stages.done(f"train_{name}", train_params) and (checkpoints / name / "latest_net_G.pth").exists():
         stages.say(f"train {label}: already trained")
     else:
+        stages.forget(f"test_{name}")  # new weights: the old test results no longer describe them
         stages.say(f"train {label}: {n_train} images x {budget.n_epochs + budget.n_epochs_decay} epochs "
                    f"({budget.netG}, ngf {budget.ngf}), log in {stages.out / 'logs' / f'train_{name}.log'}")
         shutil.rmtree(checkpoints / name, ignore_errors=True)

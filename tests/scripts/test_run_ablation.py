@@ -62,7 +62,16 @@ def test_synthetic_ablation_resumes_and_redoes_only_what_changed(tmp_path):
     assert "dataset: already built" in again.stdout and again.stdout.count("already trained") == 2
     assert weights.stat().st_mtime_ns == stamp
 
-    # a new variant trains only itself; a changed budget retrains
+    # deleted weights are retrained and retested, the rest is kept
+    other = out / "checkpoints" / "bands_1-2" / "latest_net_G.pth"
+    other_stamp = other.stat().st_mtime_ns
+    weights.unlink()
+    redo = run("--out", out, "--synthetic", *TINY, "--n_test", "3", "--variants", "1;1,2")
+    assert redo.returncode == 0, redo.stderr[-3000:]
+    assert redo.stdout.count("already trained") == 1 and redo.stdout.count(": already done") == 1
+    assert weights.exists() and other.stat().st_mtime_ns == other_stamp
+
+    # a new variant trains only itself
     third = run("--out", out, "--synthetic", *TINY, "--n_test", "3", "--variants", "1;1,2;1,2,3")
     assert third.returncode == 0, third.stderr[-3000:]
     assert third.stdout.count("already trained") == 2 and "train 3 bands" in third.stdout
