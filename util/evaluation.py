@@ -124,6 +124,8 @@ def evaluate_folder(results_dir: str | Path, baseline_panel: int | None = None,
     for stem in stems:
         fake = load_image(folder / f"{stem}{FAKE_SUFFIX}")
         real = load_image(folder / f"{stem}{REAL_SUFFIX}")
+        if fake.shape[:2] == real.shape[:2] and fake.ndim != real.ndim:  # grey PNG beside a grey-as-RGB one
+            fake, real = match_target(fake, real), real
         if fake.shape != real.shape:
             raise UserError(f"{stem}: generated image is {fake.shape} but the real one is {real.shape}")
         model_pairs.append((stem, fake, real))

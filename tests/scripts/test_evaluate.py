@@ -89,6 +89,16 @@ def test_images_folder_can_be_given_directly(tmp_path):
     assert (results / "images" / "metrics.json").exists()
 
 
+def test_grey_png_beside_an_rgb_png_is_compared_as_grey(tmp_path):
+    images = tmp_path / "r" / "images"
+    grey = np.random.default_rng(0).integers(0, 255, (32, 32)).astype(float)
+    save(images / "a_fake_B.png", grey)
+    save(images / "a_real_B.png", np.repeat(grey[..., None], 3, axis=2))
+    assert run("--results_dir", tmp_path / "r").returncode == 0
+    metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert metrics["L1"] == 0.0 and "baseline" not in metrics
+
+
 def bad_folder(tmp_path, kind):
     root = tmp_path / kind
     if kind == "missing":
