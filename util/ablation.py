@@ -140,6 +140,7 @@ def train_command(python: str, dataroot: Path, name: str, checkpoints: Path, pan
                   channels: list[int], budget: Budget, n_train: int, extra: list[str] = ()) -> list[str]:
     epochs = budget.n_epochs + budget.n_epochs_decay
     samples = max(1, n_train) * epochs
+    # --save_epoch_freq beyond the last epoch: only the final `latest_*` files, not a second copy as `{epoch}_*`
 
     def every(n_samples: int) -> str:
         # train.py counts samples in steps of batch_size: a frequency must be a multiple of it to fire
@@ -150,7 +151,7 @@ def train_command(python: str, dataroot: Path, name: str, checkpoints: Path, pan
             "--load_size", str(budget.size), "--crop_size", str(budget.crop_size),
             "--batch_size", str(budget.batch_size),
             "--n_epochs", str(budget.n_epochs), "--n_epochs_decay", str(budget.n_epochs_decay),
-            "--save_epoch_freq", str(max(1, epochs)), "--print_freq", every(samples // 100),
+            "--save_epoch_freq", str(epochs + 1), "--print_freq", every(samples // 100),
             "--display_freq", every(n_train), "--display_id", "0", "--num_threads", "0", *extra]
 
 

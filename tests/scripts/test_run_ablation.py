@@ -56,6 +56,7 @@ def test_synthetic_ablation_resumes_and_redoes_only_what_changed(tmp_path):
     assert report["variants"][0]["colour_error"] is not None  # the synthetic target is a colour image
     weights = out / "checkpoints" / "bands_1" / "latest_net_G.pth"
     stamp = weights.stat().st_mtime_ns
+    assert not list(weights.parent.glob("[0-9]*_net_G.pth"))  # one final copy of the weights, not two
 
     again = run("--out", out, "--synthetic", *TINY, "--n_test", "3", "--variants", "1;1,2")
     assert again.returncode == 0, again.stderr[-3000:]
