@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from util.bench import MODE_HELP, parse_modes, ratio_table, summary, time_interleaved  # noqa: E402
+from util.bench import MODE_HELP, apply_bench_device_args, parse_modes, ratio_table, summary, time_interleaved  # noqa: E402
 from util.errors import UserError, exit_on_user_error  # noqa: E402
 
 
@@ -78,14 +78,10 @@ def inference_step(args: argparse.Namespace, batch_size: int, flags: list[str]) 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda asked for, but CUDA is not available")
+    device = apply_bench_device_args(args)
     modes = parse_modes(args.modes)
     if any(mode.plain for mode in modes):
         raise UserError("bench_infer has no plain mode")
-    device = torch.device("cuda" if args.device != "cpu" and torch.cuda.is_available() else "cpu")
     for batch_size in [int(b) for b in args.batch_sizes.split(",") if b.strip()]:
         steps = {mode.label: inference_step(args, batch_size, mode.train_flags()) for mode in modes}
         times = time_interleaved(steps, device, args.warmup, args.steps)

@@ -11,7 +11,6 @@ comparisons (AMP, channels_last, compile) can reuse them.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -21,7 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from util.bench import MODE_HELP, parse_modes, plain_pix2pix_step, ratio_table, time_interleaved  # noqa: E402
+from util.bench import (MODE_HELP, apply_bench_device_args, parse_modes, plain_pix2pix_step,  # noqa: E402
+                        ratio_table, summary, time_interleaved)
 from util.bench import time_loader_items  # noqa: E402
 from util.errors import exit_on_user_error  # noqa: E402
 
@@ -125,20 +125,10 @@ def time_data_loader(opt, batches: int) -> list[float]:
     return times
 
 
-def summary(label: str, times: list[float], batch_size: int) -> str:
-    median = statistics.median(times)
-    return (f"{label}: {median:.3f} s/step (median of {len(times)}, min {min(times):.3f}, max {max(times):.3f}), "
-            f"{batch_size / median:.2f} samples/s")
-
-
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
-    if args.device == "cuda" and not torch.cuda.is_available():
-        from util.errors import UserError
-        raise UserError("--device cuda asked for, but CUDA is not available")
+    apply_bench_device_args(args)
     from options.train_options import TrainOptions
 
     modes = parse_modes(args.modes)

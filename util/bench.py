@@ -107,6 +107,15 @@ def plain_pix2pix_step(opt, batch: dict, device: torch.device) -> Callable[[], N
     return step
 
 
+def apply_bench_device_args(args) -> torch.device:
+    """--threads and --device of the bench scripts: CUDA asked for but absent is a user mistake."""
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda asked for, but CUDA is not available")
+    return torch.device("cuda" if args.device != "cpu" and torch.cuda.is_available() else "cpu")
+
+
 def summary(label: str, times: list[float], batch_size: int, unit: str = "step") -> str:
     median = statistics.median(times)
     return (f"{label}: {median:.3f} s/{unit} (median of {len(times)}, min {min(times):.3f}, max {max(times):.3f}), "
