@@ -161,6 +161,19 @@ class BaseModel(ABC):
                 if not torch.isfinite(torch.as_tensor(value.detach() if isinstance(value, torch.Tensor) else value)).all()]
 
     # ------------------------------------------------------------------ input checks
+    def read_pair(self, input: dict, source_name: str, target_name: str):
+        """(source, target, paths, target_mask) of a paired batch, on the model's device and checked.
+
+        --direction picks the side: with BtoA the source is data['B'] (the input panels) and the
+        target data['A']. target_mask marks target pixels with data (FITS cubes), else None."""
+        a_to_b = self.opt.direction == "AtoB"
+        source = input["A" if a_to_b else "B"].to(self.device)
+        target = input["B" if a_to_b else "A"].to(self.device)
+        self.check_input(source, self.opt.input_nc, source_name)
+        self.check_input(target, self.opt.output_nc, target_name)
+        mask = input.get("B_mask" if a_to_b else "A_mask")
+        return source, target, input["A_paths" if a_to_b else "B_paths"], None if mask is None else mask.to(self.device)
+
     def check_input(self, tensor: torch.Tensor, expected_nc: int, what: str) -> None:
         """Catch data/model disagreements with a clear message instead of a conv shape error."""
         if tensor.dim() != 4:

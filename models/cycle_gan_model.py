@@ -106,12 +106,8 @@ class CycleGANModel(BaseModel):
 
     def set_input(self, input: dict) -> None:
         """With BtoA the roles of the two folders swap: real_A comes from data['B']."""
-        a_to_b = self.opt.direction == "AtoB"
-        self.real_A = input["A" if a_to_b else "B"].to(self.device)
-        self.real_B = input["B" if a_to_b else "A"].to(self.device)
-        self.image_paths = input["A_paths" if a_to_b else "B_paths"]
-        self.check_input(self.real_A, self.opt.input_nc, "domain A (real_A, the G_A input)")
-        self.check_input(self.real_B, self.opt.output_nc, "domain B (real_B, the G_A output side)")
+        self.real_A, self.real_B, self.image_paths, _ = self.read_pair(
+            input, "domain A (real_A, the G_A input)", "domain B (real_B, the G_A output side)")
 
     def forward(self) -> None:
         self.fake_B = self.netG_A(self.real_A)  # G_A(A)

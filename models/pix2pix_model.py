@@ -44,14 +44,8 @@ class Pix2PixModel(BaseModel):
 
     def set_input(self, input: dict) -> None:
         """With BtoA the generator reads data['B'] (the input panels) and targets data['A']."""
-        a_to_b = self.opt.direction == "AtoB"
-        self.real_A = input["A" if a_to_b else "B"].to(self.device)
-        self.real_B = input["B" if a_to_b else "A"].to(self.device)
-        self.image_paths = input["A_paths" if a_to_b else "B_paths"]
-        mask = input.get("B_mask" if a_to_b else "A_mask")  # target pixels with data (FITS cubes)
-        self.target_mask = None if mask is None else mask.to(self.device)
-        self.check_input(self.real_A, self.opt.input_nc, "the generator input (real_A)")
-        self.check_input(self.real_B, self.opt.output_nc, "the target (real_B)")
+        self.real_A, self.real_B, self.image_paths, self.target_mask = self.read_pair(
+            input, "the generator input (real_A)", "the target (real_B)")
 
     def forward(self) -> None:
         self.fake_B = self.netG(self.real_A)

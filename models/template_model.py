@@ -44,12 +44,8 @@ class TemplateModel(BaseModel):
 
     def set_input(self, input: dict) -> None:
         """(4) Unpack a batch from the data loader; --direction says which side is the input."""
-        a_to_b = self.opt.direction == "AtoB"
-        self.data_A = input["A" if a_to_b else "B"].to(self.device)
-        self.data_B = input["B" if a_to_b else "A"].to(self.device)
-        self.image_paths = input["A_paths" if a_to_b else "B_paths"]
-        self.check_input(self.data_A, self.opt.input_nc, "the generator input (data_A)")
-        self.check_input(self.data_B, self.opt.output_nc, "the target (data_B)")
+        self.data_A, self.data_B, self.image_paths, _ = self.read_pair(
+            input, "the generator input (data_A)", "the target (data_B)")
 
     def forward(self) -> None:
         self.output = self.netG(self.data_A)
