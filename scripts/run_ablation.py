@@ -49,7 +49,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--split", default="0.75,0,0.25", help="train,val,test fractions (by sky region)")
     parser.add_argument("--min_coverage", type=float, default=0.99,
                         help="skip sky positions where any survey has less data (blank patches teach nothing)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the sky sampling / synthetic sky")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the sky sampling / synthetic sky and of the trainings (repeat r: seed + r - 1)")
     for key in ("n_samples", "n_test", "size", "ngf", "ndf", "crop_size", "n_epochs", "n_epochs_decay", "batch_size"):
         parser.add_argument(f"--{key}", type=int, default=None, help="overrides the budget preset")
     parser.add_argument("--netG", default=None, help="overrides the budget preset")
@@ -180,7 +180,9 @@ def run_training(panels: tuple[int, ...], repeat: int, dataset: Path, channels: 
     checkpoints, results_root = stages.out / "checkpoints", stages.out / "results"
     extra = ["--gpu_ids", args.gpu_ids] if args.gpu_ids is not None else []
     n_train = count_images(dataset / "train")
-    train = ablation.train_command(sys.executable, dataset, name, checkpoints, panels, channels, budget, n_train, extra)
+    # repeat r trains with seed + r - 1: reproducible, yet the repeats differ (their spread is the point)
+    train = ablation.train_command(sys.executable, dataset, name, checkpoints, panels, channels, budget, n_train, extra,
+                                   seed=args.seed + repeat - 1)
     train_params = {"command": train[1:], "dataset": dataset_params}
     if stages.done(f"train_{name}", train_params) and (checkpoints / name / "latest_net_G.pth").exists():
         stages.say(f"train {label}: already trained")

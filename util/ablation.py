@@ -137,7 +137,9 @@ def model_args(panels: tuple[int, ...], channels: list[int], budget: Budget) -> 
 
 
 def train_command(python: str, dataroot: Path, name: str, checkpoints: Path, panels: tuple[int, ...],
-                  channels: list[int], budget: Budget, n_train: int, extra: list[str] = ()) -> list[str]:
+                  channels: list[int], budget: Budget, n_train: int, extra: list[str] = (),
+                  seed: int | None = None) -> list[str]:
+    """train.py's command line; a `seed` makes the training repeatable (same weights from the same data)."""
     epochs = budget.n_epochs + budget.n_epochs_decay
     samples = max(1, n_train) * epochs
     # --save_epoch_freq beyond the last epoch: only the final `latest_*` files, not a second copy as `{epoch}_*`
@@ -152,7 +154,8 @@ def train_command(python: str, dataroot: Path, name: str, checkpoints: Path, pan
             "--batch_size", str(budget.batch_size),
             "--n_epochs", str(budget.n_epochs), "--n_epochs_decay", str(budget.n_epochs_decay),
             "--save_epoch_freq", str(epochs + 1), "--print_freq", every(samples // 100),
-            "--display_freq", every(n_train), "--display_id", "0", "--num_threads", "0", *extra]
+            "--display_freq", every(n_train), "--display_id", "0", "--num_threads", "0",
+            *(["--seed", str(seed)] if seed is not None else []), *extra]
 
 
 def test_command(python: str, dataroot: Path, name: str, checkpoints: Path, results: Path,

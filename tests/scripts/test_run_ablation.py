@@ -63,7 +63,10 @@ def test_synthetic_ablation_resumes_and_redoes_only_what_changed(tmp_path):
     assert "dataset: already built" in again.stdout and again.stdout.count("already trained") == 2
     assert weights.stat().st_mtime_ns == stamp
 
-    # deleted weights are retrained and retested, the rest is kept
+    # deleted weights are retrained and retested, the rest is kept; the training is seeded (--seed), so
+    # the retrained weights are the same bytes
+    assert " --seed 0 " in (out / "logs" / "train_bands_1.log").read_text().splitlines()[0] + " "
+    original = weights.read_bytes()
     other = out / "checkpoints" / "bands_1-2" / "latest_net_G.pth"
     other_stamp = other.stat().st_mtime_ns
     weights.unlink()
@@ -71,6 +74,7 @@ def test_synthetic_ablation_resumes_and_redoes_only_what_changed(tmp_path):
     assert redo.returncode == 0, redo.stderr[-3000:]
     assert redo.stdout.count("already trained") == 1 and redo.stdout.count(": already done") == 1
     assert weights.exists() and other.stat().st_mtime_ns == other_stamp
+    assert weights.read_bytes() == original
 
     # a new variant trains only itself
     third = run("--out", out, "--synthetic", *TINY, "--n_test", "3", "--variants", "1;1,2;1,2,3")

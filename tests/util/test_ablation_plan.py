@@ -72,6 +72,13 @@ def test_log_and_display_frequencies_are_multiples_of_the_batch(tmp_path):
         assert value > 0 and value % 3 == 0
 
 
+def test_a_seed_reaches_the_training_command(tmp_path):
+    budget = ablation.make_budget("tiny")
+    seeded = ablation.train_command("py", tmp_path, "b", tmp_path, (1,), [1, 3], budget, 10, seed=7)
+    assert seeded[seeded.index("--seed") + 1] == "7"
+    assert "--seed" not in ablation.train_command("py", tmp_path, "b", tmp_path, (1,), [1, 3], budget, 10)
+
+
 def test_labels_name_the_bands():
     names = {1: "GLIMPSE360", 2: "Planck-HFI143"}
     assert ablation.variant_label((1, 2), names) == "2 bands (GLIMPSE360 + Planck-HFI143)"
