@@ -1,8 +1,11 @@
-"""Score a test.py results folder: L1, PSNR, SSIM, CC, point-source photometry, and the baseline.
+"""Score a test.py results folder: L1, PSNR, SSIM, CC, point-source photometry, and two no-model references.
 
     python scripts/evaluate.py --results_dir results/NAME/test_latest
 
-Prints a table and writes metrics.json in the results folder.
+Prints a table and writes metrics.json in the results folder. The references: the baseline (the first
+input band, resampled) and the flat image (one constant level per channel: by default the median of the
+evaluated real targets, which slightly favours it; `--flat_level V` sets it, e.g. the training targets'
+median).
 """
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from util.errors import UserError, exit_on_user_error  # noqa: E402
-from util.evaluation import evaluate_folder, format_table, write_metrics  # noqa: E402
+from util.evaluation import evaluate_folder, flat_description, format_table, write_metrics  # noqa: E402
 from util.photometry import PhotometryConfig  # noqa: E402
 
 
@@ -24,11 +27,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="test.py output folder (holds images/X_fake_B.png and images/X_real_B.png)")
     parser.add_argument("--baseline_panel", type=int, default=None,
                         help="input panel used as the no-model baseline (default: the first one present)")
+    parser.add_argument("--flat_level", default="auto",
+                        help="level of the flat-image reference in [0, 1] (31/255 = 0.1216), or auto = the median "
+                             "of the evaluated real targets' pixels per channel (slightly favours the reference)")
     parser.add_argument("--k_sigma", type=float, default=defaults.k_sigma, help="detection threshold in noise sigmas")
     parser.add_argument("--aperture", type=float, default=defaults.aperture_radius, help="aperture radius, px")
     parser.add_argument("--match_radius", type=float, default=defaults.match_radius,
                         help="a generated source within this many px of a real one is not false")
     return parser.parse_args(argv)
+
+
+def parse_flat_level(text: str) -> float | None:
+    """'auto' -> None (median of the evaluated targets); otherwise a level in [0, 1]."""
+    if text == "auto":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise UserError(f"--flat_level must be auto or a number in [0, 1], got {text!r}") from None
 
 
 @exit_on_user_error
@@ -37,10 +53,12 @@ def main(argv: list[str] | None = None) -> dict:
     if args.k_sigma <= 0 or args.aperture <= 0 or args.match_radius < 0:
         raise UserError("--k_sigma and --aperture must be positive and --match_radius not negative")
     cfg = PhotometryConfig(k_sigma=args.k_sigma, aperture_radius=args.aperture, match_radius=args.match_radius)
-    result = evaluate_folder(args.results_dir, baseline_panel=args.baseline_panel, cfg=cfg)
+    result = evaluate_folder(args.results_dir, baseline_panel=args.baseline_panel, cfg=cfg,
+                             flat_level=parse_flat_level(args.flat_level))
     rows = [(f"model ({result['n_images']} images)", result)]
     if "baseline" in result:
         rows.append((f"baseline ({result['baseline']['input']})", result["baseline"]))
+    rows.append((f"flat image ({flat_description(result['flat'])})", result["flat"]))
     print(format_table(rows))
     print(f"wrote {write_metrics(result, args.results_dir)}")
     return result

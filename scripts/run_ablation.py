@@ -5,8 +5,8 @@
 
 Stages (each skipped when already done with the same settings, so a killed run resumes):
 dataset (aladin_data.py on the bundled HiPS tiles, or the synthetic sky) -> train one pix2pix per
-input-band set (same target, split and budget) -> test.py -> evaluate (metrics + input-band baseline)
--> report (OUT/report/index.html and metrics.json).
+input-band set (same target, split and budget) -> test.py -> evaluate (metrics, the input-band baseline
+and the flat image) -> report (OUT/report/index.html and metrics.json).
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from util import ablation  # noqa: E402
-from util.ablation_report import Variant, baseline_label, write_report  # noqa: E402
+from util.ablation_report import Variant, baseline_label, flat_label, write_report  # noqa: E402
 from util.errors import UserError, exit_on_user_error  # noqa: E402
 from util.evaluation import average_runs, evaluate_folder, format_table, write_metrics  # noqa: E402
 from util.fileio import atomic_write_text  # noqa: E402
@@ -221,7 +221,8 @@ def intro_text(args: argparse.Namespace, names: dict[int, str], budget: ablation
         f"batch {budget.batch_size}, {budget.n_epochs}+{budget.n_epochs_decay} epochs, trained {args.repeats} time{'s' if args.repeats > 1 else ''}; same target, split and budget. "
         f"Budget preset <code>{args.budget}</code>; whole run {seconds / 60:.1f} min (this invocation).",
         "Baseline: no model, the first input band resampled to the target's size and channels, scored with the "
-        "same metrics. Metrics on images scaled to [0, 1]: L1, PSNR (peak 1), SSIM (Wang et al. 2004, Gaussian "
+        "same metrics. Flat image: no model, every pixel the median level of the test targets (per channel; "
+        "taken from the very images it is scored on, which slightly favours it). Metrics on images scaled to [0, 1]: L1, PSNR (peak 1), SSIM (Wang et al. 2004, Gaussian "
         "window 11, sigma 1.5), CC (Pearson r); photometry: point sources detected in the real target "
         "(5 sigma), aperture flux with a local background annulus in real and generated images, colour = each "
         "channel's share of the flux (colour targets only), false sources = generated sources with no real "
@@ -264,6 +265,8 @@ def main(argv: list[str] | None = None) -> dict:
     rows = [(v.label, v.metrics) for v in results]
     if "baseline" in results[0].metrics:
         rows.insert(0, (baseline_label(results[0]), results[0].metrics["baseline"]))
+    if "flat" in results[0].metrics:
+        rows.insert(len(rows) - len(results), (flat_label(results[0].metrics["flat"]), results[0].metrics["flat"]))
     print(format_table(rows), flush=True)
     title = f"Band ablation: {names[0]} from {len(variants)} input-band sets" + (" (synthetic sky)" if args.synthetic else "")
     settings = {"budget_preset": args.budget, "budget": ablation.budget_dict(budget), "dataset": dataset_params,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from util.evaluation import FAKE_SUFFIX, REAL_SUFFIX, images_folder, input_panels, load_image
+from util.evaluation import FAKE_SUFFIX, REAL_SUFFIX, flat_description, images_folder, input_panels, load_image
 from util.fileio import atomic_write_bytes, atomic_write_text
 from util.loss_plot import parse_loss_log
 from util.verdict import statement
@@ -185,7 +185,12 @@ def _cell(value, digits: int, std: float | None = None) -> str:
     return f"{text} &plusmn; {std:.{digits}f}" if std is not None else text
 
 
-def _table(rows: list[tuple[str, dict]]) -> str:
+FLAT_NOTE = ("Flat image: every pixel one constant level per channel, no model. A model that does not beat the "
+             "flat image in a metric has not learnt that metric. Its CC is 0 (a constant has no correlation) and "
+             "it has no sources (flux error 1, completeness 0).")
+
+
+def _table(rows: list[tuple[str, dict]], notes: tuple[str, ...] = ()) -> str:
     head = "".join(f"<th>{html.escape(title)}<br><small>{better} is better</small></th>"
                    for _, title, _, better in TABLE_COLUMNS)
     body = []
@@ -196,7 +201,8 @@ def _table(rows: list[tuple[str, dict]]) -> str:
         body.append(f"<tr><th>{html.escape(label)}</th>{cells}<td>{metrics.get('n_sources', 'n/a')}</td></tr>")
     return (f"<table><tr><th>variant</th>{head}<th>sources</th></tr>\n" + "\n".join(body) + "\n</table>"
             "<p class=note>Pixel metrics: mean &plusmn; standard deviation over test images. Photometry: medians "
-            "over all point sources detected in the real target images (pooled).</p>")
+            "over all point sources detected in the real target images (pooled).</p>"
+            + "".join(f"<p class=note>{html.escape(note)}</p>" for note in notes))
 
 
 STYLE = """body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
@@ -206,7 +212,7 @@ tr th:first-child{text-align:left}.note{color:#555;font-size:13px}img{max-width:
 
 
 def render_html(title: str, intro: list[str], table_rows: list[tuple[str, dict]], verdict: dict,
-                figures: dict[str, str], links: list[tuple[str, str]]) -> str:
+                figures: dict[str, str], links: list[tuple[str, str]], notes: tuple[str, ...] = ()) -> str:
     """The page as a string; `figures` maps a caption to a PNG file name next to the page."""
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
              f"<style>{STYLE}</style></head><body>", f"<h1>{html.escape(title)}</h1>"]
@@ -214,7 +220,7 @@ def render_html(title: str, intro: list[str], table_rows: list[tuple[str, dict]]
     parts.append("<h2>Did more bands help?</h2><div class=verdict>")
     parts += [f"<p>{html.escape(sentence)}</p>" for sentence in verdict["sentences"]]
     parts.append("</div><h2>Metrics</h2>")
-    parts.append(_table(table_rows))
+    parts.append(_table(table_rows, notes))
     for caption, file_name in figures.items():
         parts.append(f"<h2>{html.escape(caption)}</h2><p><a href='{html.escape(file_name)}'>"
                      f"<img src='{html.escape(file_name)}' alt='{html.escape(caption)}'></a></p>")
@@ -234,17 +240,25 @@ def baseline_label(variant: Variant) -> str:
     return f"baseline: input band {number}{f' ({name})' if name else ''} resampled, no model"
 
 
+def flat_label(flat: dict) -> str:
+    """'flat image: level 31/255, median of the evaluated real targets, no model'."""
+    return f"flat image: {flat_description(flat)}, no model"
+
+
 def write_report(out_dir: str | Path, title: str, variants: list[Variant], intro: list[str] | None = None,
                  settings: dict | None = None, n_examples: int = 4) -> dict:
     """index.html, loss_curves.png, examples.png and metrics.json in `out_dir`; returns metrics.json's content.
 
-    `variants` go fewest bands first; the baseline is taken from the first variant's evaluation.
+    `variants` go fewest bands first; the baseline and the flat image are taken from the first
+    variant's evaluation (the flat image depends only on the real targets, the same for every variant).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     baseline = variants[0].metrics.get("baseline")
     base_label = baseline_label(variants[0]) if baseline else None
-    verdict = statement([(v.label, v.metrics) for v in variants], (base_label, baseline) if baseline else None)
+    flat = variants[0].metrics.get("flat")
+    verdict = statement([(v.label, v.metrics) for v in variants], (base_label, baseline) if baseline else None,
+                        (flat_label(flat), flat) if flat else None)
     figures = {}
     if plot_loss_curves([(v.label, v.loss_log) for v in variants], out / "loss_curves.png"):
         figures["Training losses"] = "loss_curves.png"
@@ -256,12 +270,15 @@ def write_report(out_dir: str | Path, title: str, variants: list[Variant], intro
     links += [(f"{v.label}: per-image metrics.json", os.path.relpath(v.results_dir / "metrics.json", out))
               for v in variants if (v.results_dir / "metrics.json").exists()]
     links.append(("metrics.json of this report", "metrics.json"))
-    table_rows = ([(base_label, baseline)] if baseline else []) + [(v.label, v.metrics) for v in variants]
-    page = render_html(title, intro or [], table_rows, verdict, figures, links)
+    table_rows = (([(base_label, baseline)] if baseline else []) + ([(flat_label(flat), flat)] if flat else [])
+                  + [(v.label, v.metrics) for v in variants])
+    page = render_html(title, intro or [], table_rows, verdict, figures, links, (FLAT_NOTE,) if flat else ())
     report = {
         "title": title,
         "settings": settings or {},
         "baseline": {"label": base_label, **summary(baseline)} if baseline else None,
+        "flat": {"label": flat_label(flat), "level": flat["level"], "level_source": flat["level_source"],
+                 **summary(flat)} if flat else None,
         "variants": [{"name": v.name, "label": v.label, "input_panels": v.input_panels, **summary(v.metrics),
                       "results_dir": os.path.relpath(v.results_dir, out), **v.extra} for v in variants],
         "verdict": verdict,

@@ -1,10 +1,15 @@
-"""Evaluate a test.py results folder: pixel metrics, photometry, and the input-band baseline.
+"""Evaluate a test.py results folder: pixel metrics, photometry, and two no-model references.
 
 The folder is upstream's layout: `images/X_fake_B.png` beside `images/X_real_B.png`, and the input
 panels as `images/X_real_A.png` (one panel) or `images/X_real_A_p1.png`, `..._p2.png` (several).
 The baseline is "no model at all": the first input band, resampled to the target's size and channel
 count, compared with the real target by the very same metrics. A model that cannot beat it has not
 learnt anything the input did not already show.
+The flat image is the second reference: every pixel one constant level per channel (by default the
+median of the evaluated real targets' pixels). It knows the typical brightness and nothing about
+where the light is; a model that does not beat it in a metric has not learnt that metric. Taking the
+median of the very images it is scored on slightly favours it (a stricter flat image would use the
+training targets' median, which this folder does not hold: pass it as `flat_level`).
 """
 from __future__ import annotations
 
@@ -94,6 +99,17 @@ def match_target(image: np.ndarray, like: np.ndarray) -> np.ndarray:
     return grey if want == 1 else np.repeat(grey[..., None], want, axis=2)
 
 
+def flat_levels(reals: list[np.ndarray]) -> np.ndarray:
+    """Per-channel median of all pixels of the real targets (one value for grey images)."""
+    channels = [real.reshape(-1, 1) if real.ndim == 2 else real.reshape(-1, real.shape[2]) for real in reals]
+    return np.median(np.concatenate(channels, axis=0), axis=0)
+
+
+def flat_image(level: np.ndarray, like: np.ndarray) -> np.ndarray:
+    """An image of `like`'s shape holding one constant level per channel."""
+    return np.broadcast_to(level[0] if like.ndim == 2 else level, like.shape).astype(np.float64)
+
+
 def _mean(values: list[float | None]) -> float | None:
     finite = [v for v in values if v is not None and math.isfinite(v)]
     return float(np.mean(finite)) if finite else None
@@ -116,8 +132,14 @@ def _score(pairs: list[tuple[str, np.ndarray, np.ndarray]], cfg: PhotometryConfi
 
 
 def evaluate_folder(results_dir: str | Path, baseline_panel: int | None = None,
-                    cfg: PhotometryConfig = PhotometryConfig()) -> dict:
-    """Everything metrics.json holds for one results folder (the model and the baseline)."""
+                    cfg: PhotometryConfig = PhotometryConfig(), flat_level: float | None = None) -> dict:
+    """Everything metrics.json holds for one results folder (the model, the baseline, the flat image).
+
+    `flat_level` (in [0, 1], every channel) fixes the flat image's level; None = the per-channel
+    median of the evaluated real targets.
+    """
+    if flat_level is not None and not 0.0 <= flat_level <= 1.0:
+        raise UserError(f"the flat level must be in [0, 1] (images are scaled to [0, 1]), got {flat_level}")
     folder = images_folder(Path(results_dir))
     stems = find_pairs(folder)
     model_pairs, baseline_pairs, panel_used = [], [], None
@@ -140,7 +162,31 @@ def evaluate_folder(results_dir: str | Path, baseline_panel: int | None = None,
               "photometry_config": asdict(cfg)}
     if baseline_pairs:
         result["baseline"] = {"input": panel_used, "n_images": len(baseline_pairs), **_score(baseline_pairs, cfg)}
+    result["flat"] = score_flat(model_pairs, cfg, flat_level)
     return result
+
+
+def score_flat(pairs: list[tuple[str, np.ndarray, np.ndarray]], cfg: PhotometryConfig,
+               flat_level: float | None = None) -> dict:
+    """The flat-image reference for (stem, generated, real) triples: each real target against a constant
+    image. Its CC is 0 (a constant has no defined Pearson r; util.metrics counts it as uncorrelated) and
+    it has no sources, so flux error 1 and completeness 0."""
+    reals = [real for _, _, real in pairs]
+    if flat_level is None:
+        level, source = flat_levels(reals), "median of the evaluated real targets"
+    else:
+        channels = max(1 if real.ndim == 2 else real.shape[2] for real in reals)
+        level, source = np.full(channels, float(flat_level)), "given"
+    flat_pairs = [(stem, flat_image(level, real), real) for stem, _, real in pairs]
+    return {"level": [float(v) for v in level], "level_source": source, "n_images": len(flat_pairs),
+            **_score(flat_pairs, cfg)}
+
+
+def flat_description(flat: dict) -> str:
+    """'level 31/255, median of the evaluated real targets' (one level per channel when they differ)."""
+    levels = flat["level"]
+    shown = [f"{v * 255:.4g}/255" for v in (levels if len(set(levels)) > 1 else levels[:1])]
+    return f"level {' '.join(shown)}, {flat['level_source']}"
 
 
 def write_metrics(result: dict, results_dir: str | Path) -> Path:

@@ -100,10 +100,27 @@ def overall(comparison: dict[str, dict]) -> str:
     return "no clear gain"
 
 
-def statement(variants: list[tuple[str, dict]], baseline: tuple[str, dict] | None) -> dict:
+def against_flat(label: str, metrics: dict, flat_label: str, flat: dict) -> tuple[str, dict]:
+    """A sentence naming the metrics in which a model does not clearly beat the flat image, and the numbers."""
+    against = compare(flat, metrics)
+    not_beaten = [k for k, v in against.items() if v["call"] != "better"]
+    if not not_beaten:
+        sentence = f"{label} beats the flat image ({flat_label}) in every metric."
+    else:
+        details = [f"{k} ({_fmt(against[k]['to'])} vs {_fmt(against[k]['from'])}: "
+                   f"{'worse' if against[k]['call'] == 'worse' else 'no clear difference'})" for k in not_beaten]
+        sentence = (f"{label} does not beat the flat image ({flat_label}) in {_list(details)}: "
+                    f"in {'that metric' if len(not_beaten) == 1 else 'these metrics'} it has learnt nothing "
+                    f"beyond the typical brightness.")
+    return sentence, {"variant": label, "not_beaten": not_beaten, "metrics": against}
+
+
+def statement(variants: list[tuple[str, dict]], baseline: tuple[str, dict] | None,
+              flat: tuple[str, dict] | None = None) -> dict:
     """Sentences for the report, and the numbers behind them, for variants ordered by band count.
 
-    `variants` holds (label, metrics) with the fewest bands first; `baseline` is the no-model figure.
+    `variants` holds (label, metrics) with the fewest bands first; `baseline` and `flat` are the
+    no-model references (input band; constant image), the flat one judged for the most-bands model.
     """
     sentences, details = [], {}
     first_label, first = variants[0]
@@ -132,6 +149,9 @@ def statement(variants: list[tuple[str, dict]], baseline: tuple[str, dict] | Non
             against = compare(base, metrics)
             details["vs_baseline"].append({"variant": label, "verdict": overall(against), "metrics": against})
             sentences.append(f"{label} against the baseline ({base_label}): {describe(against)}.")
+    if flat is not None:
+        sentence, details["vs_flat"] = against_flat(last_label, last, *flat)
+        sentences.append(sentence)
     n_images = min(m.get("n_images", len(m.get("images", []))) for _, m in variants)
     n_runs = min(len(m.get("runs", [])) or 1 for _, m in variants)
     training = (f"Each variant was trained {n_runs} times; figures are means over the trainings, and a difference "

@@ -132,3 +132,49 @@ def test_bad_results_folder_gives_one_line_error(tmp_path, kind, words):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and words in lines[0], proc.stderr
     assert not (Path(args[1]) / "metrics.json").exists()
+
+
+def test_flat_image_reference_on_two_constant_targets(tmp_path):
+    """Targets of levels 50 and 100 (half the pixels each): the median level is 75, so every pixel is
+    25/255 off, L1 = 25/255 and PSNR = -20 log10(25/255); a constant has CC 0 and no sources."""
+    images = tmp_path / "r" / "images"
+    real = np.full((32, 32), 50.0)
+    real[16:] = 100.0
+    for i in range(2):
+        save(images / f"{i}_real_B.png", real)
+        save(images / f"{i}_fake_B.png", real)
+    proc = run("--results_dir", tmp_path / "r")
+    assert proc.returncode == 0, proc.stderr
+    assert "flat image (level 75/255, median of the evaluated real targets)" in proc.stdout
+    flat = json.loads((tmp_path / "r" / "metrics.json").read_text())["flat"]
+    assert flat["level"] == [pytest.approx(75 / 255)] and flat["n_images"] == 2
+    assert flat["L1"] == pytest.approx(25 / 255)
+    assert flat["PSNR"] == pytest.approx(-20 * np.log10(25 / 255))
+    assert flat["CC"] == 0.0 and flat["completeness"] is None  # a flat target has no sources either
+    assert [row["image"] for row in flat["images"]] == ["0", "1"]
+
+    given = run("--results_dir", tmp_path / "r", "--flat_level", str(50 / 255))
+    assert given.returncode == 0, given.stderr
+    flat = json.loads((tmp_path / "r" / "metrics.json").read_text())["flat"]
+    assert flat["level_source"] == "given" and flat["L1"] == pytest.approx(25 / 255)  # half the pixels 50 off
+    assert flat["PSNR"] == pytest.approx(-10 * np.log10(0.5 * (50 / 255) ** 2))
+
+
+def test_flat_image_on_a_star_field_has_no_sources_and_loses_to_a_perfect_model(tmp_path):
+    results = make_results(tmp_path / "r")
+    assert run("--results_dir", results).returncode == 0
+    metrics = json.loads((results / "metrics.json").read_text())
+    flat = metrics["flat"]
+    reals = np.stack([np.asarray(Image.open(results / "images" / f"{i:05d}_real_B.png"), float) / 255 for i in range(3)])
+    assert flat["level"] == pytest.approx(list(np.median(reals.reshape(-1, 3), axis=0)))  # per channel
+    assert flat["n_sources"] == metrics["n_sources"] > 10
+    assert flat["flux_error"] == pytest.approx(1.0) and flat["completeness"] == 0.0 and flat["CC"] == 0.0
+    assert flat["L1"] > metrics["L1"] and flat["PSNR"] < metrics["PSNR"]
+    assert "baseline" in metrics and metrics["baseline"]["input"] == "real_A_p1"  # the baseline is unchanged
+
+
+@pytest.mark.parametrize("level", ["1.5", "dark"])
+def test_bad_flat_level_gives_one_line_error(tmp_path, level):
+    proc = run("--results_dir", make_results(tmp_path / "r", n=1), "--flat_level", level)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().startswith("error:") and "flat" in proc.stderr

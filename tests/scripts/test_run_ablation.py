@@ -22,11 +22,13 @@ def check_report(out: Path, n_variants: int) -> dict:
     assert len(report["variants"]) == n_variants
     assert [len(v["input_panels"]) for v in report["variants"]] == sorted(len(v["input_panels"]) for v in report["variants"])
     assert report["baseline"]["L1"] is not None and report["verdict"]["sentences"]
+    assert report["flat"]["L1"] is not None and report["flat"]["CC"] == 0.0
+    assert report["verdict"]["vs_flat"]["variant"] == report["variants"][-1]["label"]
     for variant in report["variants"]:
         assert 0.0 <= variant["L1"] <= 1.0 and -1.0 <= variant["CC"] <= 1.0
         assert (out / "report" / variant["results_dir"] / "metrics.json").exists()
     page = (out / "report" / "index.html").read_text()
-    assert "Did more bands help?" in page and "baseline" in page
+    assert "Did more bands help?" in page and "baseline" in page and "<tr><th>flat image: level " in page
     for name in ("examples.png", "loss_curves.png"):
         with Image.open(out / "report" / name) as image:
             assert image.size[0] > 300 and image.size[1] > 200

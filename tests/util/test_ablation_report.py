@@ -144,3 +144,33 @@ def test_repeated_trainings_are_averaged_and_their_spread_can_veto_a_gain(tmp_pa
     assert "trained 2 times" in report["verdict"]["sentences"][-1]
     saved = json.loads((tmp_path / "report" / "metrics.json").read_text())
     assert len(saved["variants"][1]["runs"]) == 2
+
+
+def test_flat_image_row_and_verdict(tmp_path):
+    """The flat-image reference is a table row and a metrics.json block; the verdict names the metrics in
+    which the most-bands model does not beat it (a black picture loses to it in L1 and PSNR)."""
+    variants = [make_variant(tmp_path, "bands_1", [1], lambda real, rng: real),
+                make_variant(tmp_path, "bands_3", [1, 2, 3], lambda real, rng: np.zeros_like(real))]
+    report = write_report(tmp_path / "report", "flat", variants)
+    page = (tmp_path / "report" / "index.html").read_text()
+    saved = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    flat = saved["flat"]
+    assert flat["label"].startswith("flat image: level ") and "median of the evaluated real targets" in flat["label"]
+    assert flat["L1"] == pytest.approx(variants[0].metrics["flat"]["L1"]) and flat["CC"] == 0.0
+    assert flat["completeness"] == 0.0 and flat["n_sources"] == variants[0].metrics["n_sources"]
+    assert f"<tr><th>{flat['label']}</th>" in page
+    assert "does not beat the flat image in a metric has not learnt that metric" in page
+    vs_flat = saved["verdict"]["vs_flat"]
+    assert vs_flat["variant"] == "3 bands" and {"L1", "PSNR"} <= set(vs_flat["not_beaten"])
+    assert vs_flat["metrics"]["L1"]["call"] == "worse"
+    sentence = [s for s in report["verdict"]["sentences"] if "flat image" in s]
+    assert len(sentence) == 1 and sentence[0].startswith("3 bands does not beat the flat image")
+    assert sentence[0] in page
+
+
+def test_a_perfect_model_beats_the_flat_image_everywhere(tmp_path):
+    variants = [make_variant(tmp_path, "bands_1", [1], slightly_noisy),
+                make_variant(tmp_path, "bands_3", [1, 2, 3], lambda real, rng: real)]
+    report = write_report(tmp_path / "report", "perfect", variants)
+    assert report["verdict"]["vs_flat"]["not_beaten"] == []
+    assert "3 bands beats the flat image" in " ".join(report["verdict"]["sentences"])
