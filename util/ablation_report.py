@@ -258,7 +258,7 @@ def write_report(out_dir: str | Path, title: str, variants: list[Variant], intro
     base_label = baseline_label(variants[0]) if baseline else None
     flat = variants[0].metrics.get("flat")
     verdict = statement([(v.label, v.metrics) for v in variants], (base_label, baseline) if baseline else None,
-                        (flat_label(flat), flat) if flat else None)
+                        (f"the flat image ({flat_description(flat)})", flat) if flat else None)
     figures = {}
     if plot_loss_curves([(v.label, v.loss_log) for v in variants], out / "loss_curves.png"):
         figures["Training losses"] = "loss_curves.png"

@@ -101,15 +101,17 @@ def overall(comparison: dict[str, dict]) -> str:
 
 
 def against_flat(label: str, metrics: dict, flat_label: str, flat: dict) -> tuple[str, dict]:
-    """A sentence naming the metrics in which a model does not clearly beat the flat image, and the numbers."""
+    """A sentence naming the metrics in which a model does not clearly beat the flat image, and the numbers.
+
+    `flat_label` names the reference in the sentence, e.g. 'the flat image (level 29/255)'."""
     against = compare(flat, metrics)
     not_beaten = [k for k, v in against.items() if v["call"] != "better"]
     if not not_beaten:
-        sentence = f"{label} beats the flat image ({flat_label}) in every metric."
+        sentence = f"{label} beats {flat_label} in every metric."
     else:
         details = [f"{k} ({_fmt(against[k]['to'])} vs {_fmt(against[k]['from'])}: "
                    f"{'worse' if against[k]['call'] == 'worse' else 'no clear difference'})" for k in not_beaten]
-        sentence = (f"{label} does not beat the flat image ({flat_label}) in {_list(details)}: "
+        sentence = (f"{label} does not beat {flat_label} in {_list(details)}: "
                     f"in {'that metric' if len(not_beaten) == 1 else 'these metrics'} it has learnt nothing "
                     f"beyond the typical brightness.")
     return sentence, {"variant": label, "not_beaten": not_beaten, "metrics": against}
