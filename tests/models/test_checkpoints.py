@@ -17,20 +17,20 @@ from util.errors import UserError
 TINY = ["--netG", "unet_64", "--ngf", "8", "--ndf", "8", "--gpu_ids", "-1", "--crop_size", "64"]
 
 
-def train_model(tmp_path, *extra):
-    opt = TrainOptions().gather(["--dataroot", str(tmp_path), "--model", "pix2pix", "--checkpoints_dir",
-                                 str(tmp_path / "ck"), *TINY, *extra])
+def set_up_model(options_class, tmp_path, *extra):
+    opt = options_class().gather(["--dataroot", str(tmp_path), "--model", "pix2pix", "--checkpoints_dir",
+                                  str(tmp_path / "ck"), *TINY, *extra])
     model = create_model(opt)
     model.setup(opt)
     return model
+
+
+def train_model(tmp_path, *extra):
+    return set_up_model(TrainOptions, tmp_path, *extra)
 
 
 def built_for_testing(tmp_path, *extra):
-    opt = TestOptions().gather(["--dataroot", str(tmp_path), "--model", "pix2pix", "--checkpoints_dir",
-                                str(tmp_path / "ck"), *TINY, *extra])
-    model = create_model(opt)
-    model.setup(opt)
-    return model
+    return set_up_model(TestOptions, tmp_path, *extra)
 
 
 def batch(input_nc=3, output_nc=3, size=64):
