@@ -17,7 +17,8 @@ import numpy as np
 
 from util.errors import UserError
 
-FITS_EXTENSIONS = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz")
+# compressed files open as they are (gzip, bzip2, tile-compressed .fz)
+FITS_EXTENSIONS = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fits.bz2", ".fit.bz2", ".fz")
 
 
 @dataclass(frozen=True)

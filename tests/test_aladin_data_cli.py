@@ -70,13 +70,18 @@ def test_one_target_for_test_py_and_fits_cube(tmp_path):
         cube, header = hdul[0].data, hdul[0].header
     assert cube.dtype.kind == "f" and cube.dtype.itemsize == 4 and cube.shape == (1 + 3 + 1 + 3, 40, 40)
     assert [header[f"SURVEY{i}"] for i in range(1, 5)] == ["DSS2Red", "GLIMPSE360", "Planck-HFI143", "FermiColor"]
-    assert header["PLNAM2"] == "GLIMPSE360:R" and header["PLUNI1"] == "8-bit tile level"
+    assert header["PLNAM2"] == "GLIMPSE360:R" and header["PLUNI2"] == "8-bit tile level"
+    # DSS2Red offers FITS tiles here (Npix451): the cube holds their values, the PNG the JPEG look
+    assert header["TILEFM1"] == "fits" and header["PLUNI1"] != "8-bit tile level" and np.nanmax(cube[0]) > 255
     wcs = WCS(header).celestial
     x, y = wcs.world_to_pixel_values(270.925, -24.38)  # M8 / NGC 6523 from OpenNGC
     assert abs(x - 19.5) < 0.6 and abs(y - 19.5) < 0.6
     png = np.asarray(Image.open(out / "test/NGC_6523.png"))
-    # PNG row 0 = north = last FITS row; the grey A panel equals the cube plane rounded
-    assert np.abs(png[:, :40, 0].astype(float) - np.rint(np.nan_to_num(cube[0][::-1]))).max() <= 1
+    # PNG row 0 = north = last FITS row; a JPEG-only panel (FermiColor R, plane 6) equals its plane rounded
+    assert np.abs(png[:, 120:160, 0].astype(float) - np.rint(np.nan_to_num(cube[5][::-1]))).max() <= 1
+    from scipy.stats import spearmanr  # the JPEG levels are a monotonic stretch of the FITS values
+
+    assert spearmanr(png[:, :40, 0].ravel(), cube[0][::-1].ravel())[0] > 0.9  # same sky in both
 
 
 def test_fits_cube_marks_missing_data_nan(tmp_path):

@@ -18,7 +18,8 @@ import numpy as np
 
 from util.errors import UserError
 
-from .engine import CutoutEngine, coverage_fraction
+from .cutout import coverage_fraction
+from .engine import CutoutEngine
 from .footprint import local_tiles
 from .geometry import OutputGrid, make_wcs
 from .render import Band

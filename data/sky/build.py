@@ -21,17 +21,17 @@ from util.errors import UserError
 from util.fileio import atomic_write_bytes
 
 from .config import BuildConfig, TargetSpec
+from .cutout import SurveyEngine
 from .engine import CutoutEngine
 from .fetch import Fetcher, FetchError
-from .footprint import survey_footprint
 from .geometry import OutputGrid
 from .manifest import columns, coverage_column, read_manifest, shard_manifest_name, write_manifest
 from .output import fits_cube, panels_png
 from .render import BuiltinRenderer, Renderer
-from .sampling import grid_candidates, pick, random_candidates
-from .source import open_survey
+from .sampling import check_common_area, grid_candidates, pick, random_candidates
 from .split import SPLITS, assign_cells, auto_split_order, cells_of, footprint_cells, straddles
 from .stretch import to_uint8
+from .surveys import make_unique_names, open_engine, science_engine
 from .targets import Target, catalog_targets, read_coords_csv, resolve_names, unique_stems
 
 log = logging.getLogger(__name__)
@@ -65,6 +65,7 @@ class Summary:
     unknown: list[str] = field(default_factory=list)
     guard_dropped: list[str] = field(default_factory=list)
     outside: list[str] = field(default_factory=list)
+    partial: list[tuple[str, str, float]] = field(default_factory=list)  # written, some survey < 100 %: (target, survey, coverage)
 
 
 # ---- setup -----------------------------------------------------------------------------------
@@ -78,29 +79,31 @@ def check_writable(out: Path) -> None:
         raise UserError(f"--out {out}: cannot write there ({err.strerror or err})") from None
 
 
-def open_engines(config: BuildConfig) -> list[CutoutEngine]:
+def open_engines(config: BuildConfig) -> list[SurveyEngine]:
+    """One engine per survey in panel order (HiPS or FITS image), with unique names."""
     fetcher = Fetcher(config.fetch)
     formats = list(config.tile_formats) or [None]
     if len(formats) == 1:
         formats = formats * len(config.surveys)
     if len(formats) != len(config.surveys):
         raise UserError(f"--tile_format: give one format or one per survey ({len(config.surveys)})")
-    engines = []
-    for spec, fmt in zip(config.surveys, formats):
-        survey = open_survey(spec, fetcher, config.mocserver_url)
-        engines.append(CutoutEngine(survey, fmt, cache_tiles=config.cache_tiles,
-                                   black_is_blank=config.black_is_blank))
-    names = [e.survey.name for e in engines]
-    for engine in engines:
-        if names.count(engine.survey.name) > 1:
-            engine.survey.name = f"{engine.survey.name}_{names[: engines.index(engine) + 1].count(engine.survey.name)}"
+    engines = [open_engine(spec, fmt, fetcher=fetcher, mocserver_url=config.mocserver_url,
+                           cache_tiles=config.cache_tiles, black_is_blank=config.black_is_blank,
+                           resample=config.resample)
+               for spec, fmt in zip(config.surveys, formats)]
+    make_unique_names(engines)
     return engines
 
 
-def make_renderer(config: BuildConfig, engines: list[CutoutEngine] | None = None) -> Renderer:
+def make_renderer(config: BuildConfig, engines: list[SurveyEngine] | None = None) -> Renderer:
     engines = engines if engines is not None else open_engines(config)
     if config.backend == "builtin":
-        return BuiltinRenderer(engines)
+        twins = [science_engine(e, config.cache_tiles) for e in engines] if config.fits else None
+        return BuiltinRenderer(engines, twins)
+    hips_only = [e for e in engines if not isinstance(e, CutoutEngine)]
+    if hips_only:
+        raise UserError(f"--backend {config.backend}: survey {hips_only[0].name} is a FITS image; "
+                        f"only --backend builtin reads FITS images")
     if config.backend == "aladin":
         from .aladin_backend import AladinRenderer
 
@@ -110,6 +113,18 @@ def make_renderer(config: BuildConfig, engines: list[CutoutEngine] | None = None
 
         return Hips2FitsRenderer(engines, config)
     raise UserError(f"--backend {config.backend}: choose builtin, aladin or hips2fits")
+
+
+def survey_footprints(screen: BuiltinRenderer) -> list[tuple[str, object]]:
+    """(name, footprint) of every engine, display engines first, then the cube twins (FITS tiles):
+    sampled positions must lie where all of them have data."""
+    return ([(e.name, e.footprint()) for e in screen.engines]
+            + [(f"{t.name} (FITS tiles)", t.footprint()) for t in screen.cube_engines if t is not None])
+
+
+def screening_renderer(renderer: Renderer) -> BuiltinRenderer:
+    """The built-in engines screen candidate positions whatever the backend (cheap, local decisions)."""
+    return renderer if isinstance(renderer, BuiltinRenderer) else BuiltinRenderer(renderer.engines)
 
 
 # ---- targets ---------------------------------------------------------------------------------
@@ -142,7 +157,7 @@ def sampled_targets(config: BuildConfig, spec: TargetSpec, renderer: Renderer, f
         ra, dec = grid_candidates(footprints, count)
     else:
         ra, dec = random_candidates(footprints, max(40 * count, 2000), config.seed)
-    screen = BuiltinRenderer(renderer.engines) if hasattr(renderer, "engines") else renderer
+    screen = screening_renderer(renderer)
     if config.min_coverage > 0:
         # screen in batches and stop once there are plenty (remote surveys fetch tiles to screen)
         usable = np.zeros(len(ra), dtype=bool)
@@ -223,8 +238,9 @@ def write_item(config: BuildConfig, item: Item, bands) -> tuple[str, dict | None
         row[coverage_column(band.name)] = f"{band.coverage:.4f}"
     if config.fits:
         grid = OutputGrid(item.target.ra, item.target.dec, fov, config.size, config.size, config.projection)
-        cube = [dict(name=b.name, location=b.location, values=b.values, unit=b.unit, coverage=b.coverage,
-                     tile_format=b.tile_format) for b in bands]
+        cube = [dict(name=b.name, location=b.location, values=b.values if b.cube is None else b.cube,
+                     unit=b.unit if b.cube is None else b.cube_unit, coverage=b.coverage,
+                     tile_format=b.tile_format if b.cube is None else b.cube_format) for b in bands]
         atomic_write_bytes(config.out / item.fits_file, fits_cube(grid, cube, item.target.name))
         row["fits"] = item.fits_file
     atomic_write_bytes(config.out / item.file, panels_png(panels))  # PNG last: it marks the item done
@@ -293,7 +309,10 @@ def build_dataset(config: BuildConfig, spec: TargetSpec) -> Summary:
     renderer = make_renderer(config, engines)
     single = spec.position is not None or spec.single_name is not None
     split_order = config.split_order if config.split_order is not None else auto_split_order(config.fov)
-    footprints = [survey_footprint(e.survey, e.tile_format) for e in engines]
+    labelled = survey_footprints(screening_renderer(renderer))
+    footprints = [footprint for _, footprint in labelled]
+    if any(not isinstance(e, CutoutEngine) for e in engines):  # FITS images are small: check up front
+        check_common_area(labelled)
 
     cell_split = None
     if spec.sample:
@@ -304,7 +323,7 @@ def build_dataset(config: BuildConfig, spec: TargetSpec) -> Summary:
             ras = np.array([t.ra for t in targets])
             decs = np.array([t.dec for t in targets])
             any_inside = np.zeros(len(targets), dtype=bool)
-            for footprint in footprints:
+            for footprint in footprints[:len(engines)]:
                 any_inside |= footprint.contains(ras, decs) if footprint is not None else True
             summary.outside = [t.name for t, ok in zip(targets, any_inside) if not ok]
             targets = [t for t, ok in zip(targets, any_inside) if ok]
@@ -353,6 +372,9 @@ def _run(config: BuildConfig, renderer: Renderer, todo: list[Item], rows: dict, 
             if status == "written":
                 rows[item.file] = row
                 summary.written += 1
+                lowest = min((float(v), k[len("coverage_"):]) for k, v in row.items() if k.startswith("coverage_"))
+                if lowest[0] < 1.0:
+                    summary.partial.append((item.target.name, lowest[1], lowest[0]))
             elif status == "low_coverage":
                 summary.low_coverage.append(item.target.name)
                 log.info("skipped %s: coverage below %.2f", item.target.name, config.min_coverage)

@@ -23,10 +23,12 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="aladin_data.py", description="Cut the same sky patches out of several HiPS surveys "
-                "into A|B|C|D PNG datasets (train/ val/ test/ + manifest.csv).")
+    p = _Parser(prog="aladin_data.py", description="Cut the same sky patches out of several surveys (HiPS or "
+                "FITS images) into A|B|C|D PNG datasets (train/ val/ test/ + manifest.csv).")
     p.add_argument("--surveys", nargs="+", required=True,
-                   help="HiPS surveys in panel order (first = A, the target): folder, http(s) URL or CDS ID")
+                   help="surveys in panel order (first = A, the target): HiPS folder, http(s) HiPS URL, CDS ID, "
+                        "FITS image with a sky WCS (.fits .fits.gz .fits.bz2 .fz; FILE[N] = plane N of a cube) "
+                        "or a folder of FITS images (pieces of one mosaic)")
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--catalog", choices=["ngc", "ic"], help="every object of OpenNGC's NGC or IC catalogue")
     which.add_argument("--targets", nargs="+", metavar="NAME", help="object names (OpenNGC offline, Sesame online)")
@@ -42,7 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="dataset folder")
     p.add_argument("--projection", default="TAN", choices=PROJECTIONS)
     p.add_argument("--tile_format", nargs="+", choices=["jpeg", "png", "fits"],
-                   help="tile format: one for all surveys or one per survey (default: the survey's first)")
+                   help="HiPS tile format of the PNG panels: one for all surveys or one per survey (default: the "
+                        "survey's first; --fits cubes take FITS tiles whenever a HiPS has them)")
+    p.add_argument("--resample", choices=["interp", "exact"], default="interp",
+                   help="FITS-image surveys: bilinear (reproject_interp) or flux-conserving (reproject_exact)")
     p.add_argument("--split", default="0.8,0.1,0.1", help="train,val,test fractions (by sky cell)")
     p.add_argument("--split_order", type=int, help="HEALPix order of the split cells (default: from --fov)")
     p.add_argument("--no_split_guard", action="store_true",
@@ -115,7 +120,8 @@ def config_from_args(args: argparse.Namespace) -> tuple[BuildConfig, TargetSpec]
         fetch=FetchSettings(cache_dir=Path(args.cache_dir) if args.cache_dir else None, timeout_s=args.timeout,
                             retries=max(0, args.retries)),
         mocserver_url=args.mocserver_url, sesame_url=None if args.offline else args.sesame_url,
-        hips2fits_url=args.hips2fits_url, black_is_blank={"auto": None, "yes": True, "no": False}[args.black_is_blank], aladin_jar=args.aladin_jar, progress=not args.no_progress)
+        hips2fits_url=args.hips2fits_url, black_is_blank={"auto": None, "yes": True, "no": False}[args.black_is_blank],
+        aladin_jar=args.aladin_jar, progress=not args.no_progress, resample=args.resample)
     return config, spec
 
 
@@ -140,6 +146,10 @@ def main(argv: list[str] | None = None) -> int:
     if summary.guard_dropped:
         print(f"dropped {len(summary.guard_dropped)} whose field reaches another split's sky cell "
               f"(--no_split_guard keeps them): {_listing(summary.guard_dropped)}", file=sys.stderr)
+    if summary.partial:
+        target, survey, lowest = min(summary.partial, key=lambda entry: entry[2])
+        print(f"{len(summary.partial)} written with part of the field without data (lowest: {target}, {survey} "
+              f"covers {lowest:.1%}); --min_coverage F skips targets below F", file=sys.stderr)
     if summary.outside:
         print(f"skipped {len(summary.outside)} outside every survey: {_listing(summary.outside)}", file=sys.stderr)
     if summary.failed:

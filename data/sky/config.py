@@ -46,4 +46,5 @@ class BuildConfig:
     aladin_jar: str | None = None
     cache_tiles: int = 96
     black_is_blank: bool | None = None  # None: colour surveys only
+    resample: str = "interp"  # FITS-image surveys: reproject_interp (bilinear) or reproject_exact
     progress: bool = True

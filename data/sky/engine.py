@@ -10,6 +10,8 @@ import numpy as np
 
 from util.errors import UserError
 
+from .cutout import Cutout, coverage_fraction
+from .footprint import Footprint, survey_footprint
 from .geometry import (OutputGrid, bilinear_lookup, choose_tile_order, finest_needed_depth, icrs_to_frame,
                        pixel_frame_coords, zorder_rows_cols)
 from .source import Survey, allsky_path, tile_path
@@ -18,16 +20,6 @@ from .tiles import (TileDecodeError, allsky_tile, allsky_tile_width, decode_tile
 from .tiles import fits_unit as read_fits_unit
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Cutout:
-    """Resampled values (height, width, channels) float32 with NaN = no data, and the fraction covered."""
-
-    values: np.ndarray
-    coverage: float
-    order: int
-    used_allsky: bool
 
 
 @dataclass(frozen=True)
@@ -80,10 +72,6 @@ def make_plan(lon: np.ndarray, lat: np.ndarray, order: int, tile_width: int) -> 
     return SamplingPlan(lookup.weights, lookup.pixels.ravel(), group_by_tile(lookup.tiles.ravel()))
 
 
-def coverage_fraction(values: np.ndarray) -> float:
-    return float(np.mean(np.isfinite(values[..., 0]))) if values.size else 0.0
-
-
 def combine_bilinear(samples: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Weighted sum over the 4 neighbours (N, 4, C); NaN where the nearest neighbour has no data.
 
@@ -122,6 +110,30 @@ class CutoutEngine:
         self._tiles: OrderedDict[tuple[int, int], Tile | None] = OrderedDict()
         self._allsky: Tile | None | bool = False  # False = not looked at yet
         self.fits_unit: str | None = None  # BUNIT of the first FITS tile read
+
+    # ---- the SurveyEngine interface (data/sky/cutout.py) ------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.survey.name
+
+    @name.setter
+    def name(self, value: str) -> None:
+        self.survey.name = value
+
+    @property
+    def location(self) -> str:
+        return self.survey.location
+
+    @property
+    def spec(self) -> str:
+        return self.survey.spec
+
+    @property
+    def is_8bit(self) -> bool:
+        return self.tile_format != "fits"
+
+    def footprint(self) -> Footprint | None:
+        return survey_footprint(self.survey, self.tile_format)
 
     @property
     def unit(self) -> str:

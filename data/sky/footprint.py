@@ -65,6 +65,12 @@ def parse_moc_fits(data: bytes, frame: str) -> Footprint:
 
     with fits.open(io.BytesIO(data), memmap=False) as hdul:
         uniq = np.asarray(hdul[1].data.field(0), dtype=np.int64)
+    return footprint_from_uniq(uniq, frame)
+
+
+def footprint_from_uniq(uniq: np.ndarray, frame: str) -> Footprint:
+    """HEALPix NUNIQ numbers (a MOC's cells, as mocpy's `uniq_hpx` or a MOC FITS file hold them)."""
+    uniq = np.asarray(uniq, dtype=np.int64)
     orders = (np.floor(np.log2(uniq / 4) / 2)).astype(np.int64)
     cells = uniq - 4 * 4**orders
     return Footprint(frame, {int(o): np.unique(cells[orders == o]) for o in np.unique(orders)})

@@ -13,7 +13,8 @@ import numpy as np
 
 from util.errors import UserError
 
-from .engine import CutoutEngine, coverage_fraction
+from .cutout import coverage_fraction
+from .engine import CutoutEngine
 from .fetch import Fetcher, FetchError
 from .geometry import OutputGrid
 from .render import Band

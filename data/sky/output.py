@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 
 import numpy as np
 
@@ -54,7 +55,7 @@ def fits_cube(grid: OutputGrid, bands: list[dict], target_name: str) -> bytes:
             cards.append((f"PLUNI{plane}", band["unit"][:68], f"plane {plane} unit"))
             cards.append((f"PLBND{plane}", band_index, f"plane {plane} panel number (1 = A)"))
         cards.append((f"SURVEY{band_index}", band["name"][:68], f"panel {band_index} survey"))
-        cards.append((f"SRCLOC{band_index}", str(band["location"])[-68:], f"panel {band_index} HiPS location"))
+        cards.append((f"SRCLOC{band_index}", str(band["location"])[-68:], f"panel {band_index} source"))
         cards.append((f"TILEFM{band_index}", band["tile_format"], f"panel {band_index} tile format"))
         cards.append((f"COVER{band_index}", round(float(band["coverage"]), 6), f"panel {band_index} coverage"))
     cube = np.stack(planes).astype(np.float32)
@@ -67,8 +68,10 @@ def fits_cube(grid: OutputGrid, bands: list[dict], target_name: str) -> bytes:
     hdr["OBJECT"] = target_name[:68]
     hdr["NSURVEY"] = (len(bands), "panels in the PNG, same order")
     hdr["CUBEVER"] = (CUBE_FORMAT_VERSION, "aladin_data.py cube layout version")
-    for key, value, comment in cards:
-        hdr[key] = (value, comment)
     buffer = io.BytesIO()
-    hdu.writeto(buffer)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", fits.verify.VerifyWarning)  # a long value only shortens its comment
+        for key, value, comment in cards:
+            hdr[key] = (value, comment)
+        hdu.writeto(buffer)
     return buffer.getvalue()

@@ -6,13 +6,14 @@ from typing import Protocol
 
 import numpy as np
 
-from .engine import CutoutEngine
+from .cutout import SurveyEngine
 from .geometry import OutputGrid
 
 
 @dataclass
 class Band:
-    """One survey's cutout: float32 (H, W, C), NaN = no data."""
+    """One survey's cutout: float32 (H, W, C), NaN = no data. `cube` (same grid) is what the --fits cube
+    holds when it differs from `values`: the FITS tiles of a HiPS whose PNG panels come from JPEG tiles."""
 
     name: str
     location: str
@@ -21,6 +22,9 @@ class Band:
     coverage: float
     unit: str
     is_8bit: bool
+    cube: np.ndarray | None = None
+    cube_unit: str | None = None
+    cube_format: str | None = None
 
 
 class Renderer(Protocol):
@@ -32,19 +36,29 @@ class Renderer(Protocol):
 
 
 class BuiltinRenderer:
-    """The built-in HiPS engine; one CutoutEngine (with its tile cache) per survey."""
+    """The built-in engines, one per survey (each keeps its tile cache or open images across targets).
 
-    def __init__(self, engines: list[CutoutEngine]):
+    cube_engines: per survey, None or a second engine whose values fill the --fits cube (see Band.cube);
+    coverage is then the smaller of the two, so --min_coverage holds for the PNG and the cube alike.
+    """
+
+    def __init__(self, engines: list[SurveyEngine], cube_engines: list[SurveyEngine | None] | None = None):
         self.engines = engines
-        self.survey_names = [e.survey.name for e in engines]
+        self.cube_engines = list(cube_engines) if cube_engines is not None else [None] * len(engines)
+        self.survey_names = [e.name for e in engines]
 
     def render_one(self, grid: OutputGrid) -> list[Band]:
         shared: dict = {}
         bands = []
-        for engine in self.engines:
+        for engine, twin in zip(self.engines, self.cube_engines):
             cutout = engine.cutout(grid, shared=shared)
-            bands.append(Band(engine.survey.name, engine.survey.location, engine.tile_format, cutout.values,
-                              cutout.coverage, engine.unit, engine.tile_format != "fits"))
+            band = Band(engine.name, engine.location, engine.tile_format, cutout.values, cutout.coverage,
+                        engine.unit, engine.is_8bit)
+            if twin is not None:
+                science = twin.cutout(grid, shared=shared)
+                band.cube, band.cube_unit, band.cube_format = science.values, twin.unit, twin.tile_format
+                band.coverage = min(band.coverage, science.coverage)
+            bands.append(band)
         return bands
 
     def render(self, grids: list[OutputGrid]) -> list[list[Band]]:
@@ -66,13 +80,14 @@ class BuiltinRenderer:
         probes = centre.spherical_offsets_by(np.tile(east.ravel(), len(ra)) * u.deg,
                                              np.tile(north.ravel(), len(ra)) * u.deg)
         result = np.empty((len(ra), len(self.engines)))
-        for index, engine in enumerate(self.engines):
+        for index, (engine, twin) in enumerate(zip(self.engines, self.cube_engines)):
             ok = engine.has_data(probes.ra.deg, probes.dec.deg, fov / size)
+            if twin is not None:
+                ok &= twin.has_data(probes.ra.deg, probes.dec.deg, fov / size)
             result[:, index] = ok.reshape(len(ra), east.size).mean(axis=1)
         return result
 
     def estimate_coverage(self, grid: OutputGrid) -> list[float]:
         """Coverage per survey on a coarse 24x24 version of the grid (cheap screening)."""
         coarse = OutputGrid(grid.ra, grid.dec, grid.fov, 24, 24, grid.projection)
-        shared: dict = {}
-        return [engine.cutout(coarse, shared=shared).coverage for engine in self.engines]
+        return [band.coverage for band in self.render_one(coarse)]

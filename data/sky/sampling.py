@@ -23,24 +23,46 @@ def inside_all(footprints: list[Footprint | None], ra: np.ndarray, dec: np.ndarr
     return inside
 
 
+def draw_inside(footprint: Footprint, count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """`count` positions (ICRS deg) uniform inside a footprint."""
+    import cdshealpix.nested as healpix
+
+    order, cells = footprint.area_cells()
+    # a random sub-cell centre `extra` levels down = a uniform position inside a random cell
+    extra = min(10, 29 - order)
+    picked = cells[rng.integers(0, len(cells), count)] * 4**extra + rng.integers(0, 4**extra, count)
+    lon, lat = healpix.healpix_to_lonlat(picked.astype(np.uint64), order + extra)
+    return frame_to_icrs(lon.deg, lat.deg, footprint.frame)
+
+
+def check_common_area(labelled: list[tuple[str, Footprint | None]], probes: int = 4000) -> None:
+    """A one-line error naming two surveys that share no sky (probed at positions drawn in the smaller)."""
+    known = [(name, footprint) for name, footprint in labelled if footprint is not None]
+    rng = np.random.default_rng(0)
+    if len(known) < 2:
+        return
+    smallest = min((f for _, f in known), key=_area)
+    if inside_all([f for _, f in known], *draw_inside(smallest, probes, rng)).any():
+        return
+    for index, (name_a, a) in enumerate(known):
+        for name_b, b in known[index + 1:]:
+            small, big = (a, b) if _area(a) <= _area(b) else (b, a)
+            if not big.contains(*draw_inside(small, probes, rng)).any():
+                raise UserError(f"surveys {name_a} and {name_b} have no sky area in common")
+    raise UserError("the chosen surveys have no sky area common to all of them "
+                    f"({', '.join(name for name, _ in known)})")
+
+
 def random_candidates(footprints: list[Footprint | None], count: int, seed: int,
                       max_batches: int = 200) -> tuple[np.ndarray, np.ndarray]:
     """`count` positions (ICRS deg) uniform over the common area, drawn from the smallest footprint."""
-    import cdshealpix.nested as healpix
-
     rng = np.random.default_rng(seed)
     known = [f for f in footprints if f is not None]
     ras, decs, total = [], [], 0
     for _ in range(max_batches):
         batch = max(2 * count, 256)
         if known:
-            smallest = min(known, key=_area)
-            order, cells = smallest.area_cells()
-            # a random sub-cell centre `extra` levels down = a uniform position inside a random cell
-            extra = min(10, 29 - order)
-            picked = cells[rng.integers(0, len(cells), batch)] * 4**extra + rng.integers(0, 4**extra, batch)
-            lon, lat = healpix.healpix_to_lonlat(picked.astype(np.uint64), order + extra)
-            ra, dec = frame_to_icrs(lon.deg, lat.deg, smallest.frame)
+            ra, dec = draw_inside(min(known, key=_area), batch, rng)
         else:
             ra = rng.uniform(0, 360, batch)
             dec = np.degrees(np.arcsin(rng.uniform(-1, 1, batch)))
