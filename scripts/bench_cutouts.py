@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""Speed of the built-in HiPS engine on local HiPS: cutouts/s per survey and four-band samples/s per core.
+"""Speed of the built-in engines: HiPS cutouts (bundled tiles) and FITS-image cutouts (reproject).
 
 Per core = per CPU second of this single-threaded process (robust on a shared machine); wall figures too.
-With --aladin (default when Aladin Desktop is installed) the same cutouts go through Aladin for a ratio.
+With --aladin (default when Aladin Desktop is installed) the same HiPS cutouts go through Aladin for a ratio.
+The FITS-image case runs on the Galactic-centre field of ../shared/data/real-fields when it is there
+(2MASS K, J, H 721x720 TAN + MSX 599x599 galactic CAR; 64 px, 0.0889 deg, as the demo's data set).
 
-    .venv/bin/python scripts/bench_cutouts.py            # 40 positions, 256 px, 1.8 deg, bundled surveys
+    .venv/bin/python scripts/bench_cutouts.py            # 40 HiPS positions (256 px, 1.8 deg) + 200 FITS ones
 """
 from __future__ import annotations
 
@@ -21,15 +23,19 @@ sys.path.insert(0, str(REPO))
 
 from data.sky.engine import CutoutEngine  # noqa: E402
 from data.sky.footprint import survey_footprint  # noqa: E402
+from data.sky.image_engine import ImageEngine  # noqa: E402
 from data.sky.geometry import OutputGrid  # noqa: E402
 from data.sky.output import panels_png  # noqa: E402
 from data.sky.render import BuiltinRenderer  # noqa: E402
 from data.sky.sampling import random_candidates  # noqa: E402
 from data.sky.source import open_survey  # noqa: E402
 from data.sky.stretch import StretchSettings, to_uint8  # noqa: E402
+from data.sky.surveys import open_engine  # noqa: E402
 
 DEFAULT_SURVEYS = [str(REPO / "data" / "sky_samples" / s) for s in ("DSS2Red", "GLIMPSE360", "Planck-HFI143",
                                                                     "FermiColor")]
+FIELD = REPO.parent / "shared" / "data" / "real-fields" / "galactic-centre"
+DEFAULT_FITS = [str(FIELD / f) for f in ("2mass_k.fits.gz", "2mass_j.fits.gz", "2mass_h.fits.gz", "msx_e.fits.gz")]
 
 
 def timed(fn):
@@ -47,7 +53,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no_aladin", action="store_true")
     parser.add_argument("--aladin_n", type=int, default=8, help="positions sent through Aladin (slow)")
+    parser.add_argument("--fits_surveys", nargs="*", default=DEFAULT_FITS, help="FITS images (empty: skip)")
+    parser.add_argument("--fits_n", type=int, default=200, help="positions for the FITS-image case")
+    parser.add_argument("--fits_size", type=int, default=64)
+    parser.add_argument("--fits_fov", type=float, default=0.0889)
     args = parser.parse_args()
+    bench_fits(args)
 
     engines = [CutoutEngine(open_survey(s)) for s in args.surveys]
     footprints = [survey_footprint(e.survey, e.tile_format) for e in engines]
@@ -93,6 +104,35 @@ def main() -> None:
     print(f"  ratio builtin/Aladin (wall, {len(big)} samples incl. its start-up): "
           f"{(len(grids) / wall) / (len(big) / wall_al):.0f}x; per sample after start-up: "
           f"{per_sample / (wall / len(grids)):.0f}x")
+
+
+def bench_fits(args) -> None:
+    """FITS-image surveys: reproject cutouts per survey, interp vs exact, and N-band samples per core."""
+    if not args.fits_surveys or not all(Path(f).is_file() for f in args.fits_surveys):
+        print("FITS-image case skipped: files not found (../shared/data/real-fields absent?)")
+        return
+    engines = [open_engine(f) for f in args.fits_surveys]
+    footprints = [e.footprint() for e in engines]
+    ra, dec = random_candidates(footprints, args.fits_n, args.seed)
+    grids = [OutputGrid(float(r), float(d), args.fits_fov, args.fits_size, args.fits_size) for r, d in zip(ra, dec)]
+    renderer = BuiltinRenderer(engines)
+    renderer.render(grids[:2])
+    print(f"{len(grids)} positions, {args.fits_size}x{args.fits_size} px, fov {args.fits_fov} deg, FITS images, "
+          f"single process")
+    for engine in engines:
+        shape = "x".join(str(n) for n in engine.pieces[0].shape[::-1])
+        single = BuiltinRenderer([engine])
+        _, wall, cpu = timed(lambda: single.render(grids))
+        print(f"  {engine.name:10s} {shape:>8s} interp {len(grids) / cpu:7.1f} cutouts/s per core "
+              f"({1e3 * cpu / len(grids):5.2f} ms; {len(grids) / wall:6.1f}/s wall)")
+    exact = ImageEngine(engines[0].pieces, engines[0].name, engines[0].location, resample="exact")
+    few = grids[: max(len(grids) // 10, 1)]
+    _, wall, cpu = timed(lambda: BuiltinRenderer([exact]).render(few))
+    print(f"  {exact.name:10s}          exact  {len(few) / cpu:7.1f} cutouts/s per core ({1e3 * cpu / len(few):5.2f} ms)")
+    _, wall, cpu = timed(lambda: renderer.render(grids))
+    per = cpu / len(grids)
+    print(f"  {len(engines)}-band samples     {1 / per:7.1f} samples/s per core   ({len(grids) / wall:6.1f}/s wall); "
+          f"600 samples = {600 * per:.1f} s of one core")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ FITS_SUFFIXES = re.compile(r"(\.(fits|fit|fts))?(\.(gz|bz2|fz))?$", re.IGNORECAS
 # bounding boxes are skipped (whole image used) for output fields wider than this: far from a projection's
 # reference point, world -> pixel can fold back onto the image
 MAX_BOX_RADIUS_DEG = 30.0
+NO_FOLD_DEG = 60.0
 
 
 @dataclass(frozen=True)
@@ -109,22 +110,24 @@ class ImagePiece:
         result[ok] = np.isfinite(self.data[row[ok], col[ok]])
         return result
 
-    def box(self, lon: np.ndarray, lat: np.ndarray, margin_px: float) -> tuple[slice, slice] | None:
-        """Rows and columns of the image under an output grid whose pixel centres are (lon, lat) (2-D,
-        frame deg), with a margin; None when the grid misses the image. Reprojecting this sub-image only
-        is what keeps small cutouts from large images fast.
+    def box(self, lon: np.ndarray, lat: np.ndarray, margin_px: float) -> Box | None:
+        """The part of the image under an output grid whose pixel centres are (lon, lat) (2-D, frame deg),
+        with a margin; None when the grid misses the image. Reprojecting this sub-image only is what keeps
+        small cutouts from large images fast.
         """
         height, width = lon.shape
         centre = _unit_vectors(np.array([lon[height // 2, width // 2]]), np.array([lat[height // 2, width // 2]]))[0]
         border_lon = np.concatenate([lon[0], lon[-1], lon[:, 0], lon[:, -1]])
         border_lat = np.concatenate([lat[0], lat[-1], lat[:, 0], lat[:, -1]])
         grid_radius = float(_angle_deg(_unit_vectors(border_lon, border_lat), centre).max())
-        if _angle_deg(centre[None], self.centre)[0] > grid_radius + self.radius_deg:
+        distance = float(_angle_deg(centre[None], self.centre)[0])
+        if distance > grid_radius + self.radius_deg:
             return None
-        whole = (slice(0, self.shape[0]), slice(0, self.shape[1]))
+        whole = Box(slice(0, self.shape[0]), slice(0, self.shape[1]), False)
         if grid_radius > MAX_BOX_RADIUS_DEG:
             return whole
-        x, y = self.pixels_of(border_lon, border_lat)
+        with np.errstate(invalid="ignore"):
+            x, y = self.wcs.wcs_world2pix(border_lon, border_lat, 0)
         if not (np.isfinite(x).all() and np.isfinite(y).all()):
             return whole
         x0 = max(int(math.floor(x.min() - margin_px)), 0)
@@ -133,7 +136,22 @@ class ImagePiece:
         y1 = min(int(math.ceil(y.max() + margin_px)) + 1, self.shape[0])
         if x0 >= x1 or y0 >= y1:
             return None
-        return slice(y0, y1), slice(x0, x1)
+        return Box(slice(y0, y1), slice(x0, x1), distance + grid_radius <= NO_FOLD_DEG)
+
+
+@dataclass(frozen=True)
+class Box:
+    """Rows and columns of an image; `no_fold`: every output pixel lies within NO_FOLD_DEG of the image
+    centre, where world -> pixel cannot fold back onto the image, so reproject may skip its round-trip
+    check (half of an interp cutout's cost)."""
+
+    rows: slice
+    cols: slice
+    no_fold: bool
+
+    @property
+    def slices(self) -> tuple[slice, slice]:
+        return self.rows, self.cols
 
 
 def frame_key(wcs) -> str:

@@ -15,7 +15,7 @@ import numpy as np
 from util.errors import UserError
 
 from .cutout import Cutout, coverage_fraction
-from .fits_image import ImagePiece, ImageSpec, read_piece
+from .fits_image import Box, ImagePiece, ImageSpec, read_piece
 from .footprint import Footprint, footprint_from_uniq
 from .geometry import HEALPIX_CELL_DEG, OutputGrid, icrs_to_frame, make_wcs, pixel_frame_coords
 
@@ -78,15 +78,16 @@ class ImageEngine:
         values = np.ascontiguousarray(values[::-1, :, None], dtype=np.float32)  # FITS rows -> north up
         return Cutout(values, coverage_fraction(values))
 
-    def _reproject(self, piece: ImagePiece, box: tuple[slice, slice], wcs_out, shape) -> np.ndarray:
+    def _reproject(self, piece: ImagePiece, box: Box, wcs_out, shape) -> np.ndarray:
         from reproject import reproject_exact, reproject_interp
 
-        sub = (piece.data[box], piece.wcs[box])
+        sub = (piece.data[box.slices], piece.wcs[box.slices])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # astropy's notes on WCS keywords it fixed are not our user's
             if self.resample == "exact":
                 return reproject_exact(sub, wcs_out, shape_out=shape, return_footprint=False)
-            return reproject_interp(sub, wcs_out, shape_out=shape, order="bilinear", return_footprint=False)
+            return reproject_interp(sub, wcs_out, shape_out=shape, order="bilinear", return_footprint=False,
+                                    roundtrip_coords=not box.no_fold)
 
     # ---- where there is data ---------------------------------------------------------------------
     def has_data(self, ra: np.ndarray, dec: np.ndarray, pixel_deg: float = 0.0) -> np.ndarray:
