@@ -66,16 +66,15 @@ class ImageEngine:
             margin = 0.5 * grid.pixel_deg / piece.pixel_deg + 2.0
             box = piece.box(lon, lat, margin)
             if box is not None:
-                parts.append(self._reproject(piece, box, shared["wcs"], shape))
+                values = self._reproject(piece, box, shared["wcs"], shape)[::-1]  # FITS rows -> north up
+                parts.append((piece, values, lon, lat))
         if not parts:
             values = np.full(shape, np.nan, dtype=np.float32)
         elif len(parts) == 1:
-            values = parts[0]
-        else:  # overlapping mosaic pieces: the mean of those with data
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels stay NaN
-                values = np.nanmean(np.stack(parts), axis=0)
-        values = np.ascontiguousarray(values[::-1, :, None], dtype=np.float32)  # FITS rows -> north up
+            values = parts[0][1]
+        else:
+            values = feathered_mean(parts)
+        values = np.ascontiguousarray(values[:, :, None], dtype=np.float32)
         return Cutout(values, coverage_fraction(values))
 
     def _reproject(self, piece: ImagePiece, box: Box, wcs_out, shape) -> np.ndarray:
@@ -106,6 +105,28 @@ class ImageEngine:
                 moc = part if moc is None else moc.union(part)
             self._footprint = footprint_from_uniq(np.asarray(moc.uniq_hpx, dtype=np.int64), "equatorial")
         return self._footprint
+
+
+def feathered_mean(parts) -> np.ndarray:
+    """Combine overlapping mosaic pieces: a mean weighted by how far inside each piece a pixel falls.
+
+    Within half a pixel of a piece's edge reproject repeats the edge pixel instead of interpolating;
+    weights rising from 0 there to 1 one pixel further in let the piece that covers the spot properly
+    win, so seams are invisible (tested: a split image gives the whole image's cutout). A pixel that only
+    an edge reaches keeps that value (tiny weight), as with a single image.
+    """
+    total = np.zeros(parts[0][1].shape)
+    weights = np.zeros(parts[0][1].shape)
+    for piece, values, lon, lat in parts:
+        x, y = piece.pixels_of(lon, lat)
+        height, width = piece.shape
+        inside = np.minimum.reduce([x + 0.5, width - 0.5 - x, y + 0.5, height - 0.5 - y])
+        weight = np.clip(np.nan_to_num(inside, nan=0.0) - 0.5, 0.0, 1.0).reshape(values.shape) + 1e-6
+        weight[~np.isfinite(values)] = 0.0
+        total += weight * np.nan_to_num(values)
+        weights += weight
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(weights > 0, total / weights, np.nan)
 
 
 def piece_moc(piece: ImagePiece):
