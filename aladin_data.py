@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Build multi-survey sky datasets (A|B|C|D PNG panels) from HiPS surveys; see docs/sky-builder.md."""
+"""Build multi-survey sky datasets (A|B|C|D PNG panels, FITS cubes) from HiPS surveys and FITS images;
+see docs/sky-builder.md."""
 import sys
 
 from util.errors import exit_on_user_error

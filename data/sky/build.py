@@ -6,7 +6,6 @@ Workers are processes, each with its own surveys and tile cache; only the parent
 from __future__ import annotations
 
 import logging
-import math
 import os
 import sys
 import tempfile
@@ -28,8 +27,8 @@ from .geometry import OutputGrid
 from .manifest import columns, coverage_column, read_manifest, shard_manifest_name, write_manifest
 from .output import fits_cube, panels_png
 from .render import BuiltinRenderer, Renderer
-from .sampling import check_common_area, grid_candidates, pick, random_candidates
-from .split import SPLITS, assign_cells, auto_split_order, cells_of, footprint_cells, straddles
+from .sampling import check_common_area, sampled_targets, screening_renderer
+from .split import assign_cells, auto_split_order, cells_of, straddles
 from .stretch import to_uint8
 from .surveys import make_unique_names, open_engine, science_engine
 from .targets import Target, catalog_targets, read_coords_csv, resolve_names, unique_stems
@@ -122,11 +121,6 @@ def survey_footprints(screen: BuiltinRenderer) -> list[tuple[str, object]]:
             + [(f"{t.name} (FITS tiles)", t.footprint()) for t in screen.cube_engines if t is not None])
 
 
-def screening_renderer(renderer: Renderer) -> BuiltinRenderer:
-    """The built-in engines screen candidate positions whatever the backend (cheap, local decisions)."""
-    return renderer if isinstance(renderer, BuiltinRenderer) else BuiltinRenderer(renderer.engines)
-
-
 # ---- targets ---------------------------------------------------------------------------------
 def explicit_targets(config: BuildConfig, spec: TargetSpec) -> tuple[list[Target], list[str]]:
     if spec.catalog:
@@ -138,66 +132,6 @@ def explicit_targets(config: BuildConfig, spec: TargetSpec) -> tuple[list[Target
         return [Target(spec.single_name or f"ra{ra:.4f}_dec{dec:+.4f}", ra % 360.0, dec)], []
     names = list(spec.names) + ([spec.single_name] if spec.single_name else [])
     return resolve_names(names, config.sesame_url)
-
-
-def split_quotas(count: int, fractions: tuple[float, float, float]) -> dict[str, int]:
-    """Targets per split for --sample (largest remainders), so the fractions hold exactly."""
-    raw = [count * f for f in fractions]
-    quota = [int(math.floor(x)) for x in raw]
-    for index in sorted(range(3), key=lambda i: raw[i] - quota[i], reverse=True)[:count - sum(quota)]:
-        quota[index] += 1
-    return dict(zip(SPLITS, quota))
-
-
-def sampled_targets(config: BuildConfig, spec: TargetSpec, renderer: Renderer, footprints,
-                    split_order: int) -> tuple[list[Target], dict[int, str]]:
-    """Positions inside every survey, screened for coverage and for straddling two splits."""
-    count = spec.sample
-    if spec.sample_mode == "grid":
-        ra, dec = grid_candidates(footprints, count)
-    else:
-        ra, dec = random_candidates(footprints, max(40 * count, 2000), config.seed)
-    screen = screening_renderer(renderer)
-    if config.min_coverage > 0:
-        # screen in batches and stop once there are plenty (remote surveys fetch tiles to screen)
-        usable = np.zeros(len(ra), dtype=bool)
-        step = max(4 * count, 500)
-        for start in range(0, len(ra), step):
-            part = slice(start, start + step)
-            estimate = screen.estimate_coverage_many(ra[part], dec[part], config.fov, config.size).min(axis=1)
-            usable[part] = estimate >= config.min_coverage
-            if spec.sample_mode != "grid" and usable.sum() >= 6 * count:
-                usable[start + step:] = False
-                break
-        ra, dec = ra[usable], dec[usable]
-    cells = cells_of(ra, dec, split_order)
-    # weight cells by the candidates whose whole field stays inside them: those can never be dropped
-    # by the split guard, so every split can fill its quota
-    interior = np.array([len(set(footprint_cells(r, d, config.fov, 1.0, split_order).tolist()) - {c}) == 0
-                         for r, d, c in zip(ra.tolist(), dec.tolist(), cells.tolist())], dtype=bool)
-    cell_split = assign_cells(cells[interior] if interior.any() else cells, config.split, config.seed)
-    cell_of = dict(zip(zip(ra.tolist(), dec.tolist()), cells.tolist()))
-    quota = split_quotas(count, config.split)
-    taken = {name: 0 for name in quota}
-
-    def accept(r: float, d: float) -> bool:
-        split = cell_split.get(cell_of[(r, d)])
-        if split is None or taken[split] >= quota[split]:
-            return False
-        if config.split_guard and straddles(r, d, config.fov, 1.0, split_order, cell_split):
-            return False
-        if config.min_coverage > 0:
-            grid = OutputGrid(r, d, config.fov, config.size, config.size, config.projection)
-            if min(screen.estimate_coverage(grid)) < config.min_coverage:
-                return False
-        taken[split] += 1
-        return True
-
-    chosen = pick(ra, dec, count, accept, spread=spec.sample_mode == "grid")
-    if len(chosen) < count:
-        log.warning("--sample %d: only %d positions pass coverage %.2f and the split guard",
-                    count, len(chosen), config.min_coverage)
-    return [Target(f"sample_{i:05d}", r, d) for i, (r, d) in enumerate(chosen)], cell_split
 
 
 def plan_items(config: BuildConfig, targets: list[Target], split_order: int, single: bool,

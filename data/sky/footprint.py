@@ -29,11 +29,24 @@ class Footprint:
 
         lon, lat = icrs_to_frame(np.atleast_1d(ra), np.atleast_1d(dec), self.frame)
         inside = np.zeros(np.shape(lon), dtype=bool)
+        finest = max(self.cells)
+        # one lookup at the finest order; a coarser cell number is the finer one shifted (nested scheme)
+        fine = healpix.lonlat_to_healpix(Longitude(np.asarray(lon) % 360 * u.deg), Latitude(lat * u.deg),
+                                         finest).astype(np.int64)
         for order, cells in self.cells.items():
-            ipix = healpix.lonlat_to_healpix(Longitude(np.asarray(lon) % 360 * u.deg), Latitude(lat * u.deg),
-                                             order).astype(np.int64)
-            inside |= np.isin(ipix, cells)
+            inside |= np.isin(fine >> (2 * (finest - order)), cells)
         return inside
+
+    def cells_at(self, order: int) -> np.ndarray:
+        """Cells at `order` that hold some of the footprint: descendants of coarser listed cells,
+        ancestors of finer ones (sorted)."""
+        parts = []
+        for listed, cells in self.cells.items():
+            if listed <= order:
+                parts.append((cells[:, None] * 4 ** (order - listed) + np.arange(4 ** (order - listed))).ravel())
+            else:
+                parts.append(cells >> (2 * (listed - order)))
+        return np.unique(np.concatenate(parts))
 
     def area_cells(self) -> tuple[int, np.ndarray]:
         """All listed cells expressed at the finest listed order (used to draw random positions)."""

@@ -1,8 +1,8 @@
 """FITS-image surveys: cut a FITS image (or the pieces of a mosaic) out on any output grid with reproject.
 
 Bilinear by default (`reproject_interp`); `exact` is reproject's flux-conserving spherical-polygon overlap
-(`reproject_exact`), about 10x slower. Only the sub-image under the output grid is reprojected. The
-footprint used for --sample is a MOC (mocpy) of the pixels with data.
+(`reproject_exact`), about 4.6x slower (scripts/bench_cutouts.py). Only the sub-image under the output
+grid is reprojected. The footprint used for --sample is a MOC (mocpy) of the pixels with data.
 """
 from __future__ import annotations
 

@@ -1,6 +1,9 @@
-"""Random or grid positions inside the area that every chosen survey covers."""
+"""--sample: random or grid positions inside the area that every chosen survey covers, screened for
+coverage, split by sky cell with exact quotas."""
 from __future__ import annotations
 
+import logging
+import math
 from typing import Callable
 
 import numpy as np
@@ -8,7 +11,12 @@ import numpy as np
 from util.errors import UserError
 
 from .footprint import Footprint
-from .geometry import frame_to_icrs
+from .geometry import OutputGrid, frame_to_icrs
+from .render import BuiltinRenderer, Renderer
+from .split import SPLITS, assign_cells, cells_of, footprint_cells, straddles
+from .targets import Target
+
+log = logging.getLogger(__name__)
 
 
 def _area(footprint: Footprint) -> float:
@@ -77,21 +85,39 @@ def random_candidates(footprints: list[Footprint | None], count: int, seed: int,
     return np.concatenate(ras)[:count], np.concatenate(decs)[:count]
 
 
-def grid_candidates(footprints: list[Footprint | None], count: int, max_order: int = 12
+def grid_candidates(footprints: list[Footprint | None], wanted: int, max_order: int = 14
                     ) -> tuple[np.ndarray, np.ndarray]:
-    """Centres of ICRS HEALPix cells inside the common area, at the first order that gives >= count."""
+    """Centres of ICRS HEALPix cells inside the common area, at the first order that gives >= `wanted`.
+
+    Only cells that can hold a centre are tested: those of the smallest ICRS footprint (a FITS image's MOC,
+    an equatorial HiPS's tiles) when there is one, else the whole sky up to 5 million cells (order 9, 6.9')
+    and beyond that the cells found at the previous order and their neighbours, so small fields (FITS
+    images of a degree) still get a fine grid.
+    """
     import cdshealpix.nested as healpix
 
+    equatorial = [f for f in footprints if f is not None and f.frame == "equatorial"]
+    seed = min(equatorial, key=_area) if equatorial else None
     ra = dec = np.array([])
+    cells = np.arange(12, dtype=np.uint64)
     for order in range(0, max_order + 1):
-        cells = np.arange(12 * 4**order, dtype=np.uint64)
-        if len(cells) > 5_000_000:
-            break
+        if seed is not None:
+            cells = seed.cells_at(order).astype(np.uint64)
         lon, lat = healpix.healpix_to_lonlat(cells, order)
         inside = inside_all(footprints, lon.deg, lat.deg)
         ra, dec = lon.deg[inside], lat.deg[inside]
-        if len(ra) >= 4 * count:
+        if len(ra) >= wanted or order == max_order:
             break
+        if seed is not None:
+            continue
+        if 12 * 4 ** (order + 1) <= 5_000_000:
+            cells = np.arange(12 * 4 ** (order + 1), dtype=np.uint64)
+            continue
+        if not inside.any():
+            break
+        near = healpix.neighbours(cells[inside], order).ravel()
+        parents = np.unique(near[near >= 0]).astype(np.uint64)
+        cells = (parents[:, None] * np.uint64(4) + np.arange(4, dtype=np.uint64)).ravel()
     if len(ra) == 0:
         raise UserError("--sample: the chosen surveys have no sky area in common")
     return ra, dec
@@ -114,3 +140,80 @@ def pick(ra: np.ndarray, dec: np.ndarray, count: int, accept: Callable[[float, f
             if len(chosen) == count:
                 break
     return chosen
+
+
+def split_quotas(count: int, fractions: tuple[float, float, float]) -> dict[str, int]:
+    """Targets per split for --sample (largest remainders), so the fractions hold exactly."""
+    raw = [count * f for f in fractions]
+    quota = [int(math.floor(x)) for x in raw]
+    for index in sorted(range(3), key=lambda i: raw[i] - quota[i], reverse=True)[:count - sum(quota)]:
+        quota[index] += 1
+    return dict(zip(SPLITS, quota))
+
+
+def sampled_targets(config, spec, renderer, footprints, split_order: int) -> tuple[list[Target], dict[int, str]]:
+    """--sample: positions inside every survey, screened for coverage and for straddling two splits.
+
+    A grid too coarse to fill every split's quota (small fields, where the split guard drops many grid
+    points near cell borders) is retried 4x and 16x denser.
+    """
+    count = spec.sample
+    screen = screening_renderer(renderer)
+    if spec.sample_mode != "grid":
+        ra, dec = random_candidates(footprints, max(40 * count, 2000), config.seed)
+        return _pick_targets(config, spec, screen, ra, dec, split_order)
+    for density in (4, 16, 64):
+        chosen, cell_split = _pick_targets(config, spec, screen, *grid_candidates(footprints, density * count),
+                                           split_order, warn=density == 64)
+        if len(chosen) == count:
+            break
+    return chosen, cell_split
+
+
+def _pick_targets(config, spec, screen, ra, dec, split_order: int, warn: bool = True):
+    count = spec.sample
+    if config.min_coverage > 0:
+        # screen in batches and stop once there are plenty (remote surveys fetch tiles to screen)
+        usable = np.zeros(len(ra), dtype=bool)
+        step = max(4 * count, 500)
+        for start in range(0, len(ra), step):
+            part = slice(start, start + step)
+            estimate = screen.estimate_coverage_many(ra[part], dec[part], config.fov, config.size).min(axis=1)
+            usable[part] = estimate >= config.min_coverage
+            if spec.sample_mode != "grid" and usable.sum() >= 6 * count:
+                usable[start + step:] = False
+                break
+        ra, dec = ra[usable], dec[usable]
+    cells = cells_of(ra, dec, split_order)
+    # weight cells by the candidates whose whole field stays inside them: those can never be dropped
+    # by the split guard, so every split can fill its quota
+    interior = np.array([len(set(footprint_cells(r, d, config.fov, 1.0, split_order).tolist()) - {c}) == 0
+                         for r, d, c in zip(ra.tolist(), dec.tolist(), cells.tolist())], dtype=bool)
+    cell_split = assign_cells(cells[interior] if interior.any() else cells, config.split, config.seed)
+    cell_of = dict(zip(zip(ra.tolist(), dec.tolist()), cells.tolist()))
+    quota = split_quotas(count, config.split)
+    taken = {name: 0 for name in quota}
+
+    def accept(r: float, d: float) -> bool:
+        split = cell_split.get(cell_of[(r, d)])
+        if split is None or taken[split] >= quota[split]:
+            return False
+        if config.split_guard and straddles(r, d, config.fov, 1.0, split_order, cell_split):
+            return False
+        if config.min_coverage > 0:
+            grid = OutputGrid(r, d, config.fov, config.size, config.size, config.projection)
+            if min(screen.estimate_coverage(grid)) < config.min_coverage:
+                return False
+        taken[split] += 1
+        return True
+
+    chosen = pick(ra, dec, count, accept, spread=spec.sample_mode == "grid")
+    if len(chosen) < count and warn:
+        log.warning("--sample %d: only %d positions pass coverage %.2f and the split guard",
+                    count, len(chosen), config.min_coverage)
+    return [Target(f"sample_{i:05d}", r, d) for i, (r, d) in enumerate(chosen)], cell_split
+
+
+def screening_renderer(renderer: Renderer) -> BuiltinRenderer:
+    """The built-in engines screen candidate positions whatever the backend (cheap, local decisions)."""
+    return renderer if isinstance(renderer, BuiltinRenderer) else BuiltinRenderer(renderer.engines)
