@@ -95,9 +95,17 @@ class ImagePiece:
         y = np.full(lon.shape, np.nan)
         near = _angle_deg(_unit_vectors(lon, lat), self.centre) <= self.radius_deg
         if near.any():
-            with np.errstate(invalid="ignore"):
-                x[near], y[near] = self.wcs.wcs_world2pix(lon[near], lat[near], 0)
+            x[near], y[near] = self.world_to_pixel(lon[near], lat[near])
         return x, y
+
+    def world_to_pixel(self, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """0-based pixels, with SIP / lookup-table distortions when the WCS has them (they can move a
+        corner by several pixels, more than the bounding-box margin)."""
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if self.wcs.has_distortion:
+                return self.wcs.all_world2pix(lon, lat, 0, quiet=True)
+            return self.wcs.wcs_world2pix(lon, lat, 0)
 
     def has_data(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
         x, y = self.pixels_of(lon, lat)
@@ -126,8 +134,7 @@ class ImagePiece:
         whole = Box(slice(0, self.shape[0]), slice(0, self.shape[1]), False)
         if grid_radius > MAX_BOX_RADIUS_DEG:
             return whole
-        with np.errstate(invalid="ignore"):
-            x, y = self.wcs.wcs_world2pix(border_lon, border_lat, 0)
+        x, y = self.world_to_pixel(border_lon, border_lat)
         if not (np.isfinite(x).all() and np.isfinite(y).all()):
             return whole
         x0 = max(int(math.floor(x.min() - margin_px)), 0)
@@ -218,7 +225,7 @@ def _reach(wcs, shape: tuple[int, int]) -> tuple[np.ndarray, float]:
     xs = np.concatenate([along_x, along_x, np.full(65, -0.5), np.full(65, width - 0.5), [(width - 1) / 2]])
     ys = np.concatenate([np.full(65, -0.5), np.full(65, height - 0.5), along_y, along_y, [(height - 1) / 2]])
     with np.errstate(invalid="ignore"):
-        lon, lat = wcs.wcs_pix2world(xs, ys, 0)
+        lon, lat = wcs.all_pix2world(xs, ys, 0)
     vectors = _unit_vectors(lon, lat)
     centre = vectors[-1]
     if not np.isfinite(vectors).all():

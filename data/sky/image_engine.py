@@ -141,7 +141,7 @@ def piece_moc(piece: ImagePiece):
     rows, cols = np.nonzero(np.isfinite(piece.data[::step, ::step]))
     if rows.size == 0:
         raise UserError(f"survey {piece.path}: no pixel has data (all NaN or BLANK)")
-    lon, lat = piece.wcs.wcs_pix2world(cols * step, rows * step, 0)
+    lon, lat = piece.wcs.all_pix2world(cols * step, rows * step, 0)
     icrs = SkyCoord(lon * u.deg, lat * u.deg, frame=wcs_to_celestial_frame(piece.wcs)).icrs
     order = int(np.clip(math.floor(math.log2(HEALPIX_CELL_DEG / (2 * step * piece.pixel_deg))), 0, 29))
     return MOC.from_lonlat(icrs.ra, icrs.dec, max_norder=order)

@@ -1,7 +1,7 @@
 """FITS images (and mosaic folders of them) as surveys of aladin_data.py: geometry, values, units, errors.
 
 Synthetic images are written here with a star (a small Gaussian) at a known sky position, in several
-projections, frames and pixel scales; the real sn2010ag files of ../shared check that real panels coincide.
+projections (TAN, rotated; SIN; galactic CAR; TAN with SIP distortion), frames and pixel scales; the real sn2010ag files of ../shared check that real panels coincide.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from astropy.coordinates import SkyCoord
 from astropy.io import fits
-from astropy.wcs import WCS
+from astropy.wcs import WCS, Sip
 from PIL import Image
 
 from data.sky.cli import main as cli_main
@@ -49,16 +49,31 @@ def sky_wcs(ctype: tuple[str, str], crval: tuple[float, float], arcsec: float, s
     return wcs
 
 
-def star_image(wcs: WCS, shape: tuple[int, int], arcsec: float) -> np.ndarray:
-    """Background 10 plus a Gaussian star of peak 1000 at STAR, drawn in the image's own pixels."""
-    x0, y0 = (float(v) for v in wcs.world_to_pixel(STAR))
+def sip_wcs(shape: tuple[int, int], arcsec: float) -> WCS:
+    """TAN-SIP with its reference pixel in a corner: around STAR the distortion moves pixels by ~10 px,
+    more than a bounding box's margin."""
+    wcs = sky_wcs(("RA---TAN-SIP", "DEC--TAN-SIP"), (STAR.ra.deg, STAR.dec.deg), arcsec, shape)
+    wcs.wcs.crpix = [1, 1]
+    wcs.wcs.set()
+    corner = wcs.pixel_to_world(-75, -75)  # STAR 75 px from the reference pixel before distortion
+    wcs.wcs.crval = [corner.ra.deg, corner.dec.deg]
+    a, b = np.zeros((3, 3)), np.zeros((3, 3))
+    a[2, 0] = b[0, 2] = -1.5e-3  # shrinking outwards: a box from the linear WCS alone would miss pixels
+    wcs.sip = Sip(a, b, None, None, wcs.wcs.crpix)
+    wcs.wcs.set()
+    return wcs
+
+
+def star_image(wcs: WCS, shape: tuple[int, int]) -> np.ndarray:
+    """Background 10 plus a Gaussian star of peak 1000 at STAR, round on the sky (distance from STAR of
+    every pixel's sky position, so projection and distortion cannot move its centroid)."""
     rows, cols = np.mgrid[0:shape[0], 0:shape[1]]
-    sigma = STAR_SIGMA_ARCSEC / arcsec
-    return (10.0 + 1000.0 * np.exp(-((cols - x0) ** 2 + (rows - y0) ** 2) / (2 * sigma**2))).astype(np.float32)
+    distance = wcs.pixel_to_world(cols, rows).separation(STAR).arcsec
+    return (10.0 + 1000.0 * np.exp(-distance**2 / (2 * STAR_SIGMA_ARCSEC**2))).astype(np.float32)
 
 
 def write_image(path: Path, wcs: WCS, data: np.ndarray, unit: str | None = None) -> Path:
-    header = wcs.to_header()
+    header = wcs.to_header(relax=True)  # relax: SIP keywords too
     if unit is not None:
         header["BUNIT"] = unit
     fits.PrimaryHDU(data, header=header).writeto(path)
@@ -69,6 +84,7 @@ IMAGES = {  # name: (ctype, crval, arcsec per pixel, shape (rows, cols), rotatio
     "tan": (("RA---TAN", "DEC--TAN"), (266.40, -28.94), 2.0, (150, 160), 25.0, "MJy/sr"),
     "sin": (("RA---SIN", "DEC--SIN"), (266.41, -28.93), 3.0, (100, 110), 0.0, None),
     "car": (("GLON-CAR", "GLAT-CAR"), (0.0, 0.0), 4.0, (90, 90), 0.0, "K"),
+    "sip": (("RA---TAN-SIP", "DEC--TAN-SIP"), None, 1.5, (210, 220), 0.0, "DN"),
 }
 
 
@@ -77,8 +93,11 @@ def star_files(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("stars")
     files = {}
     for name, (ctype, crval, arcsec, shape, rotation, unit) in IMAGES.items():
-        wcs = sky_wcs(ctype, crval, arcsec, shape, rotation, put=(shape[1] * 0.47, shape[0] * 0.52))
-        files[name] = write_image(folder / f"{name}.fits", wcs, star_image(wcs, shape, arcsec), unit)
+        if name == "sip":
+            wcs = sip_wcs(shape, arcsec)
+        else:
+            wcs = sky_wcs(ctype, crval, arcsec, shape, rotation, put=(shape[1] * 0.47, shape[0] * 0.52))
+        files[name] = write_image(folder / f"{name}.fits", wcs, star_image(wcs, shape), unit)
     return files
 
 
@@ -98,7 +117,7 @@ def centroid(image: np.ndarray, half: int = 4) -> tuple[float, float]:
 
 @pytest.mark.parametrize("resample", ["interp", "exact"])
 def test_star_lands_on_its_pixel_in_every_panel_and_plane(star_files, tmp_path, resample):
-    order = ["tan", "sin", "car"]
+    order = ["tan", "sin", "car", "sip"]
     out = tmp_path / "ds"
     build(out, [star_files[n] for n in order], "--fits", "--cuts", "0,100", "--resample", resample)
     with fits.open(out / "test" / "ra266.4050_dec-28.9350.fits") as hdul:
