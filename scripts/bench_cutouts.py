@@ -128,7 +128,8 @@ def bench_fits(args) -> None:
     exact = ImageEngine(engines[0].pieces, engines[0].name, engines[0].location, resample="exact")
     few = grids[: max(len(grids) // 10, 1)]
     _, wall, cpu = timed(lambda: BuiltinRenderer([exact]).render(few))
-    print(f"  {exact.name:10s}          exact  {len(few) / cpu:7.1f} cutouts/s per core ({1e3 * cpu / len(few):5.2f} ms)")
+    print(f"  {exact.name:10s}          exact  {len(few) / cpu:7.1f} cutouts/s per core "
+          f"({1e3 * cpu / len(few):5.2f} ms)")
     _, wall, cpu = timed(lambda: renderer.render(grids))
     per = cpu / len(grids)
     print(f"  {len(engines)}-band samples     {1 / per:7.1f} samples/s per core   ({len(grids) / wall:6.1f}/s wall); "

@@ -64,7 +64,8 @@ class Summary:
     unknown: list[str] = field(default_factory=list)
     guard_dropped: list[str] = field(default_factory=list)
     outside: list[str] = field(default_factory=list)
-    partial: list[tuple[str, str, float]] = field(default_factory=list)  # written, some survey < 100 %: (target, survey, coverage)
+    # written but some survey covers part of the field only: (target, survey, coverage)
+    partial: list[tuple[str, str, float]] = field(default_factory=list)
 
 
 # ---- setup -----------------------------------------------------------------------------------

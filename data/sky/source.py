@@ -1,4 +1,5 @@
-"""Survey sources: a local HiPS folder, an http(s) HiPS URL, or a CDS ID resolved through the MocServer."""
+"""HiPS survey sources: a local HiPS folder, an http(s) HiPS URL, or a CDS ID resolved through the MocServer
+(FITS images: fits_image.py; data.sky.surveys.open_engine tells them apart)."""
 from __future__ import annotations
 
 import re
@@ -65,14 +66,14 @@ def open_survey(spec: str, fetcher: Fetcher | None = None, mocserver_url: str = 
         survey.spec = spec
         return survey
     if path.exists():
-        raise UserError(f"survey {spec}: not a folder (a HiPS is a folder with a properties file)")
-    raise UserError(f"survey {spec}: no such folder, not an http(s) URL, not a CDS ID like CDS/P/DSS2/red")
+        raise UserError(f"survey {spec}: neither a HiPS folder nor a FITS image (.fits .fit .fts, also .gz .bz2, .fz)")
+    raise UserError(f"survey {spec}: no such folder or file, not an http(s) URL, not a CDS ID like CDS/P/DSS2/red")
 
 
 def _open_local(root: Path, spec: str) -> Survey:
     props_file = root / "properties"
     if not props_file.is_file():
-        raise UserError(f"survey {spec}: no 'properties' file, not a HiPS folder")
+        raise UserError(f"survey {spec}: no 'properties' file and no FITS images: neither a HiPS nor a mosaic folder")
     props = parse_properties_text(props_file.read_text(encoding="utf-8", errors="replace"), str(props_file))
 
     def read(relative: str, validate=None) -> bytes | None:

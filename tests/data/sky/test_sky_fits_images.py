@@ -1,7 +1,8 @@
 """FITS images (and mosaic folders of them) as surveys of aladin_data.py: geometry, values, units, errors.
 
 Synthetic images are written here with a star (a small Gaussian) at a known sky position, in several
-projections (TAN, rotated; SIN; galactic CAR; TAN with SIP distortion), frames and pixel scales; the real sn2010ag files of ../shared check that real panels coincide.
+projections (TAN, rotated; SIN; galactic CAR; TAN with SIP distortion), frames and pixel scales; the real
+sn2010ag files of ../shared check that real panels coincide.
 """
 from __future__ import annotations
 
@@ -177,7 +178,8 @@ def test_compressed_and_scaled_integer_files(star_files, tmp_path):
 
     (tmp_path / "sin.fits.bz2").write_bytes(bz2.compress(star_files["sin"].read_bytes()))
     engine = open_engine(str(tmp_path / "sin.fits.bz2"))
-    assert engine.name == "sin" and np.array_equal(engine.pieces[0].data, open_engine(str(star_files["sin"])).pieces[0].data)
+    original = open_engine(str(star_files["sin"])).pieces[0].data
+    assert engine.name == "sin" and np.array_equal(engine.pieces[0].data, original)
 
 
 def test_same_interface_for_every_survey_kind(star_files):
@@ -335,7 +337,8 @@ def correlation_peak(reference: np.ndarray, image: np.ndarray, reach: int = 3) -
     return float(dx), float(dy), float(score.max())
 
 
-@pytest.mark.skipif(not (SN2010AG / "2mass_k.fits.gz").is_file(), reason="../shared/data/real-fields absent (fresh clone)")
+@pytest.mark.skipif(not (SN2010AG / "2mass_k.fits.gz").is_file(),
+                    reason="../shared/data/real-fields absent (fresh clone)")
 def test_real_panels_of_sn2010ag_coincide(tmp_path):
     """GALEX (1.5" TAN), 2MASS (1" TAN) and WISE (1.375" SIN) on one 3.4"/px grid: every band's
     cross-correlation peak against 2MASS Ks within 0.3 px. FUV is compared with NUV instead: its light
