@@ -12,7 +12,7 @@ from util.errors import exit_on_user_error
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
     from options.test_options import TestOptions
-    from util.inference import run_test
+    from engine.inference import run_test
 
     page = run_test(TestOptions().parse(argv))
     print(f"results: {page}")

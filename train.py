@@ -9,7 +9,7 @@ from util.errors import exit_on_user_error
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
     from options.train_options import TrainOptions
-    from util.training import run_training
+    from engine.training import run_training
 
     run_training(TrainOptions().parse(argv))
 

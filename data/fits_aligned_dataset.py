@@ -16,7 +16,7 @@ import torch
 from tqdm import tqdm
 
 from data.base_dataset import BaseDataset, check_preprocess, get_params
-from data.fits_io import is_fits_name, plane_labels, read_cube, require_wcs
+from data.sky.fits_io import is_fits_name, plane_labels, read_cube, require_wcs
 from data.fits_norm import (NORM_MODES, PlaneSampler, check_mode, fit_cube_norm, load_norm,
                             norm_path, parse_cuts, save_norm)
 from data.panels import parse_index_list
@@ -154,7 +154,7 @@ class FitsAlignedDataset(BaseDataset):
     # ------------------------------------------------------------------ test.py hook
     def result_writer(self, results_dir):
         """Called by test.py: writes each generated band as FITS in physical units with its WCS."""
-        from util.fits_results import FitsResultWriter
+        from engine.fits_results import FitsResultWriter
 
         return FitsResultWriter(self.opt, self.norm, self.labels, self.target_planes, results_dir, self.input_planes)
 

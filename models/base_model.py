@@ -12,9 +12,10 @@ from torch import nn
 
 from data.panels import split_channels
 from models import networks
-from util import checkpoint, distributed
+from models import checkpoint
+from engine import distributed
 from util.errors import UserError
-from util.precision import Precision
+from models.precision import Precision
 
 
 def checkpoint_prefix(opt) -> str:
@@ -80,8 +81,8 @@ class BaseModel(ABC):
 
     def wrap_networks(self) -> None:
         """After loading: DDP around trainable networks under torchrun, then --compile.
-        Checkpoints still hold the bare module's keys (util.checkpoint strips the wrappers)."""
-        from util.compile import compile_network
+        Checkpoints still hold the bare module's keys (models.checkpoint strips the wrappers)."""
+        from engine.compile import compile_network
 
         if self.isTrain:
             distributed.check_options_for_ddp(self.opt)

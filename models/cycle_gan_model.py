@@ -21,7 +21,7 @@ from models import networks
 from models.base_model import BaseModel
 from util.errors import UserError
 from util.fileio import atomic_save_torch
-from util.image_pool import ImagePool
+from models.image_pool import ImagePool
 
 DEFAULT_LAMBDA_IDENTITY = 0.5
 
@@ -184,7 +184,7 @@ class CycleGANModel(BaseModel):
         path = image_pools_path(self.save_dir, prefix)
         if state is None or not path.is_file():
             return state  # weights-only resume: empty pools, as upstream
-        from util.checkpoint import read_torch_file
+        from models.checkpoint import read_torch_file
 
         pools = read_torch_file(path)
         if not isinstance(pools, dict) or pools.get("total_iters") != state["progress"]["total_iters"]:

@@ -14,7 +14,7 @@ from typing import Sequence
 from data import available_dataset_modes
 from models import available_models, networks
 from options.speed_options import add_speed_options
-from util.device import parse_gpu_ids, select_device
+from engine.context import parse_gpu_ids, select_device
 from util.errors import UserError
 from util.fileio import atomic_write_text
 

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from util.bench import MODE_HELP, apply_bench_device_args, parse_modes, ratio_table, summary, time_interleaved  # noqa: E402
+from engine.bench import MODE_HELP, apply_bench_device_args, parse_modes, ratio_table, summary, time_interleaved  # noqa: E402
 from util.errors import UserError, exit_on_user_error  # noqa: E402
 
 

@@ -20,9 +20,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from util.bench import (MODE_HELP, apply_bench_device_args, parse_modes, plain_pix2pix_step,  # noqa: E402
+from engine.bench import (MODE_HELP, apply_bench_device_args, parse_modes, plain_pix2pix_step,  # noqa: E402
                         ratio_table, summary, time_interleaved)
-from util.bench import time_loader_items  # noqa: E402
+from engine.bench import time_loader_items  # noqa: E402
 from util.errors import exit_on_user_error  # noqa: E402
 
 

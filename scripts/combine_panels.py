@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tqdm import tqdm  # noqa: E402
 
-from data.panel_combine import (PANEL_LETTERS, check_folders, check_sizes, plan_panel_sets,  # noqa: E402
+from data.sky.panel_combine import (PANEL_LETTERS, check_folders, check_sizes, plan_panel_sets,  # noqa: E402
                                 square_panel_note, summarize, write_panel_set)
 from util.errors import UserError, exit_on_user_error  # noqa: E402
 

@@ -56,7 +56,7 @@ def common_argv(args: argparse.Namespace, dataroot: Path, name: str) -> list[str
 
 def train(args: argparse.Namespace, dataroot: Path, name: str, amp: str, seed: int) -> float:
     from options.train_options import TrainOptions
-    from util.training import run_training
+    from engine.training import run_training
 
     argv = common_argv(args, dataroot, name) + [
         "--amp", amp, "--seed", str(seed), "--deterministic", "--batch_size", str(args.batch_size),

@@ -16,8 +16,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from util.errors import UserError, exit_on_user_error  # noqa: E402
-from util.evaluation import evaluate_folder, flat_description, format_table, write_metrics  # noqa: E402
-from util.photometry import PhotometryConfig  # noqa: E402
+from evaluation.evaluation import evaluate_folder, flat_description, format_table, write_metrics  # noqa: E402
+from evaluation.photometry import PhotometryConfig  # noqa: E402
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from data.synthetic_sky import SkySettings, write_dataset  # noqa: E402
+from data.sky.synthetic_sky import SkySettings, write_dataset  # noqa: E402
 from util.errors import UserError, exit_on_user_error  # noqa: E402
 
 

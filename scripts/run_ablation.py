@@ -22,10 +22,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from util import ablation  # noqa: E402
-from util.ablation_report import Variant, baseline_label, flat_label, write_report  # noqa: E402
+from evaluation import ablation  # noqa: E402
+from evaluation.ablation_report import Variant, baseline_label, flat_label, write_report  # noqa: E402
 from util.errors import UserError, exit_on_user_error  # noqa: E402
-from util.evaluation import average_runs, evaluate_folder, format_table, write_metrics  # noqa: E402
+from evaluation.evaluation import average_runs, evaluate_folder, format_table, write_metrics  # noqa: E402
 from util.fileio import atomic_write_text  # noqa: E402
 
 SYNTHETIC_BANDS = {0: "optical RGB", 1: "optical grey low-res", 2: "UV", 3: "IR"}

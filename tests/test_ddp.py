@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from util.distributed import state_digest
+from engine.distributed import state_digest
 
 ROOT = Path(__file__).resolve().parents[1]
 # no norm layer and no dropout: a sample's gradient does not depend on the rest of its batch,
@@ -55,7 +55,7 @@ def test_torchrun_two_cpu_ranks_train_one_model(tmp_path):
     assert len(digests) == 1  # checked on every rank at the final save, printed by rank 0 alone
 
     from options.train_options import TrainOptions
-    from util.training import run_training
+    from engine.training import run_training
 
     single_argv = ["--dataroot", str(data), "--name", "single", "--checkpoints_dir", str(tmp_path / "ck"),
                    "--batch_size", "2", "--num_threads", "0", *COMMON]

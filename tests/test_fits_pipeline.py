@@ -22,7 +22,7 @@ from data.sky.cli import main as build_cubes
 from models.pix2pix_model import Pix2PixModel
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
-from util.inference import run_test
+from engine.inference import run_test
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "data" / "sky_samples"

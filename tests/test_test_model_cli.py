@@ -14,9 +14,9 @@ from data.base_dataset import to_normalized_tensor
 from models import networks
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
-from util.checkpoint import load_network
-from util.inference import run_test
-from util.training import run_training
+from models.checkpoint import load_network
+from engine.inference import run_test
+from engine.training import run_training
 from util.util import tensor2im
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -5,7 +5,7 @@ from PIL import Image
 from data import create_dataset
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
-from util.visualizer import Visualizer
+from engine.visualizer import Visualizer
 
 
 def write_four_panel_set(root, n=3, size=32):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from data.fits_io import celestial_wcs, plane_labels, read_cube, require_wcs
+from data.sky.fits_io import celestial_wcs, plane_labels, read_cube, require_wcs
 from data.fits_norm import (PlaneNorm, PlaneSampler, fit_cube_norm, fit_plane, load_norm, parse_cuts,
                             save_norm)
 from util.errors import UserError

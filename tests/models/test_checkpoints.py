@@ -11,7 +11,8 @@ import torch
 from models import create_model, networks
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
-from util import checkpoint, fileio
+from models import checkpoint
+from util import fileio
 from util.errors import UserError
 
 TINY = ["--netG", "unet_64", "--ngf", "8", "--ndf", "8", "--gpu_ids", "-1", "--crop_size", "64"]
@@ -181,7 +182,7 @@ def test_prefix_and_result_folder_follow_epoch_and_load_iter(tmp_path):
     import argparse
 
     from models.base_model import checkpoint_prefix
-    from util.inference import results_dir_for
+    from engine.inference import results_dir_for
 
     opt = argparse.Namespace(epoch="latest", load_iter=0, phase="test", results_dir=str(tmp_path), name="n")
     assert checkpoint_prefix(opt) == "latest" and results_dir_for(opt) == tmp_path / "n" / "test_latest"

@@ -12,8 +12,8 @@ from models import create_model
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
 from util.errors import UserError
-from util.inference import run_test
-from util.training import run_training
+from engine.inference import run_test
+from engine.training import run_training
 
 TINY = ["--netG", "unet_64", "--ngf", "8", "--ndf", "8", "--gpu_ids", "-1", "--crop_size", "64",
         "--load_size", "64", "--num_threads", "0"]

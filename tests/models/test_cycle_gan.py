@@ -12,7 +12,7 @@ from models.cycle_gan_model import resolve_lambda_identity
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
 from util.errors import UserError
-from util.training import run_training
+from engine.training import run_training
 
 TINY = ["--netG", "resnet_6blocks", "--ngf", "8", "--ndf", "8", "--gpu_ids", "-1", "--crop_size", "32",
         "--load_size", "32"]

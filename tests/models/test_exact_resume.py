@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from options.train_options import TrainOptions
-from util.training import run_training
+from engine.training import run_training
 
 
 def write_four_panel_set(root, n_images=4, size=72):

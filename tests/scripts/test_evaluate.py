@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from data import synthetic_sky
-from data.synthetic_sky import SkySettings
+from data.sky import synthetic_sky
+from data.sky.synthetic_sky import SkySettings
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "evaluate.py"

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from util import ablation
+from evaluation import ablation
 from util.errors import UserError
 
 

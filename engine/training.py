@@ -14,9 +14,9 @@ from typing import Any
 
 from tqdm import tqdm
 
-from util import distributed
-from util.checkpoint import capture_rng_state, restore_rng_state
-from util.determinism import apply_reproducibility
+from engine import distributed
+from models.checkpoint import capture_rng_state, restore_rng_state
+from engine.determinism import apply_reproducibility
 from util.errors import UserError
 
 
@@ -87,7 +87,7 @@ def run_training(opt, stop_after_iters: int | None = None, stop_after_epoch: int
     right after that iteration / after that epoch's end-of-epoch saves (a killed run, in tests)."""
     from data import create_dataset
     from models import create_model
-    from util.visualizer import Visualizer
+    from engine.visualizer import Visualizer
 
     started_here = not distributed.is_distributed() and distributed.init_distributed(opt.device)
     try:

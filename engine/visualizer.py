@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from util import html, util
-from util.loss_plot import draw_loss_curves
+from engine.loss_plot import draw_loss_curves
 
 VISDOM_TIMEOUT_S = 3.0
 CURVE_INTERVAL_S = 30.0

@@ -8,7 +8,7 @@ from typing import Mapping
 
 from tqdm import tqdm
 
-from util.training import attach_panels
+from engine.training import attach_panels
 
 
 def results_dir_for(opt) -> Path:
@@ -39,7 +39,7 @@ def run_test(opt) -> Path:
     """Upstream test.py: results/NAME/{phase}_{epoch}/index.html plus images/; returns the page."""
     from data import create_dataset
     from models import create_model
-    from util.determinism import apply_reproducibility
+    from engine.determinism import apply_reproducibility
     from util.html import HTML
 
     apply_reproducibility(opt)  # --seed / --deterministic: repeatable dropout and data order

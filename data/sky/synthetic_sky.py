@@ -1,7 +1,7 @@
 """Synthetic black-body star fields written as aligned multi-band images with known truth.
 
 Each star has a temperature and a brightness. Its flux in every band is Planck's law integrated
-over that band (data.blackbody), it is drawn with the band's own PSF width, and each band gets its
+over that band (data.sky.blackbody), it is drawn with the band's own PSF width, and each band gets its
 own noise. Panel 0 (A, the target) is an optical colour image whose R, G, B channels are three
 optical sub-bands; the input panels are grey: a broad optical band at low resolution, a UV band
 and an IR band. Brightness is visible in the optical input alone, but colour needs temperature,
@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from data.blackbody import Band, relative_band_fluxes
+from data.sky.blackbody import Band, relative_band_fluxes
 from util.fileio import atomic_write_bytes, atomic_write_text
 
 REFERENCE = Band("optical", 0.40, 0.70)  # star brightness is drawn in this band

@@ -16,8 +16,8 @@ import pytest
 import torch
 from PIL import Image
 
-from util.loss_plot import parse_loss_log
-from util.visualizer import Visualizer
+from engine.loss_plot import parse_loss_log
+from engine.visualizer import Visualizer
 
 
 def make_opt(tmp_path, **overrides) -> argparse.Namespace:
@@ -202,7 +202,7 @@ def test_visdom_without_server_warns_once_and_goes_on(tmp_path, capsys):
 
 def test_visdom_is_not_imported_unless_asked(tmp_path):
     code = ("import argparse, sys, torch\n"
-            "from util.visualizer import Visualizer\n"
+            "from engine.visualizer import Visualizer\n"
             f"v = Visualizer(argparse.Namespace(**{vars(make_opt(tmp_path))!r}))\n"
             "v.display_current_results({'x': torch.zeros(1, 2, 4, 4)}, 1, 1, True)\n"
             "v.print_current_losses(1, 1, {'G': 1.0}, 0.1, 0.1)\n"

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from util.evaluation import FAKE_SUFFIX, REAL_SUFFIX, flat_description, images_folder, input_panels, load_image
+from evaluation.evaluation import FAKE_SUFFIX, REAL_SUFFIX, flat_description, images_folder, input_panels, load_image
 from util.fileio import atomic_write_bytes, atomic_write_text
-from util.loss_plot import parse_loss_log
-from util.verdict import statement
+from engine.loss_plot import parse_loss_log
+from evaluation.verdict import statement
 
 SUMMARY_KEYS = ("L1", "PSNR", "SSIM", "CC", "flux_error", "colour_error", "false_source_rate", "completeness",
                 "n_sources", "n_images")
@@ -34,7 +34,7 @@ class Variant:
     name: str
     label: str  # e.g. "1 band (GLIMPSE360)"
     input_panels: list[int]
-    metrics: dict  # util.evaluation.evaluate_folder output
+    metrics: dict  # evaluation.evaluation.evaluate_folder output
     results_dir: Path
     loss_log: Path | None = None
     extra: dict = field(default_factory=dict)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from skimage.metrics import structural_similarity
 
-from util import metrics
+from evaluation import metrics
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from util.distributed import state_digest
+from engine.distributed import state_digest
 
 
 @pytest.fixture(autouse=True)
@@ -31,7 +31,7 @@ def data(tmp_path) -> Path:
 
 def train(data: Path, name: str, *extra: str) -> Path:
     from options.train_options import TrainOptions
-    from util.training import run_training
+    from engine.training import run_training
 
     argv = ["--dataroot", str(data), "--name", name, "--checkpoints_dir", str(data.parent / "ck"),
             "--model", "pix2pix", "--direction", "BtoA", "--input_nc", "9", "--netG", "unet_64", "--ngf", "8",
@@ -113,7 +113,7 @@ def test_channels_last_trains_and_saves_upstream_layout(data):
 
 def test_compiled_networks_save_upstream_keys(tmp_path):
     from models import networks
-    from util.checkpoint import save_network
+    from models.checkpoint import save_network
 
     net = networks.define_G(3, 3, 8, "unet_64", "batch", True, "normal", 0.02)
     compiled = torch.compile(net)  # lazy: nothing is compiled until called
@@ -123,7 +123,7 @@ def test_compiled_networks_save_upstream_keys(tmp_path):
 
 
 def test_compile_falls_back_with_one_warning_when_the_toolchain_fails(monkeypatch):
-    from util import compile as compile_module
+    from engine import compile as compile_module
 
     monkeypatch.setattr(compile_module, "compiler_problem", lambda device_type: "InvalidCxxCompiler: no compiler")
     net = torch.nn.Conv2d(3, 3, 3)
@@ -139,7 +139,7 @@ def test_fp16_resume_mid_epoch_is_bit_identical_to_a_straight_run(data):
     # the loss scale (halved on overflows, grown after clean steps) must survive the restart
     flags = ("--amp", "fp16", "--seed", "2", "--num_threads", "1", "--save_latest_freq", "4")
     from options.train_options import TrainOptions
-    from util.training import run_training
+    from engine.training import run_training
 
     straight = weights(train(data, "straight", *flags))
     argv = ["--dataroot", str(data), "--name", "resumed", "--checkpoints_dir", str(data.parent / "ck"),

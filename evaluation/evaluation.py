@@ -24,8 +24,8 @@ from PIL import Image
 
 from util.errors import UserError
 from util.fileio import atomic_write_text
-from util.metrics import pixel_metrics
-from util.photometry import PhotometryConfig, compare_sources, summarise
+from evaluation.metrics import pixel_metrics
+from evaluation.photometry import PhotometryConfig, compare_sources, summarise
 
 PIXEL_KEYS = ("L1", "PSNR", "SSIM", "CC")
 PHOTOMETRY_KEYS = ("flux_error", "colour_error", "false_source_rate", "completeness", "n_sources")
@@ -169,7 +169,7 @@ def evaluate_folder(results_dir: str | Path, baseline_panel: int | None = None,
 def score_flat(pairs: list[tuple[str, np.ndarray, np.ndarray]], cfg: PhotometryConfig,
                flat_level: float | None = None) -> dict:
     """The flat-image reference for (stem, generated, real) triples: each real target against a constant
-    image. Its CC is 0 (a constant has no defined Pearson r; util.metrics counts it as uncorrelated) and
+    image. Its CC is 0 (a constant has no defined Pearson r; evaluation.metrics counts it as uncorrelated) and
     it has no sources, so flux error 1 and completeness 0."""
     reals = [real for _, _, real in pairs]
     if flat_level is None:

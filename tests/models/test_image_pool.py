@@ -6,8 +6,8 @@ import torch
 from PIL import Image
 
 from options.train_options import TrainOptions
-from util.image_pool import ImagePool
-from util.training import run_training
+from models.image_pool import ImagePool
+from engine.training import run_training
 
 
 def images(n, value):

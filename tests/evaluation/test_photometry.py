@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from util import photometry
-from util.photometry import PhotometryConfig, compare_sources, summarise
+from evaluation import photometry
+from evaluation.photometry import PhotometryConfig, compare_sources, summarise
 
 SIZE = 112
 BACKGROUND = 0.1

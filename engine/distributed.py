@@ -118,7 +118,7 @@ def state_digest(states: Mapping[str, Mapping[str, torch.Tensor]]) -> str:
 
 def weights_digest(nets: Mapping[str, nn.Module]) -> str:
     """state_digest of the bare networks (keys as in the checkpoint files)."""
-    from util.checkpoint import bare_module, strip_wrapper_prefixes
+    from models.checkpoint import bare_module, strip_wrapper_prefixes
 
     return state_digest({name: strip_wrapper_prefixes(bare_module(net).state_dict()) for name, net in nets.items()})
 
@@ -141,7 +141,7 @@ def barrier() -> None:
 
 
 class SilentVisualizer:
-    """What ranks other than 0 get instead of util.visualizer.Visualizer: no files, no output."""
+    """What ranks other than 0 get instead of engine.visualizer.Visualizer: no files, no output."""
 
     def __init__(self, opt=None):
         self.opt = opt

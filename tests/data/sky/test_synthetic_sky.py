@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from data import blackbody, synthetic_sky
-from data.blackbody import Band
-from data.synthetic_sky import INPUTS, TARGET, SkySettings, StarField
-from util.photometry import PhotometryConfig, aperture_fluxes
+from data.sky import blackbody, synthetic_sky
+from data.sky.blackbody import Band
+from data.sky.synthetic_sky import INPUTS, TARGET, SkySettings, StarField
+from evaluation.photometry import PhotometryConfig, aperture_fluxes
 
 SIGMA_SB = 5.670374419e-8  # W m^-2 K^-4 (CODATA 2018)
 
@@ -92,7 +92,7 @@ def test_target_colour_follows_the_uv_to_optical_ratio_not_the_optical_flux():
     optical input alone. This is what a multi-band model can learn and a one-band model cannot."""
     from scipy.stats import spearmanr
 
-    from util.photometry import detect_sources, to_grey
+    from evaluation.photometry import detect_sources, to_grey
 
     size, cfg = 64, PhotometryConfig(aperture_radius=3.0)
     colour, uv_ratio, optical = [], [], []

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data.fits_io import celestial_wcs, cutout_wcs, image_bytes, read_header
+from data.sky.fits_io import celestial_wcs, cutout_wcs, image_bytes, read_header
 from data.fits_norm import CubeNorm
 from util.fileio import atomic_write_bytes
 

@@ -7,11 +7,11 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from data import synthetic_sky
-from data.synthetic_sky import SkySettings
-from util.ablation_report import Variant, write_report
-from util.evaluation import evaluate_folder
-from util.verdict import MIN_EFFECT
+from data.sky import synthetic_sky
+from data.sky.synthetic_sky import SkySettings
+from evaluation.ablation_report import Variant, write_report
+from evaluation.evaluation import evaluate_folder
+from evaluation.verdict import MIN_EFFECT
 
 SIZE = 64
 N_IMAGES = 6
@@ -117,7 +117,7 @@ def test_missing_loss_logs_leave_out_the_plot(tmp_path):
 
 
 def test_repeated_trainings_are_averaged_and_their_spread_can_veto_a_gain(tmp_path):
-    from util.evaluation import average_runs
+    from evaluation.evaluation import average_runs
 
     def noisy(real, rng):
         return real + rng.normal(0, 6.0, real.shape)
