@@ -13,5 +13,7 @@ $(STAMP): requirements.txt constraints.txt
 demo: $(STAMP)
 	$(PY) scripts/run_ablation.py
 
+# the import contract first (.importlinter: layers one way, the sky builder torch-free), then the suite
 test: $(STAMP)
+	.venv/bin/lint-imports --no-cache
 	$(PY) -m pytest -q tests

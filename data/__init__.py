@@ -5,7 +5,6 @@ torch is imported only when a dataset is created, so `import data.sky` stays lig
 from __future__ import annotations
 
 import importlib
-import os
 from pathlib import Path
 
 from util.errors import UserError
@@ -42,9 +41,11 @@ def get_option_setter(dataset_name: str):
     return find_dataset_using_name(dataset_name).modify_commandline_options
 
 
-def create_dataset(opt) -> "CustomDatasetDataLoader":
-    """Build the dataset of --dataset_mode (checking data and options now) wrapped in a loader."""
-    return CustomDatasetDataLoader(opt)
+def create_dataset(opt, rank: int = 0, world_size: int = 1, pin_memory: bool = False) -> "CustomDatasetDataLoader":
+    """Build the dataset of --dataset_mode (checking data and options now) wrapped in a loader.
+    The run engine passes its context's rank and world size (which shard to read) and whether
+    batches go to a GPU (pinned memory)."""
+    return CustomDatasetDataLoader(opt, rank, world_size, pin_memory)
 
 
 def _clean_worker_error(err: UserError) -> UserError:
@@ -60,30 +61,26 @@ def _clean_worker_error(err: UserError) -> UserError:
 class CustomDatasetDataLoader:
     """Upstream's loader: batches, shuffles unless --serial_batches, stops after max_dataset_size.
 
-    With WORLD_SIZE > 1 in the environment (torchrun) each rank reads its own shard through a
-    DistributedSampler; call set_epoch(epoch) every epoch so the shards reshuffle.
+    With world_size > 1 (torchrun) each rank reads its own shard through a DistributedSampler;
+    call set_epoch(epoch) every epoch so the shards reshuffle.
     """
 
-    def __init__(self, opt):
+    def __init__(self, opt, rank: int = 0, world_size: int = 1, pin_memory: bool = False):
         import torch.utils.data as torch_data
+
+        from data.worker_seeding import build_loader
 
         self.opt = opt
         self.dataset = find_dataset_using_name(opt.dataset_mode)(opt)
         print(f"dataset [{type(self.dataset).__name__}] was created")
         shuffle = not opt.serial_batches
-        world_size = int(os.environ.get("WORLD_SIZE", "1"))
         self.sampler = None
         if world_size > 1:
-            rank = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")))
             self.sampler = torch_data.DistributedSampler(
                 self.dataset, num_replicas=world_size, rank=rank, shuffle=shuffle)
-        from data.worker_seeding import build_loader
-
-        device = getattr(opt, "device", None)
         # workers persist across epochs and reseed per item (exact resume stays exact); pinned memory on CUDA
         self.dataloader, self._epoch_seeding = build_loader(
-            self.dataset, opt.batch_size, shuffle, int(opt.num_threads), self.sampler,
-            pin_memory=device is not None and getattr(device, "type", "") == "cuda")
+            self.dataset, opt.batch_size, shuffle, int(opt.num_threads), self.sampler, pin_memory=pin_memory)
 
     def load_data(self) -> "CustomDatasetDataLoader":
         return self

@@ -10,7 +10,9 @@ from __future__ import annotations
 import os
 import random
 import warnings
-from typing import Callable, Optional
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
@@ -22,8 +24,35 @@ from util.errors import UserError
 PREPROCESS_MODES = ("resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none")
 
 
+@dataclass(frozen=True)
+class CubeBands:
+    """Float FITS cubes: what it takes to turn the generator's output back into physical values
+    (the engine writes the generated planes as FITS with it) and where the real values are."""
+    norm: Any  # data.fits_norm.CubeNorm
+    norm_file: Path
+    labels: list[tuple[str, str]]  # (name, unit) of every cube plane
+    target_planes: list[int]
+    input_planes: list[int]
+
+
+@dataclass(frozen=True)
+class DatasetDescription:
+    """What a dataset tells the run about its items, for the visuals and the results manifest.
+
+    panel_channels / panel_indices: (A side, B side) channels and file panel (or cube plane)
+    numbers of the stacked items, None when items are not multi-panel; bands: band name of a
+    panel or plane when the data says it; cube: set for float FITS cubes."""
+    mode: str
+    kind: str = "panels"  # or "planes" (FITS cubes)
+    panel_channels: tuple[list[int], list[int]] | None = None
+    panel_indices: tuple[list[int], list[int]] | None = None
+    bands: dict[int, str] = field(default_factory=dict)
+    cube: CubeBands | None = None
+
+
 class BaseDataset(torch_data.Dataset):
-    """Subclasses set their own options in modify_commandline_options and implement __len__/__getitem__."""
+    """Subclasses set their own options in modify_commandline_options and implement __len__/__getitem__.
+    A multi-panel dataset sets panel_channels and panel_indices (see DatasetDescription)."""
 
     def __init__(self, opt):
         self.opt = opt
@@ -32,6 +61,14 @@ class BaseDataset(torch_data.Dataset):
     @staticmethod
     def modify_commandline_options(parser, is_train: bool):
         return parser
+
+    def describe(self) -> DatasetDescription:
+        """The panel layout and band names of the items (see DatasetDescription)."""
+        from data.panels import band_names
+
+        return DatasetDescription(mode=self.opt.dataset_mode, panel_channels=getattr(self, "panel_channels", None),
+                                  panel_indices=getattr(self, "panel_indices", None),
+                                  bands=band_names(self.opt.dataroot))
 
     def __len__(self) -> int:
         raise NotImplementedError

@@ -6,38 +6,13 @@ Each RGB image under DATAROOT/PHASE gives A = L / 50 - 1 (1 channel) and B = ab 
 """
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import torch
 
 from data.aligned_dataset import list_aligned_images
 from data.base_dataset import BaseDataset, check_preprocess, get_transform, load_rgb, read_image_size
 from util.errors import UserError
-
-L_SCALE, L_SHIFT, AB_SCALE = 50.0, 1.0, 110.0
-
-
-def rgb_to_normalized_lab(rgb: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    """HxWx3 uint8 RGB -> (L channel (1, H, W), ab channels (2, H, W)) scaled as upstream."""
-    from skimage import color
-
-    lab = torch.from_numpy(color.rgb2lab(rgb).astype(np.float32)).permute(2, 0, 1)
-    return lab[[0]] / L_SCALE - L_SHIFT, lab[1:] / AB_SCALE
-
-
-def normalized_lab_to_rgb(L: torch.Tensor, ab: torch.Tensor) -> np.ndarray:
-    """The inverse for one image: (1, H, W) and (2, H, W) tensors -> HxWx3 float RGB in [0, 1].
-
-    Predicted colours often fall outside the RGB gamut; skimage clips them and warns each time,
-    which would flood the training log, so that warning is silenced here."""
-    from skimage import color
-
-    lab = torch.cat([(L + L_SHIFT) * L_SCALE, ab * AB_SCALE], dim=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        return color.lab2rgb(lab.detach().cpu().float().permute(1, 2, 0).numpy())
-
+from util.util import rgb_to_normalized_lab
 
 class ColorizationDataset(BaseDataset):
     """Items: A (L), B (ab), A_paths, B_paths (the same file)."""
@@ -64,5 +39,5 @@ class ColorizationDataset(BaseDataset):
         image = load_rgb(path)
         check_preprocess(self.opt, image.size, f"image {path}")
         cropped = get_transform(self.opt, convert=False)(image)
-        A, B = rgb_to_normalized_lab(np.asarray(cropped))
+        A, B = (torch.from_numpy(x) for x in rgb_to_normalized_lab(np.asarray(cropped)))
         return {"A": A, "B": B, "A_paths": path, "B_paths": path}

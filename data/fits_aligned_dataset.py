@@ -13,14 +13,14 @@ import os
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
-from data.base_dataset import BaseDataset, check_preprocess, get_params
-from data.sky.fits_io import is_fits_name, plane_labels, read_cube, require_wcs
+from data.base_dataset import BaseDataset, CubeBands, DatasetDescription, check_preprocess, get_params
 from data.fits_norm import (NORM_MODES, PlaneSampler, check_mode, fit_cube_norm, load_norm,
                             norm_path, parse_cuts, save_norm)
 from data.panels import parse_index_list
+from data.sky.fits_io import is_fits_name, plane_labels, read_cube, require_wcs
 from util.errors import UserError
+from util.progress import progress, write
 
 FITS_PREPROCESS = ("crop", "none")
 SAMPLED_PIXELS = 2_000_000  # per plane over the whole training set, for the percentiles
@@ -86,13 +86,13 @@ class FitsAlignedDataset(BaseDataset):
         samplers = [PlaneSampler(max(1000, SAMPLED_PIXELS // len(paths))) for _ in range(self.n_planes)]
         kept: list[str] = []
         skipped: list[str] = []
-        for path in tqdm(paths, desc="checking FITS cubes", unit="cube", leave=False, disable=len(paths) < 50):
+        for path in progress(paths, desc="checking FITS cubes", unit="cube", leave=False, enabled=len(paths) >= 50):
             cube = read_cube(path)
             self._check_cube(path, cube)
             empty = _empty_side(cube.planes, self.input_planes, self.target_planes if need_target else [])
             if empty:
                 skipped.append(path)
-                tqdm.write(f"skipping {path}: every {empty} pixel is NaN (no data)")
+                write(f"skipping {path}: every {empty} pixel is NaN (no data)")
                 continue
             kept.append(path)
             if fit:
@@ -151,12 +151,15 @@ class FitsAlignedDataset(BaseDataset):
         normalized[~valid] = 0.0
         return torch.from_numpy(normalized), torch.from_numpy(valid)
 
-    # ------------------------------------------------------------------ test.py hook
-    def result_writer(self, results_dir):
-        """Called by test.py: writes each generated band as FITS in physical units with its WCS."""
-        from engine.fits_results import FitsResultWriter
-
-        return FitsResultWriter(self.opt, self.norm, self.labels, self.target_planes, results_dir, self.input_planes)
+    # ------------------------------------------------------------------ what test.py needs
+    def describe(self) -> DatasetDescription:
+        """Cube planes with their band names, and the normalisation that turns the generator's
+        output back into physical values (test.py writes the generated planes as FITS with it)."""
+        return DatasetDescription(
+            mode=self.opt.dataset_mode, kind="planes", panel_channels=self.panel_channels,
+            panel_indices=self.panel_indices, bands={i: name for i, (name, _) in enumerate(self.labels)},
+            cube=CubeBands(self.norm, self.norm_file, list(self.labels), list(self.target_planes),
+                           list(self.input_planes)))
 
 
 def list_cubes(dataroot: str, phase: str, max_dataset_size: float) -> list[str]:

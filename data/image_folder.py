@@ -4,12 +4,7 @@ from __future__ import annotations
 import os
 
 from util.errors import UserError
-
-IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".tif", ".tiff", ".webp")
-
-
-def is_image_file(filename: str) -> bool:
-    return filename.lower().endswith(IMG_EXTENSIONS)
+from util.util import is_image_file
 
 
 def make_dataset(folder: str | os.PathLike, max_dataset_size: float = float("inf")) -> list[str]:

@@ -1,9 +1,15 @@
 """Panel layout of multi-band aligned images: A|B|C|D..., panel 0 is the target band."""
 from __future__ import annotations
 
-from typing import Sequence
+import csv
+import os
+from pathlib import Path
 
 from util.errors import UserError
+
+# what the dataset builders leave beside the images: aladin_data.py's manifest.csv names the surveys
+# of every item (';'-separated, in panel order), the synthetic sky's bands.csv one panel per row
+BUILDER_MANIFEST, BUILDER_SURVEYS, SYNTHETIC_BANDS = "manifest.csv", "surveys", "bands.csv"
 
 
 def parse_index_list(text: str, option: str) -> list[int]:
@@ -42,13 +48,6 @@ def panel_channels(opt, n_input_panels: int) -> tuple[list[int], list[int]]:
             f"{b_nc} channels over {n_b} input panels gives {per_panel} per panel, "
             f"but a panel has 1 (grey) or 3 (colour) channels; check --input_nc / --input_panels")
     return [a_nc], [per_panel] * n_b
-
-
-def split_channels(tensor, sizes: Sequence[int], dim: int = -3) -> list:
-    """Cut a channel-stacked tensor back into its panels (dim -3 is C for CHW and NCHW)."""
-    if sum(sizes) != tensor.shape[dim]:
-        raise ValueError(f"panel channels {list(sizes)} do not add up to {tensor.shape[dim]}")
-    return list(tensor.split(list(sizes), dim=dim))
 
 
 def count_panels(width: int, height: int, n_panels: int, path: str) -> int:
@@ -90,3 +89,22 @@ def panel_boxes(width: int, height: int, n_panels: int) -> list[tuple[int, int, 
     """(left, top, right, bottom) of each panel; for 2 panels exactly upstream's half split."""
     edges = [int(i * width / n_panels) for i in range(n_panels)] + [width]
     return [(edges[i], 0, edges[i + 1], height) for i in range(n_panels)]
+
+
+def band_names(dataroot: str | os.PathLike) -> dict[int, str]:
+    """Band name of each file panel, from the builder's files in --dataroot or its parent (a
+    --phase folder or a single-mode folder inside a built dataset); {} when there are none."""
+    for folder in (Path(dataroot), Path(dataroot).parent):
+        try:
+            with open(folder / SYNTHETIC_BANDS, newline="", encoding="utf-8") as handle:
+                return {int(row["panel"]): row["name"] for row in csv.DictReader(handle)}
+        except (OSError, KeyError, ValueError):
+            pass
+        try:
+            with open(folder / BUILDER_MANIFEST, newline="", encoding="utf-8") as handle:
+                first = next(csv.DictReader(handle), None)
+        except OSError:
+            continue
+        if first and first.get(BUILDER_SURVEYS):
+            return dict(enumerate(first[BUILDER_SURVEYS].split(";")))
+    return {}

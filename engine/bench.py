@@ -1,18 +1,21 @@
 """Pieces shared by scripts/bench_train.py and scripts/bench_infer.py: speed modes, a plain
 hand-written pix2pix step (the reference our framework must not be slower than), interleaved
 timing (modes alternate step by step, so a busy machine slows them alike), loader timing.
+
+torch is imported inside the functions that need it: a bench script checks its command line
+(parse_modes) before it pays torch's start-up.
 """
 from __future__ import annotations
 
 import statistics
 import time
 from dataclasses import dataclass
-from typing import Callable
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Callable
 
 from util.errors import UserError
+
+if TYPE_CHECKING:
+    import torch
 
 MODE_HELP = ("comma-separated modes, each a '+'-joined set of: fp32 (ours), plain (a minimal hand-written "
              "step, same networks), bf16, fp16, channels_last, compile; e.g. fp32,plain,bf16,bf16+channels_last")
@@ -51,12 +54,14 @@ def parse_modes(text: str) -> list[Mode]:
     return modes
 
 
-def synchronize(device: torch.device) -> None:
+def synchronize(device: "torch.device") -> None:
     if device.type == "cuda":
+        import torch
+
         torch.cuda.synchronize(device)
 
 
-def time_interleaved(steps: dict[str, Callable[[], object]], device: torch.device, warmup: int,
+def time_interleaved(steps: dict[str, Callable[[], object]], device: "torch.device", warmup: int,
                      rounds: int) -> dict[str, list[float]]:
     """Seconds of each call, the modes taking turns every round after `warmup` untimed calls each."""
     for step in steps.values():
@@ -73,8 +78,11 @@ def time_interleaved(steps: dict[str, Callable[[], object]], device: torch.devic
     return times
 
 
-def plain_pix2pix_step(opt, batch: dict, device: torch.device) -> Callable[[], None]:
+def plain_pix2pix_step(opt, batch: dict, device: "torch.device") -> Callable[[], None]:
     """What a user would write by hand: the same G and D, Adam, GAN + 100 L1, D step then G step."""
+    import torch
+    from torch import nn
+
     from models import networks
 
     net_g = networks.define_G(opt.input_nc, opt.output_nc, opt.ngf, opt.netG, opt.norm, not opt.no_dropout,
@@ -107,8 +115,10 @@ def plain_pix2pix_step(opt, batch: dict, device: torch.device) -> Callable[[], N
     return step
 
 
-def apply_bench_device_args(args) -> torch.device:
+def apply_bench_device_args(args) -> "torch.device":
     """--threads and --device of the bench scripts: CUDA asked for but absent is a user mistake."""
+    import torch
+
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     if args.device == "cuda" and not torch.cuda.is_available():

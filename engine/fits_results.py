@@ -13,11 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from data.sky.fits_io import celestial_wcs, cutout_wcs, image_bytes, read_header
+from data.base_dataset import CubeBands
 from data.fits_norm import CubeNorm
+from data.sky.fits_io import celestial_wcs, cutout_wcs, image_bytes, read_header
 from util.fileio import atomic_write_bytes
-
-OUTPUT_NAMES = ("fake_B", "fake")  # pix2pix, test-style models
 
 
 def to_physical(normalized: np.ndarray, norm: CubeNorm, planes: list[int], flip: bool,
@@ -56,19 +55,19 @@ def output_cards(opt, source: str, header, labels, target_planes: list[int], inp
 
 
 class FitsResultWriter:
-    """Callable test.py hands each batch and the model after model.test()."""
+    """Callable test.py hands each batch and the model after model.test(), when the dataset
+    describes float cubes (DatasetDescription.cube)."""
 
-    def __init__(self, opt, norm: CubeNorm, labels, target_planes: list[int], results_dir,
-                 input_planes: list[int] | None = None):
+    def __init__(self, opt, cube: CubeBands, results_dir):
         self.opt = opt
-        self.norm = norm
-        self.labels = labels
-        self.target_planes = list(target_planes)
-        self.input_planes = list(input_planes or [])
+        self.norm = cube.norm
+        self.labels = cube.labels
+        self.target_planes = list(cube.target_planes)
+        self.input_planes = list(cube.input_planes)
         self.folder = Path(results_dir) / "fits"
 
     def __call__(self, data: dict, model) -> list[Path]:
-        output = next((getattr(model, name) for name in OUTPUT_NAMES if hasattr(model, name)), None)
+        output = model.generated_output()
         if output is None:
             return []
         written = []

@@ -1,33 +1,12 @@
-"""Loss curves as a PNG, read back from loss_log.txt (so a resumed run shows its whole history)."""
+"""Loss curves as a PNG, drawn from loss_log.jsonl (so a resumed run shows its whole history)."""
 from __future__ import annotations
 
 import io
 import math
 import os
-import re
-from typing import NamedTuple
 
 from util.fileio import atomic_write_bytes
-
-_LINE = re.compile(r"\(epoch: (\d+), iters: (\d+), time: [^,]*, data: [^)]*\)(.*)")
-_LOSS = re.compile(r"([A-Za-z_][\w]*): (-?(?:\d+\.?\d*|nan|inf))")
-
-
-class LossRecord(NamedTuple):
-    epoch: int
-    iters: int
-    losses: dict[str, float]
-
-
-def parse_loss_log(text: str) -> list[LossRecord]:
-    """Loss lines of both formats ('(epoch: ...) G_GAN: 1.0' and '[Rank 0] (epoch: ...) , G_GAN: 1.0')."""
-    records = []
-    for line in text.splitlines():
-        match = _LINE.search(line)
-        if match:
-            losses = {name: float(value) for name, value in _LOSS.findall(match.group(3))}
-            records.append(LossRecord(int(match.group(1)), int(match.group(2)), losses))
-    return records
+from util.loss_history import read_history
 
 
 def _moving_average(values: list[float], window: int) -> list[float]:
@@ -41,13 +20,9 @@ def _moving_average(values: list[float], window: int) -> list[float]:
     return out
 
 
-def draw_loss_curves(log_path: str | os.PathLike, png_path: str | os.PathLike) -> bool:
+def draw_loss_curves(history_path: str | os.PathLike, png_path: str | os.PathLike) -> bool:
     """Write one small chart per loss (x = epochs, raw and smoothed); False when there is nothing yet."""
-    try:
-        with open(log_path, encoding="utf-8") as handle:
-            records = parse_loss_log(handle.read())
-    except FileNotFoundError:
-        return False
+    records = read_history(history_path)
     names = list(dict.fromkeys(name for record in records for name in record.losses))
     if not names:
         return False
@@ -67,7 +42,7 @@ def draw_loss_curves(log_path: str | os.PathLike, png_path: str | os.PathLike) -
         ax.set_ylabel(name)
         ax.grid(alpha=0.3)
     axes[-1].set_xlabel("epoch")
-    fig.suptitle(os.path.basename(os.path.dirname(os.path.abspath(log_path))) + " losses")
+    fig.suptitle(os.path.basename(os.path.dirname(os.path.abspath(history_path))) + " losses")
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")

@@ -12,17 +12,16 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from tqdm import tqdm
-
 from engine import distributed
+from engine.context import RunContext, open_run
 from models.checkpoint import capture_rng_state, restore_rng_state
-from engine.determinism import apply_reproducibility
 from util.errors import UserError
+from util.progress import progress, write
 
 
 @dataclass
 class ResumePlan:
-    """Where the loop starts: first epoch, batches of it already done, counters and RNG to restore."""
+    """Where the loop starts: first epoch, batches of it already done, counters and this rank's RNG to restore."""
     start_epoch: int
     skip_batches: int = 0
     total_iters: int = 0
@@ -31,18 +30,34 @@ class ResumePlan:
     notes: list[str] = field(default_factory=list)
 
 
-def plan_resume(opt, resume_state: dict[str, Any] | None) -> ResumePlan:
-    """Fresh run or weights-only resume: start at --epoch_count. Full state: where it stopped."""
+def _own_streams(saved: list, fallback: Any, ctx: RunContext) -> Any:
+    """This rank's entry of a per-rank list saved with the same world size; rank 0's for a state
+    saved by one process (or before per-rank streams were kept); None when the saved run had fewer
+    ranks than this one (the rank keeps the streams it was seeded with)."""
+    if not saved:
+        return fallback if ctx.rank == 0 else None
+    return saved[ctx.rank] if ctx.rank < len(saved) else None
+
+
+def plan_resume(opt, resume_state: dict[str, Any] | None, ctx: RunContext | None = None) -> ResumePlan:
+    """Fresh run or weights-only resume: start at --epoch_count. Full state: where it stopped,
+    each rank with its own random streams."""
+    ctx = ctx or RunContext()
     if not resume_state:
         return ResumePlan(start_epoch=opt.epoch_count)
-    progress = resume_state["progress"]
-    if progress["epoch_finished"]:
-        plan = ResumePlan(start_epoch=progress["epoch"] + 1, total_iters=progress["total_iters"],
-                          rng=resume_state["rng"])
+    progress_ = resume_state["progress"]
+    rng = _own_streams(resume_state.get("rng_ranks") or [], resume_state["rng"], ctx)
+    if progress_["epoch_finished"]:
+        plan = ResumePlan(start_epoch=progress_["epoch"] + 1, total_iters=progress_["total_iters"], rng=rng)
     else:
-        plan = ResumePlan(start_epoch=progress["epoch"], skip_batches=progress["batches_done"],
-                          total_iters=progress["total_iters"], rng=resume_state["rng"],
-                          epoch_start_rng=progress["epoch_start_rng"])
+        plan = ResumePlan(start_epoch=progress_["epoch"], skip_batches=progress_["batches_done"],
+                          total_iters=progress_["total_iters"], rng=rng,
+                          epoch_start_rng=_own_streams(progress_.get("epoch_start_rng_ranks") or [],
+                                                       progress_["epoch_start_rng"], ctx))
+    saved_ranks = len(resume_state.get("rng_ranks") or [None])
+    if saved_ranks != ctx.world_size:
+        plan.notes.append(f"note: the checkpoint was saved by {saved_ranks} process(es), this run has "
+                          f"{ctx.world_size}: the data shards differ, so the resume is not exact")
     plan.notes.append(f"resuming at epoch {plan.start_epoch}, after {plan.skip_batches} batches of it "
                       f"(total_iters {plan.total_iters}); --epoch_count set to {plan.start_epoch}")
     return plan
@@ -54,73 +69,68 @@ def make_progress(epoch: int, epoch_finished: bool, batches_done: int, epoch_ite
             "epoch_iter": epoch_iter, "total_iters": total_iters, "epoch_start_rng": epoch_start_rng}
 
 
-def save_checkpoint(model, prefix: str | int, progress: dict[str, Any]) -> None:
+def save_checkpoint(model, prefix: str | int, progress_: dict[str, Any], ctx: RunContext) -> None:
     """Network files (upstream format) then the resume state, each written atomically.
-    Under DDP every rank calls this: the ranks first prove they hold the same weights, then
-    rank 0 alone writes."""
-    if distributed.is_distributed():
-        digest = distributed.verify_replicas_in_sync(dict(model.networks()))
-        if not distributed.is_main_process():
+    Under DDP every rank calls this: the ranks prove they hold the same weights and hand rank 0
+    their random streams (each rank augments and drops out with its own), then rank 0 alone writes."""
+    streams = distributed.gather_objects({"rng": capture_rng_state(), "epoch_start_rng": progress_["epoch_start_rng"]},
+                                         ctx)
+    if ctx.is_distributed:
+        digest = distributed.verify_replicas_in_sync(dict(model.networks()), ctx)
+        if not ctx.is_main:
             return
-        print(f"weights identical on all {distributed.world_size()} ranks (sha256 {digest[:16]})")
+        print(f"weights identical on all {ctx.world_size} ranks (sha256 {digest[:16]})")
+    progress_ = {**progress_, "epoch_start_rng_ranks": [s["epoch_start_rng"] for s in streams]}
     model.save_networks(prefix)
-    model.save_train_state(prefix, progress)
+    model.save_train_state(prefix, progress_, rng_ranks=[s["rng"] for s in streams])
 
 
-def stop_on_non_finite(model, epoch: int, total_iters: int) -> None:
-    """Stop before anything is saved from a diverged step; the last good checkpoint stays."""
+def stop_on_non_finite(model, epoch: int, total_iters: int, ctx: RunContext) -> None:
+    """Stop before anything is saved from a diverged step; the last good checkpoint stays. Under
+    DDP the check is reduced over the ranks, so every rank stops at the same step (a rank that
+    stopped alone would leave the others waiting in their next gradient reduction)."""
     bad = model.non_finite_losses()
-    if bad:
-        losses = model.get_current_losses()
-        values = ", ".join(f"{name}={losses[name]}" for name in bad)
-        raise UserError(f"non-finite loss at iteration {total_iters} (epoch {epoch}): {values}; stopped without "
-                        f"saving, the last good checkpoint in {model.save_dir} is kept (lower --lr?)")
-
-
-def attach_panels(model, dataset) -> None:
-    """Give the model the dataset's panel layout so each input band is its own visual."""
-    model.set_visual_panels(getattr(dataset, "panel_channels", None), getattr(dataset, "panel_indices", None))
+    ranks = distributed.ranks_with(bool(bad), ctx)
+    if not ranks:
+        return
+    where = f" on rank {', '.join(map(str, ranks))}" if ctx.is_distributed else ""
+    losses = model.get_current_losses()
+    values = ": " + ", ".join(f"{name}={losses[name]}" for name in bad) if bad else ""
+    raise UserError(f"non-finite loss at iteration {total_iters} (epoch {epoch}){where}{values}; stopped without "
+                    f"saving, the last good checkpoint in {model.save_dir} is kept (lower --lr?)")
 
 
 def run_training(opt, stop_after_iters: int | None = None, stop_after_epoch: int | None = None) -> dict[str, int]:
     """Train as upstream's train.py. `stop_after_iters` / `stop_after_epoch` end the run early,
     right after that iteration / after that epoch's end-of-epoch saves (a killed run, in tests)."""
     from data import create_dataset
-    from models import create_model
-    from engine.visualizer import Visualizer
+    from engine.setup import prepare_model, record_options
+    from engine.visualizer import SilentVisualizer, Visualizer
 
-    started_here = not distributed.is_distributed() and distributed.init_distributed(opt.device)
-    try:
-        apply_reproducibility(opt, distributed.rank())
-        dataset = create_dataset(opt)
-        if distributed.is_distributed():
-            if distributed.is_main_process():
+    with open_run(opt) as ctx:
+        dataset = create_dataset(opt, ctx.rank, ctx.world_size, ctx.pin_memory)
+        if ctx.is_distributed:
+            if ctx.is_main:
                 print(f"The number of training images = {len(dataset.dataset)} "
-                      f"({len(dataset)} per rank, {distributed.world_size()} ranks)")
+                      f"({len(dataset)} per rank, {ctx.world_size} ranks)")
         else:
             print(f"The number of training images = {len(dataset)}")
-        model = create_model(opt)
-        attach_panels(model, dataset.dataset)
-        model.setup(opt)
-        visualizer = Visualizer(opt) if distributed.is_main_process() else distributed.SilentVisualizer(opt)
+        model = prepare_model(opt, ctx, dataset.dataset.describe())
+        record_options(opt, ctx)
+        visualizer = Visualizer(opt, ctx) if ctx.is_main else SilentVisualizer(opt, ctx)
         try:
-            return _train_epochs(opt, dataset, model, visualizer, stop_after_iters, stop_after_epoch)
+            return _train_epochs(opt, dataset, model, visualizer, ctx, stop_after_iters, stop_after_epoch)
         finally:
-            close = getattr(visualizer, "close", None)
-            if close is not None:
-                close()
-    finally:
-        if started_here:
-            distributed.cleanup_distributed()
+            visualizer.close()
 
 
-def _train_epochs(opt, dataset, model, visualizer, stop_after_iters: int | None,
+def _train_epochs(opt, dataset, model, visualizer, ctx: RunContext, stop_after_iters: int | None,
                   stop_after_epoch: int | None) -> dict[str, int]:
-    main = distributed.is_main_process()
+    main = ctx.is_main
     # counters count samples over all ranks (a DDP step of K ranks trains K * batch_size samples)
-    samples_per_step = opt.batch_size * distributed.world_size()
-    dataset_size = len(dataset) * distributed.world_size()
-    plan = plan_resume(opt, model.resume_state)
+    samples_per_step = opt.batch_size * ctx.world_size
+    dataset_size = len(dataset) * ctx.world_size
+    plan = plan_resume(opt, model.resume_state, ctx)
     for note in plan.notes if main else []:
         print(note)
     opt.epoch_count = plan.start_epoch
@@ -134,28 +144,30 @@ def _train_epochs(opt, dataset, model, visualizer, stop_after_iters: int | None,
     if plan.start_epoch > last_epoch:
         print(f"nothing to train: epoch {plan.start_epoch} is past --n_epochs + --n_epochs_decay = {last_epoch}")
         return {"epoch": plan.start_epoch - 1, "total_iters": total_iters}
-    epoch_bar = tqdm(range(plan.start_epoch, last_epoch + 1), desc="epochs", unit="epoch",
-                     initial=plan.start_epoch - 1, total=last_epoch, disable=not main)
+    # bars on a terminal; in a log, the "End of epoch" line below is the one line per epoch
+    epoch_bar = progress(range(plan.start_epoch, last_epoch + 1), desc="epochs", unit="epoch",
+                         initial=plan.start_epoch - 1, total=last_epoch, enabled=main, summary=False)
     for epoch in epoch_bar:
         epoch_start_time = iter_data_time = time.time()
         t_data = 0.0
         epoch_iter = 0
         visualizer.reset()
         skip = plan.skip_batches if epoch == plan.start_epoch else 0
-        if skip:
+        if skip and plan.epoch_start_rng is not None:
             epoch_start_rng = plan.epoch_start_rng
             restore_rng_state(epoch_start_rng)
         else:
             epoch_start_rng = capture_rng_state()
         dataset.set_epoch(epoch)
         seen = 0
-        with tqdm(total=batches_per_epoch, desc=f"epoch {epoch}", unit="batch", leave=False, disable=not main) as bar:
+        with progress(total=batches_per_epoch, desc=f"epoch {epoch}", unit="batch", leave=False, enabled=main,
+                      summary=False) as bar:
             for i, data in enumerate(dataset):
                 seen = i + 1
                 bar.update(1)
                 if i < skip:  # already trained on before the restart: replay the data stream only
                     epoch_iter += samples_per_step
-                    if i == skip - 1:
+                    if i == skip - 1 and plan.rng is not None:
                         restore_rng_state(plan.rng)
                     continue
                 iter_start_time = time.time()
@@ -165,16 +177,16 @@ def _train_epochs(opt, dataset, model, visualizer, stop_after_iters: int | None,
                 epoch_iter += samples_per_step
                 model.set_input(data)
                 model.optimize_parameters()
-                stop_on_non_finite(model, epoch, total_iters)
+                stop_on_non_finite(model, epoch, total_iters, ctx)
 
                 if main and total_iters % opt.display_freq == 0:
                     save_result = total_iters % opt.update_html_freq == 0
                     model.compute_visuals()
                     visualizer.display_current_results(model.get_current_visuals(), epoch, total_iters, save_result)
                 if total_iters % opt.print_freq == 0:
-                    losses = distributed.average_losses(model.get_current_losses())
+                    losses = distributed.average_losses(model.get_current_losses(), ctx)
                     t_comp = (time.time() - iter_start_time) / opt.batch_size
-                    visualizer.print_current_losses(epoch, epoch_iter, losses, t_comp, t_data)
+                    visualizer.print_current_losses(epoch, epoch_iter, losses, t_comp, t_data, total_iters)
                     visualizer.plot_current_losses(epoch, float(epoch_iter) / max(dataset_size, 1), losses,
                                                    total_iters=total_iters)
                 if total_iters % opt.save_latest_freq == 0:
@@ -182,25 +194,27 @@ def _train_epochs(opt, dataset, model, visualizer, stop_after_iters: int | None,
                         print(f"saving the latest model (epoch {epoch}, total_iters {total_iters})")
                     prefix = f"iter_{total_iters}" if opt.save_by_iter else "latest"
                     save_checkpoint(model, prefix, make_progress(epoch, False, i + 1, epoch_iter, total_iters,
-                                                                 epoch_start_rng))
+                                                                 epoch_start_rng), ctx)
                 iter_data_time = time.time()
                 if stop_after_iters is not None and total_iters >= stop_after_iters:
                     return {"epoch": epoch, "total_iters": total_iters}
-        if skip and seen < skip:  # the data shrank since the save: still continue from its RNG
+        if skip and seen < skip and plan.rng is not None:  # the data shrank since the save: continue from its RNG
             restore_rng_state(plan.rng)
-        model.update_learning_rate()
-        progress = make_progress(epoch, True, seen, epoch_iter, total_iters, epoch_start_rng)
+        old_lr, lr = model.update_learning_rate()
+        if main:
+            print(f"learning rate {old_lr:.7f} -> {lr:.7f}")
+        done = make_progress(epoch, True, seen, epoch_iter, total_iters, epoch_start_rng)
         if epoch % opt.save_epoch_freq == 0:
             if main:
                 print(f"saving the model at the end of epoch {epoch}, iters {total_iters}")
-            save_checkpoint(model, "latest", progress)
-            save_checkpoint(model, epoch, progress)
+            save_checkpoint(model, "latest", done, ctx)
+            save_checkpoint(model, epoch, done, ctx)
         elif epoch == last_epoch:  # beyond upstream: a finished run always leaves `latest` for test.py
             if main:
                 print(f"saving the final model (epoch {epoch}, iters {total_iters})")
-            save_checkpoint(model, "latest", progress)
+            save_checkpoint(model, "latest", done, ctx)
         if main:
-            tqdm.write(f"End of epoch {epoch} / {last_epoch} \t Time Taken: {time.time() - epoch_start_time:.0f} sec")
+            write(f"End of epoch {epoch} / {last_epoch} \t Time Taken: {time.time() - epoch_start_time:.0f} sec")
         if stop_after_epoch is not None and epoch >= stop_after_epoch:
             break
     return {"epoch": epoch, "total_iters": total_iters}

@@ -1,4 +1,5 @@
-"""Training display: HTML page of visuals, loss_log.txt (+ loss-curve PNG), visdom and wandb.
+"""Training display: HTML page of visuals, loss_log.txt and loss_log.jsonl (+ loss-curve PNG),
+visdom and wandb. Rank 0 alone gets a Visualizer; the other ranks get a SilentVisualizer.
 
 visdom and wandb are optional and imported only when asked for (--display_id > 0, --use_wandb).
 A missing visdom server costs one warning, never a hang or a crash: training matters more
@@ -15,29 +16,18 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from util import html, util
+from engine.context import RunContext
 from engine.loss_plot import draw_loss_curves
+from util import html, util
+from util.loss_history import LOSS_LOG, LossRecord, append_record
+from util.progress import write
 
 VISDOM_TIMEOUT_S = 3.0
 CURVE_INTERVAL_S = 30.0
 
 
-def _rank(variable: str) -> int:
-    try:
-        return int(os.environ.get(variable, "0"))
-    except ValueError:
-        return 0
-
-
-def _say(message: str, file=None) -> None:
-    """Print above any tqdm progress bars instead of through them."""
-    from tqdm import tqdm
-
-    tqdm.write(message, file=file if file is not None else sys.stdout)
-
-
 def _warn(message: str) -> None:
-    _say(f"warning: {message}", file=sys.stderr)
+    write(f"warning: {message}", file=sys.stderr)
 
 
 def _plain_config(opt) -> dict:
@@ -90,19 +80,19 @@ def _pad_to(image: np.ndarray, height: int, width: int) -> np.ndarray:
 class Visualizer:
     """Upstream's Visualizer: display_current_results, plot_current_losses, print_current_losses."""
 
-    def __init__(self, opt):
+    def __init__(self, opt, ctx: RunContext | None = None):
         self.opt = opt
+        self.rank = (ctx or RunContext()).rank
         self.display_id = int(getattr(opt, "display_id", 0) or 0)
         self.use_html = bool(getattr(opt, "isTrain", True)) and not getattr(opt, "no_html", False)
         self.win_size = getattr(opt, "display_winsize", 256)
         self.name = opt.name
         self.ncols = int(getattr(opt, "display_ncols", 4))
         self.use_wandb = bool(getattr(opt, "use_wandb", False))
-        self.is_main = _rank("RANK") == 0
         self.saved = False
         self.plot_data: dict[str, list] = {}
         self._vis = None
-        self._visdom_off = self.display_id <= 0 or not self.is_main
+        self._visdom_off = self.display_id <= 0
         self._wandb_run = None
         self._wandb_step = 0
         self._last_curve_draw: float | None = None
@@ -110,14 +100,14 @@ class Visualizer:
         self.web_dir = os.path.join(self.expr_dir, "web")
         self.img_dir = os.path.join(self.web_dir, "images")
         self.log_name = os.path.join(self.expr_dir, "loss_log.txt")
+        self.history_name = os.path.join(self.expr_dir, LOSS_LOG)
         self.curve_name = os.path.join(self.expr_dir, "loss_curves.png")
-        if self.use_html and self.is_main:
+        if self.use_html:
             print(f"create web directory {self.web_dir}...")
             util.mkdirs([self.web_dir, self.img_dir])
-        if _rank("LOCAL_RANK") == 0:
-            util.mkdirs(self.expr_dir)
-            with open(self.log_name, "a", encoding="utf-8") as log_file:
-                log_file.write(f"================ Training Loss ({time.strftime('%c')}) ================\n")
+        util.mkdirs(self.expr_dir)
+        with open(self.log_name, "a", encoding="utf-8") as log_file:
+            log_file.write(f"================ Training Loss ({time.strftime('%c')}) ================\n")
 
     def reset(self) -> None:
         """Called at the start of each epoch: the next display saves its images to the HTML page."""
@@ -130,7 +120,7 @@ class Visualizer:
         if isinstance(total_iters, bool):  # upstream 2022 call: (visuals, epoch, save_result)
             total_iters, save_result = None, total_iters
         save_html = self.use_html and (save_result or not self.saved)
-        if not self.is_main or not (save_html or self.use_wandb or not self._visdom_off):
+        if not (save_html or self.use_wandb or not self._visdom_off):
             return  # nothing would show the pictures: skip converting them
         images = {label: util.tensor2im(tensor) for label, tensor in visuals.items()}
         if not self._visdom_off:
@@ -217,8 +207,6 @@ class Visualizer:
     def plot_current_losses(self, epoch: int, counter_ratio: float, losses: Mapping[str, float],
                             total_iters: int | None = None) -> None:
         """Loss line chart over epochs (visdom window --display_id); losses to wandb at step total_iters."""
-        if not self.is_main:
-            return
         legend = list(losses)
         if self.plot_data.get("legend") != legend:
             self.plot_data = {"X": [], "Y": [], "legend": legend}
@@ -234,18 +222,19 @@ class Visualizer:
             self._wandb_log({k: float(v) for k, v in losses.items()}, total_iters)
 
     def print_current_losses(self, epoch: int, iters: int, losses: Mapping[str, float],
-                             t_comp: float, t_data: float) -> str:
-        """Print and log one loss line in upstream's 2025 format; refresh loss_curves.png now and then."""
-        message = f"[Rank {_rank('RANK')}] (epoch: {epoch}, iters: {iters}, time: {t_comp:.3f}, data: {t_data:.3f}) "
+                             t_comp: float, t_data: float, total_iters: int | None = None) -> str:
+        """Print and log one loss line in upstream's 2025 format (loss_log.txt) and as a record of
+        loss_log.jsonl, which the curves and reports read; refresh loss_curves.png now and then."""
+        message = f"[Rank {self.rank}] (epoch: {epoch}, iters: {iters}, time: {t_comp:.3f}, data: {t_data:.3f}) "
         message += "".join(f", {k}: {float(v):.3f}" for k, v in losses.items())
-        _say(message)
-        if _rank("LOCAL_RANK") == 0:
-            with open(self.log_name, "a", encoding="utf-8") as log_file:
-                log_file.write(f"{message}\n\n")
-            now = time.monotonic()
-            if self._last_curve_draw is None or now - self._last_curve_draw >= CURVE_INTERVAL_S:
-                self._last_curve_draw = now
-                draw_loss_curves(self.log_name, self.curve_name)
+        write(message)
+        with open(self.log_name, "a", encoding="utf-8") as log_file:
+            log_file.write(f"{message}\n\n")
+        append_record(self.history_name, LossRecord(epoch, iters, {k: float(v) for k, v in losses.items()}, total_iters))
+        now = time.monotonic()
+        if self._last_curve_draw is None or now - self._last_curve_draw >= CURVE_INTERVAL_S:
+            self._last_curve_draw = now
+            draw_loss_curves(self.history_name, self.curve_name)
         return message
 
     # ---------------------------------------------------------------- wandb
@@ -261,8 +250,29 @@ class Visualizer:
 
     def close(self) -> None:
         """End of training: final loss curves, finish the wandb run (flushes offline files)."""
-        if _rank("LOCAL_RANK") == 0:
-            draw_loss_curves(self.log_name, self.curve_name)
+        draw_loss_curves(self.history_name, self.curve_name)
         if self._wandb_run is not None:
             self._wandb_run.finish()
             self._wandb_run = None
+
+
+class SilentVisualizer:
+    """What ranks other than 0 get instead of a Visualizer: no files, no output."""
+
+    def __init__(self, opt=None, ctx: RunContext | None = None):
+        self.opt = opt
+
+    def reset(self) -> None:
+        pass
+
+    def display_current_results(self, *args, **kwargs) -> None:
+        pass
+
+    def plot_current_losses(self, *args, **kwargs) -> None:
+        pass
+
+    def print_current_losses(self, *args, **kwargs) -> None:
+        pass
+
+    def close(self) -> None:
+        pass

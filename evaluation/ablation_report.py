@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from evaluation.evaluation import FAKE_SUFFIX, REAL_SUFFIX, flat_description, images_folder, input_panels, load_image
-from util.fileio import atomic_write_bytes, atomic_write_text
-from engine.loss_plot import parse_loss_log
+from evaluation.evaluation import flat_description, input_panels, load_image
+from evaluation.results import load_results, loss_history
 from evaluation.verdict import statement
+from util.fileio import atomic_write_bytes, atomic_write_text
 
 SUMMARY_KEYS = ("L1", "PSNR", "SSIM", "CC", "flux_error", "colour_error", "false_source_rate", "completeness",
                 "n_sources", "n_images")
@@ -36,7 +36,7 @@ class Variant:
     input_panels: list[int]
     metrics: dict  # evaluation.evaluation.evaluate_folder output
     results_dir: Path
-    loss_log: Path | None = None
+    run_dir: Path | None = None  # checkpoints/NAME: its loss history
     extra: dict = field(default_factory=dict)
 
 
@@ -86,13 +86,11 @@ def _smooth(values: np.ndarray, window: int) -> np.ndarray:
     return np.convolve(padded, kernel, mode="valid")
 
 
-def plot_loss_curves(logs: list[tuple[str, Path | None]], png: Path) -> bool:
-    """One panel per loss, one line per variant (x in epochs, lightly smoothed); False if no log has lines."""
+def plot_loss_curves(runs: list[tuple[str, Path | None]], png: Path) -> bool:
+    """One panel per loss, one line per variant (x in epochs, lightly smoothed); False if no run logged losses."""
     series = {}
-    for label, path in logs:
-        if path is None or not Path(path).exists():
-            continue
-        records = parse_loss_log(Path(path).read_text(encoding="utf-8", errors="replace"))
+    for label, run_dir in runs:
+        records = loss_history(run_dir) if run_dir is not None else []
         if records:
             series[label] = records
     if not series:
@@ -124,21 +122,22 @@ def plot_loss_curves(logs: list[tuple[str, Path | None]], png: Path) -> bool:
 def example_columns(variants: list[Variant], n_examples: int) -> tuple[list[str], list[str], list[list[Path | None]]]:
     """Titles, row names and image paths for the example grid: inputs, each variant's output, real."""
     widest = max(variants, key=lambda v: len(v.input_panels))
-    folder = images_folder(widest.results_dir)
     stems = [row["image"] for row in widest.metrics.get("images", [])][:n_examples]
+    results = {v.name: {item.stem: item for item in load_results(v.results_dir).items} for v in variants}
     titles, grid = [], []
-    panels_of_first = input_panels(folder, stems[0]) if stems else {}
+    panels_of_first = input_panels(widest.results_dir, results[widest.name][stems[0]]) if stems else {}
     for number in sorted(panels_of_first):
         titles.append(f"input {number}" + (f" ({widest.extra['band_names'][number]})"
                                            if number in widest.extra.get("band_names", {}) else ""))
     titles += [f"generated: {v.label}" for v in variants] + ["real target"]
     for stem in stems:
-        panels = input_panels(folder, stem)
+        item = results[widest.name][stem]
+        panels = input_panels(widest.results_dir, item)
         row: list[Path | None] = [panels.get(number) for number in sorted(panels_of_first)]
         for variant in variants:
-            path = images_folder(variant.results_dir) / f"{stem}{FAKE_SUFFIX}"
-            row.append(path if path.exists() else None)
-        row.append(folder / f"{stem}{REAL_SUFFIX}")
+            other = results[variant.name].get(stem)
+            row.append(Path(variant.results_dir) / other.generated.png if other and other.generated else None)
+        row.append(Path(widest.results_dir) / item.target.png)
         grid.append(row)
     return titles, stems, grid
 
@@ -233,10 +232,10 @@ def render_html(title: str, intro: list[str], table_rows: list[tuple[str, dict]]
 
 
 def baseline_label(variant: Variant) -> str:
-    """'baseline: input band 1 (GLIMPSE360) resampled, no model' from the visual name the baseline used."""
-    visual = variant.metrics["baseline"]["input"]
-    number = int(visual.rsplit("_p", 1)[1]) if "_p" in visual else variant.input_panels[0]
-    name = variant.extra.get("band_names", {}).get(number)
+    """'baseline: input band 1 (GLIMPSE360) resampled, no model' from the input panel the baseline used."""
+    baseline = variant.metrics["baseline"]
+    number = baseline.get("panel") or variant.input_panels[0]
+    name = variant.extra.get("band_names", {}).get(number) or baseline.get("band")
     return f"baseline: input band {number}{f' ({name})' if name else ''} resampled, no model"
 
 
@@ -260,7 +259,7 @@ def write_report(out_dir: str | Path, title: str, variants: list[Variant], intro
     verdict = statement([(v.label, v.metrics) for v in variants], (base_label, baseline) if baseline else None,
                         (f"the flat image ({flat_description(flat)})", flat) if flat else None)
     figures = {}
-    if plot_loss_curves([(v.label, v.loss_log) for v in variants], out / "loss_curves.png"):
+    if plot_loss_curves([(v.label, v.run_dir) for v in variants], out / "loss_curves.png"):
         figures["Training losses"] = "loss_curves.png"
     titles, stems, grid = example_columns(variants, n_examples)
     if plot_examples(titles, stems, grid, out / "examples.png"):

@@ -1,7 +1,7 @@
 """Evaluate a test.py results folder: pixel metrics, photometry, and two no-model references.
 
-The folder is upstream's layout: `images/X_fake_B.png` beside `images/X_real_B.png`, and the input
-panels as `images/X_real_A.png` (one panel) or `images/X_real_A_p1.png`, `..._p2.png` (several).
+Which picture is generated, which is the real target and which are the input panels comes from
+the folder's results manifest (evaluation.results; an upstream-layout folder through its adapter).
 The baseline is "no model at all": the first input band, resampled to the target's size and channel
 count, compared with the real target by the very same metrics. A model that cannot beat it has not
 learnt anything the input did not already show.
@@ -15,23 +15,21 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from util.errors import UserError
-from util.fileio import atomic_write_text
 from evaluation.metrics import pixel_metrics
 from evaluation.photometry import PhotometryConfig, compare_sources, summarise
+from evaluation.results import load_results, natural_key
+from util.errors import UserError
+from util.fileio import atomic_write_text
+from util.results_manifest import Item
 
 PIXEL_KEYS = ("L1", "PSNR", "SSIM", "CC")
 PHOTOMETRY_KEYS = ("flux_error", "colour_error", "false_source_rate", "completeness", "n_sources")
-FAKE_SUFFIX = "_fake_B.png"
-REAL_SUFFIX = "_real_B.png"
-_PANEL_RE = re.compile(r"_real_A(?:_p(\d+))?\.png$")
 
 
 def load_image(path: Path) -> np.ndarray:
@@ -48,42 +46,19 @@ def load_image(path: Path) -> np.ndarray:
         raise UserError(f"cannot read image {path}: {err}") from None
 
 
-def images_folder(results_dir: Path) -> Path:
-    """`results_dir/images` in upstream's layout, or the folder itself when it holds the PNGs."""
-    if not results_dir.exists():
-        raise UserError(f"results folder {results_dir} does not exist")
-    if not results_dir.is_dir():
-        raise UserError(f"{results_dir} is not a folder")
-    inner = results_dir / "images"
-    return inner if inner.is_dir() else results_dir
+def scored_items(results_dir: str | Path) -> list[Item]:
+    """The manifest's items that have a generated picture and a real target, in natural order."""
+    manifest = load_results(results_dir)
+    items = [item for item in manifest.items if item.generated is not None and item.target is not None]
+    if not items:
+        raise UserError(f"{results_dir} holds no generated image with a real target to compare it with "
+                        f"({len(manifest.items)} results; --model test has no targets)")
+    return sorted(items, key=lambda item: natural_key(item.stem))
 
 
-def find_pairs(folder: Path) -> list[str]:
-    """Stems X that have both X_fake_B.png and X_real_B.png, in natural order."""
-    fakes = {p.name[: -len(FAKE_SUFFIX)] for p in folder.glob(f"*{FAKE_SUFFIX}")}
-    reals = {p.name[: -len(REAL_SUFFIX)] for p in folder.glob(f"*{REAL_SUFFIX}")}
-    stems = fakes & reals
-    if not stems:
-        if not any(folder.iterdir()):
-            raise UserError(f"{folder} is empty: run test.py first (it writes images/X_fake_B.png)")
-        raise UserError(
-            f"no matching X{FAKE_SUFFIX} / X{REAL_SUFFIX} pairs in {folder} "
-            f"({len(fakes)} generated, {len(reals)} real images)")
-    return sorted(stems, key=lambda s: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", s)])
-
-
-def input_panels(folder: Path, stem: str) -> dict[int, Path]:
-    """Input panel number -> file for one stem; a lone `X_real_A.png` counts as panel 1."""
-    panels = {}
-    for path in folder.glob(f"{glob_escape(stem)}_real_A*.png"):
-        match = _PANEL_RE.search(path.name)
-        if match and path.name[: match.start()] == stem:
-            panels[int(match.group(1) or 1)] = path
-    return panels
-
-
-def glob_escape(text: str) -> str:
-    return re.sub(r"([*?\[])", r"[\1]", text)
+def input_panels(results_dir: str | Path, item: Item) -> dict[int, Path]:
+    """Input panel number -> file of one item (an input without a number counts as panel 1)."""
+    return {entry.panel if entry.panel is not None else 1: Path(results_dir) / entry.file for entry in item.inputs}
 
 
 def match_target(image: np.ndarray, like: np.ndarray) -> np.ndarray:
@@ -140,28 +115,30 @@ def evaluate_folder(results_dir: str | Path, baseline_panel: int | None = None,
     """
     if flat_level is not None and not 0.0 <= flat_level <= 1.0:
         raise UserError(f"the flat level must be in [0, 1] (images are scaled to [0, 1]), got {flat_level}")
-    folder = images_folder(Path(results_dir))
-    stems = find_pairs(folder)
+    folder = Path(results_dir)
+    items = scored_items(folder)
     model_pairs, baseline_pairs, panel_used = [], [], None
-    for stem in stems:
-        fake = load_image(folder / f"{stem}{FAKE_SUFFIX}")
-        real = load_image(folder / f"{stem}{REAL_SUFFIX}")
+    for item in items:
+        fake = load_image(folder / item.generated.png)
+        real = load_image(folder / item.target.png)
         if fake.shape[:2] == real.shape[:2] and fake.ndim != real.ndim:  # grey PNG beside a grey-as-RGB one
             fake, real = match_target(fake, real), real
         if fake.shape != real.shape:
-            raise UserError(f"{stem}: generated image is {fake.shape} but the real one is {real.shape}")
-        model_pairs.append((stem, fake, real))
-        panels = input_panels(folder, stem)
+            raise UserError(f"{item.stem}: generated image is {fake.shape} but the real one is {real.shape}")
+        model_pairs.append((item.stem, fake, real))
+        panels = input_panels(folder, item)
         if panels:
             chosen = baseline_panel if baseline_panel is not None else min(panels)
             if chosen not in panels:
-                raise UserError(f"{stem}: no input panel {chosen} (have {sorted(panels)})")
-            panel_used = panels[chosen].name[len(stem) + 1: -len(".png")]
-            baseline_pairs.append((stem, match_target(load_image(panels[chosen]), real), real))
-    result = {"results_dir": str(results_dir), "n_images": len(stems), **_score(model_pairs, cfg),
+                raise UserError(f"{item.stem}: no input panel {chosen} (have {sorted(panels)})")
+            band = next((entry.band for entry in item.inputs if entry.panel == chosen), None)
+            panel_used = {"input": panels[chosen].name[len(item.stem) + 1: -len(".png")], "panel": chosen,
+                          "band": band}
+            baseline_pairs.append((item.stem, match_target(load_image(panels[chosen]), real), real))
+    result = {"results_dir": str(results_dir), "n_images": len(items), **_score(model_pairs, cfg),
               "photometry_config": asdict(cfg)}
     if baseline_pairs:
-        result["baseline"] = {"input": panel_used, "n_images": len(baseline_pairs), **_score(baseline_pairs, cfg)}
+        result["baseline"] = {**panel_used, "n_images": len(baseline_pairs), **_score(baseline_pairs, cfg)}
     result["flat"] = score_flat(model_pairs, cfg, flat_level)
     return result
 

@@ -1,8 +1,8 @@
 """An honest, automatic statement of whether more input bands helped.
 
 Two variants are compared image by image (the same test images): for each metric the mean of the
-paired differences and its standard error. A difference counts only when it exceeds two standard
-errors over at least three images and a minimal size (MIN_EFFECT); anything smaller is
+paired differences and its standard error. A difference counts only when it exceeds N_SIGMA standard
+errors over at least MIN_IMAGES images and a minimal size (MIN_EFFECT); anything smaller is
 "no clear difference", whatever its sign.
 Training noise (a second run with another seed) is not measured here and is said so.
 """
@@ -18,6 +18,9 @@ DIRECTIONS = {"L1": -1, "PSNR": +1, "SSIM": +1, "CC": +1, "flux_error": -1, "col
 MIN_EFFECT = {"L1": 0.002, "PSNR": 0.2, "SSIM": 0.005, "CC": 0.005, "flux_error": 0.02, "colour_error": 0.005}
 MIN_IMAGES = 3
 N_SIGMA = 2.0
+# how the sentences name a metric and its unit
+METRIC_NAMES = {"flux_error": "flux error", "colour_error": "colour error"}
+METRIC_UNITS = {"PSNR": " dB"}
 
 
 def paired_difference(reference: list[dict], other: list[dict], key: str) -> tuple[float, float, int]:
@@ -69,6 +72,19 @@ def _fmt(value: float) -> str:
 
 def _list(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def minimal_sizes() -> str:
+    """MIN_EFFECT in words, neighbours with the same size named together:
+    'L1 0.002, PSNR 0.2 dB, SSIM and CC 0.005, ...'."""
+    groups: list[tuple[list[str], str]] = []
+    for key, size in MIN_EFFECT.items():
+        value = f"{size:g}{METRIC_UNITS.get(key, '')}"
+        if groups and groups[-1][1] == value:
+            groups[-1][0].append(METRIC_NAMES.get(key, key))
+        else:
+            groups.append(([METRIC_NAMES.get(key, key)], value))
+    return ", ".join(f"{_list(names)} {value}" for names, value in groups)
 
 
 def describe(comparison: dict[str, dict]) -> str:
@@ -163,6 +179,5 @@ def statement(variants: list[tuple[str, dict]], baseline: tuple[str, dict] | Non
                 "with caution (--repeats N trains each variant N times and accounts for it).")
     sentences.append(
         f"Error bars are standard errors of paired differences over {n_images} test images; a difference "
-        f"counts only beyond {N_SIGMA:g} of them and beyond a minimal size (L1 0.002, PSNR 0.2 dB, SSIM and CC "
-        f"0.005, flux error 0.02, colour error 0.005). {training}")
+        f"counts only beyond {N_SIGMA:g} of them and beyond a minimal size ({minimal_sizes()}). {training}")
     return {"sentences": sentences, **details}

@@ -1,21 +1,41 @@
 """BaseModel: the upstream model API (setup, set_input, optimize_parameters, test, save/load)
-plus exact-resume state and per-panel visuals for multi-band inputs."""
+plus exact-resume state, per-panel visuals for multi-band inputs, and the --amp step skeleton.
+
+A model knows no dataset and no run: a batch is a dict, the panel layout comes through
+set_visual_panels, and the engine wraps the built networks (DDP, --compile) through
+wrap_networks and decides who prints."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, NamedTuple, Sequence
 
 import torch
 from torch import nn
 
-from data.panels import split_channels
-from models import networks
-from models import checkpoint
-from engine import distributed
-from util.errors import UserError
+from models import checkpoint, networks
 from models.precision import Precision
+from util.errors import UserError
+
+#: the results manifest's roles of a model's visuals: the generator input, its output, the real target
+RESULT_ROLES = ("input", "generated", "target")
+
+
+class VisualPart(NamedTuple):
+    """One picture of get_current_visuals(): its label, the visual it comes from, the file panel
+    (or cube plane) it shows when known, and the tensor."""
+    label: str
+    name: str
+    panel: int | None
+    tensor: torch.Tensor
+
+
+def split_channels(tensor: torch.Tensor, sizes: Sequence[int], dim: int = -3) -> list[torch.Tensor]:
+    """Cut a channel-stacked tensor back into its panels (dim -3 is C for CHW and NCHW)."""
+    if sum(sizes) != tensor.shape[dim]:
+        raise ValueError(f"panel channels {list(sizes)} do not add up to {tensor.shape[dim]}")
+    return list(tensor.split(list(sizes), dim=dim))
 
 
 def checkpoint_prefix(opt) -> str:
@@ -28,8 +48,10 @@ class BaseModel(ABC):
     """Subclasses fill loss_names, model_names, visual_names in __init__ (cheap) and build their
     networks, criteria and optimizers in `build()`, which `setup()` calls."""
 
-    #: visuals that show the generator's input; the others show the output side.
+    #: visuals that show the generator's input side (split per input panel); the others show the output side.
     input_visual_names: tuple[str, ...] = ("real_A",)
+    #: which visual plays which role in test.py's results manifest (None: the model has none)
+    result_visuals: dict[str, str | None] = {"input": "real_A", "generated": "fake_B", "target": "real_B"}
 
     def __init__(self, opt):
         self.opt = opt
@@ -79,23 +101,11 @@ class BaseModel(ABC):
             return net.to(self.device, memory_format=torch.channels_last)
         return net.to(self.device)
 
-    def wrap_networks(self) -> None:
-        """After loading: DDP around trainable networks under torchrun, then --compile.
+    def wrap_networks(self, wrap: Callable[[nn.Module], nn.Module]) -> None:
+        """Replace every network by wrap(network): the engine's DDP and --compile wrappers.
         Checkpoints still hold the bare module's keys (models.checkpoint strips the wrappers)."""
-        from engine.compile import compile_network
-
-        if self.isTrain:
-            distributed.check_options_for_ddp(self.opt)
-        note = distributed.check_norm_for_ddp(self.opt.norm) if self.isTrain else ""
-        if note and distributed.is_main_process():
-            print(note)
         for name in self.model_names:
-            net = getattr(self, "net" + name)
-            if self.isTrain:
-                net = distributed.wrap_ddp(net, self.device)
-            if getattr(self.opt, "compile", False):
-                net = compile_network(net, self.device)
-            setattr(self, "net" + name, net)
+            setattr(self, "net" + name, wrap(getattr(self, "net" + name)))
 
     def networks(self) -> Iterable[tuple[str, nn.Module]]:
         for name in self.model_names:
@@ -112,9 +122,6 @@ class BaseModel(ABC):
             self.load_networks(prefix)
             if self.isTrain:
                 self.resume_state = self.load_train_state(prefix)
-        self.wrap_networks()
-        if distributed.is_main_process():
-            self.print_networks(bool(getattr(opt, "verbose", False)))
 
     def eval(self) -> None:
         """Eval mode for every network (BatchNorm running stats, no dropout): test.py --eval."""
@@ -132,17 +139,16 @@ class BaseModel(ABC):
     def get_image_paths(self) -> list[str]:
         return self.image_paths
 
-    def update_learning_rate(self) -> None:
-        """Step every scheduler once (called at the end of each epoch)."""
+    def update_learning_rate(self) -> tuple[float, float]:
+        """Step every scheduler once (called at the end of each epoch); (old, new) learning rate
+        of the first optimizer, which the engine prints."""
         old_lr = self.optimizers[0].param_groups[0]["lr"]
         for scheduler in self.schedulers:
             if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
                 scheduler.step(self.metric)
             else:
                 scheduler.step()
-        lr = self.optimizers[0].param_groups[0]["lr"]
-        if distributed.is_main_process():
-            print(f"learning rate {old_lr:.7f} -> {lr:.7f}")
+        return old_lr, self.optimizers[0].param_groups[0]["lr"]
 
     # ------------------------------------------------------------------ losses
     def get_current_losses(self) -> "OrderedDict[str, float]":
@@ -202,27 +208,36 @@ class BaseModel(ABC):
             indices = (list(range(len(a_side))), list(range(len(a_side), len(a_side) + len(b_side))))
         self._panel_indices = (list(indices[0]), list(indices[1]))
 
-    def _visual_side(self, name: str) -> int:
+    def visual_side(self, name: str) -> int:
         """0 = A side (panel 0), 1 = B side. The generator input is B with BtoA, A with AtoB."""
         input_side = 1 if getattr(self.opt, "direction", "AtoB") == "BtoA" else 0
         return input_side if name in self.input_visual_names else 1 - input_side
 
-    def split_visual(self, name: str, tensor: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
+    def split_visual(self, name: str, tensor: torch.Tensor) -> list[VisualPart]:
+        """One part per file panel of a channel-stacked visual; a single-panel visual stays whole."""
         if self._panel_channels is None or not isinstance(tensor, torch.Tensor) or tensor.dim() < 3:
-            return [(name, tensor)]
-        side = self._visual_side(name)
+            return [VisualPart(name, name, None, tensor)]
+        side = self.visual_side(name)
         sizes, indices = self._panel_channels[side], self._panel_indices[side]
-        if len(sizes) <= 1 or sum(sizes) != tensor.shape[-3]:
-            return [(name, tensor)]
-        return [(f"{name}_p{index}", part) for index, part in zip(indices, split_channels(tensor, sizes))]
+        if sum(sizes) != tensor.shape[-3]:
+            return [VisualPart(name, name, None, tensor)]
+        if len(sizes) == 1:
+            return [VisualPart(name, name, indices[0], tensor)]
+        return [VisualPart(f"{name}_p{index}", name, index, part)
+                for index, part in zip(indices, split_channels(tensor, sizes))]
+
+    def visual_parts(self) -> list[VisualPart]:
+        """The current visuals, one part per picture (what get_current_visuals labels)."""
+        return [part for name in self.visual_names if isinstance(name, str) and hasattr(self, name)
+                for part in self.split_visual(name, getattr(self, name))]
 
     def get_current_visuals(self) -> "OrderedDict[str, torch.Tensor]":
-        visuals: OrderedDict[str, torch.Tensor] = OrderedDict()
-        for name in self.visual_names:
-            if isinstance(name, str) and hasattr(self, name):
-                for label, part in self.split_visual(name, getattr(self, name)):
-                    visuals[label] = part
-        return visuals
+        return OrderedDict((part.label, part.tensor) for part in self.visual_parts())
+
+    def generated_output(self) -> torch.Tensor | None:
+        """The generator's output of the last forward (the `generated` result visual), or None."""
+        name = self.result_visuals.get("generated")
+        return getattr(self, name, None) if name else None
 
     # ------------------------------------------------------------------ checkpoints
     def save_networks(self, prefix: str | int) -> None:
@@ -239,11 +254,13 @@ class BaseModel(ABC):
             print(f"loading the model from {path}")
             checkpoint.load_network(net, path, options_hint=hint)
 
-    def save_train_state(self, prefix: str | int, progress: dict[str, Any]) -> None:
-        """Call right after save_networks(prefix): the state records those files' hashes."""
+    def save_train_state(self, prefix: str | int, progress: dict[str, Any],
+                         rng_ranks: list[dict[str, Any]] | None = None) -> None:
+        """Call right after save_networks(prefix): the state records those files' hashes.
+        `rng_ranks`: every rank's random streams (the engine gathers them under DDP); None = this process's."""
         checkpoint.save_train_state(checkpoint.train_state_path(self.save_dir, prefix), self.optimizers,
                                     self.schedulers, progress, self._saved_sha256.get(str(prefix)),
-                                    extra={"grad_scaler": self.precision.state_dict()})
+                                    extra={"grad_scaler": self.precision.state_dict()}, rng_ranks=rng_ranks)
 
     def load_train_state(self, prefix: str | int) -> dict[str, Any] | None:
         """Restore optimizers/schedulers; None (weights-only resume, as upstream) without the file
@@ -275,8 +292,11 @@ class BaseModel(ABC):
 
     @staticmethod
     def set_requires_grad(nets: nn.Module | Sequence[nn.Module | None], requires_grad: bool = False) -> None:
+        """Freeze or unfreeze networks. A frozen DDP network (pix2pix's D during the G step) must
+        not prepare a gradient reduction in its forward: none of its parameters get a gradient."""
         for net in nets if isinstance(nets, (list, tuple)) else [nets]:
             if net is not None:
-                distributed.set_grad_sync(net, requires_grad)
+                if isinstance(net, nn.parallel.DistributedDataParallel):
+                    net.require_backward_grad_sync = requires_grad
                 for param in net.parameters():
                     param.requires_grad = requires_grad

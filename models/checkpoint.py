@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from util.errors import UserError
-from util.fileio import atomic_save_torch, atomic_write_bytes
+from util.fileio import atomic_write_bytes
 
 WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 TRAIN_STATE_FORMAT = 1
@@ -68,6 +68,13 @@ def save_network(net: nn.Module, path: str | Path) -> str:
     data = buffer.getvalue()
     atomic_write_bytes(path, data)
     return hashlib.sha256(data).hexdigest()
+
+
+def atomic_save_torch(obj: Any, path: str | Path) -> Path:
+    """torch.save through a temp file (util.fileio): the previous file survives a kill mid-save."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return atomic_write_bytes(path, buffer.getvalue())
 
 
 def file_sha256(path: str | Path) -> str:
@@ -172,10 +179,14 @@ def restore_rng_state(state: Mapping[str, Any]) -> None:
 # --------------------------------------------------------------------------- train state
 def save_train_state(path: str | Path, optimizers: list[torch.optim.Optimizer], schedulers: list[Any],
                      progress: Mapping[str, Any], network_sha256: Mapping[str, str] | None = None,
-                     extra: Mapping[str, Any] | None = None) -> Path:
+                     extra: Mapping[str, Any] | None = None,
+                     rng_ranks: list[dict[str, Any]] | None = None) -> Path:
     """Optimizers, schedulers, counters and RNG streams; `progress` comes from the train loop;
     `network_sha256` ties the state to the network files saved just before it; `extra` holds
-    model-side state such as the fp16 gradient scaler."""
+    model-side state such as the fp16 gradient scaler. `rng_ranks` holds each DDP rank's streams
+    (index = rank; every rank augments and drops out with its own), default this process's.
+    `rng` (rank 0's) stays for readers of format 1 without `rng_ranks`."""
+    rng_ranks = list(rng_ranks) if rng_ranks else [capture_rng_state()]
     state = {
         "network_sha256": dict(network_sha256 or {}),
         "format": TRAIN_STATE_FORMAT,
@@ -183,7 +194,8 @@ def save_train_state(path: str | Path, optimizers: list[torch.optim.Optimizer], 
         "schedulers": [scheduler.state_dict() for scheduler in schedulers],
         "scheduler_kinds": [type(scheduler).__name__ for scheduler in schedulers],
         "progress": dict(progress),
-        "rng": capture_rng_state(),
+        "rng": rng_ranks[0],
+        "rng_ranks": rng_ranks,
         "extra": dict(extra or {}),
     }
     return atomic_save_torch(state, path)
@@ -205,7 +217,7 @@ def changed_networks(state: Mapping[str, Any], network_files: Mapping[str, Path]
 
 def apply_train_state(state: Mapping[str, Any], optimizers: list[torch.optim.Optimizer], schedulers: list[Any],
                       path: str | Path = "train state") -> dict[str, Any]:
-    """Restore optimizers and schedulers in place; return the rest (progress, rng) for the loop."""
+    """Restore optimizers and schedulers in place; return the rest (progress, rng, rng_ranks) for the loop."""
     if len(state["optimizers"]) != len(optimizers) or len(state["schedulers"]) != len(schedulers):
         raise UserError(f"{path} holds {len(state['optimizers'])} optimizers, this model has {len(optimizers)}")
     kinds = [type(scheduler).__name__ for scheduler in schedulers]
@@ -219,4 +231,4 @@ def apply_train_state(state: Mapping[str, Any], optimizers: list[torch.optim.Opt
             scheduler.load_state_dict(saved)
     except (ValueError, KeyError, RuntimeError) as err:
         raise UserError(f"{path} does not fit these options (other --lr_policy or networks?): {err}") from None
-    return {"progress": dict(state["progress"]), "rng": state["rng"]}
+    return {"progress": dict(state["progress"]), "rng": state["rng"], "rng_ranks": list(state.get("rng_ranks") or [])}

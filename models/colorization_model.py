@@ -9,18 +9,20 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from data.colorization_dataset import normalized_lab_to_rgb
 from models.pix2pix_model import Pix2PixModel
+from util.util import normalized_lab_to_rgb
 
 
 def lab_batch_to_rgb_tensor(L: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
     """(N,1,H,W) L and (N,2,H,W) ab in dataset scale -> (N,3,H,W) RGB in [-1, 1] (a normal visual)."""
-    images = [normalized_lab_to_rgb(l_one, ab_one) for l_one, ab_one in zip(L, ab)]
+    images = [normalized_lab_to_rgb(l_one.detach().float().cpu().numpy(), ab_one.detach().float().cpu().numpy())
+              for l_one, ab_one in zip(L, ab)]
     rgb = torch.from_numpy(np.stack(images).astype(np.float32)).permute(0, 3, 1, 2)
     return (rgb * 2 - 1).to(L.device)
 
 
 class ColorizationModel(Pix2PixModel):
+    result_visuals = {"input": "real_A", "generated": "fake_B_rgb", "target": "real_B_rgb"}
 
     @staticmethod
     def modify_commandline_options(parser, is_train: bool = True):

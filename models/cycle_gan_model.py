@@ -19,9 +19,9 @@ import torch
 
 from models import networks
 from models.base_model import BaseModel
-from util.errors import UserError
-from util.fileio import atomic_save_torch
+from models.checkpoint import atomic_save_torch, read_torch_file
 from models.image_pool import ImagePool
+from util.errors import UserError
 
 DEFAULT_LAMBDA_IDENTITY = 0.5
 
@@ -170,22 +170,21 @@ class CycleGANModel(BaseModel):
         self.precision.end_step()
 
     # ------------------------------------------------------------------ exact resume
-    def save_train_state(self, prefix: str | int, progress: dict[str, Any]) -> None:
+    def save_train_state(self, prefix: str | int, progress: dict[str, Any],
+                         rng_ranks: list[dict[str, Any]] | None = None) -> None:
         """Also keep the image pools: without them a resumed run's D sees a different history.
         They carry the iteration count, so pools from another save (a kill between the two
         writes) are recognised and dropped instead of silently mixed in."""
         pools = {"total_iters": int(progress["total_iters"]),
                  "fake_A_pool": self.fake_A_pool.state_dict(), "fake_B_pool": self.fake_B_pool.state_dict()}
         atomic_save_torch(pools, image_pools_path(self.save_dir, prefix))
-        super().save_train_state(prefix, progress)
+        super().save_train_state(prefix, progress, rng_ranks)
 
     def load_train_state(self, prefix: str | int) -> dict[str, Any] | None:
         state = super().load_train_state(prefix)
         path = image_pools_path(self.save_dir, prefix)
         if state is None or not path.is_file():
             return state  # weights-only resume: empty pools, as upstream
-        from models.checkpoint import read_torch_file
-
         pools = read_torch_file(path)
         if not isinstance(pools, dict) or pools.get("total_iters") != state["progress"]["total_iters"]:
             print(f"note: {path} is not from the same save as the training state; starting with empty image pools")

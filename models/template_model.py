@@ -16,6 +16,8 @@ from models.base_model import BaseModel
 class TemplateModel(BaseModel):
     #: names of visuals on the generator-input side (split per panel for multi-band inputs)
     input_visual_names = ("data_A",)
+    #: what test.py's results manifest calls the generator input, its output and the real target
+    result_visuals = {"input": "data_A", "generated": "output", "target": "data_B"}
 
     @staticmethod
     def modify_commandline_options(parser, is_train: bool = True):
@@ -51,12 +53,19 @@ class TemplateModel(BaseModel):
         self.output = self.netG(self.data_A)
 
     def backward(self) -> None:
-        self.loss_G = self.criterionLoss(self.output, self.data_B) * self.opt.lambda_regression
-        self.loss_G.backward()
+        """The loss under autocast (--amp), its gradient through self.precision (fp16 loss scaling)."""
+        with self.precision.autocast():
+            self.loss_G = self.criterionLoss(self.output, self.data_B) * self.opt.lambda_regression
+        self.precision.backward(self.loss_G)
 
     def optimize_parameters(self) -> None:
-        """One training step: forward, gradients, update."""
-        self.forward()
+        """One training step in the skeleton every model follows (pix2pix runs it for D, then G):
+        forward under autocast; per optimizer zero_grad, backward, precision.step (which skips a
+        step whose fp16 gradients overflowed); precision.end_step() once at the end. Calling
+        optimizer.step() or loss.backward() directly would silently ignore --amp."""
+        with self.precision.autocast():
+            self.forward()
         self.optimizer.zero_grad()
         self.backward()
-        self.optimizer.step()
+        self.precision.step(self.optimizer)
+        self.precision.end_step()

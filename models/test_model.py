@@ -8,6 +8,7 @@ from util.errors import UserError
 
 class TestModel(BaseModel):
     input_visual_names = ("real",)
+    result_visuals = {"input": "real", "generated": "fake", "target": None}
 
     @staticmethod
     def modify_commandline_options(parser, is_train: bool = True):
@@ -33,7 +34,7 @@ class TestModel(BaseModel):
         self.netG = net
         setattr(self, "net" + self.model_names[0], net)
 
-    def _visual_side(self, name: str) -> int:
+    def visual_side(self, name: str) -> int:
         """The single dataset describes its item A (the generator input) on side 0."""
         return 0 if name == "real" else 1
 

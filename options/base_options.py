@@ -3,31 +3,29 @@
 Pass 1 reads the base options, pass 2 lets `--model` add options / change defaults, pass 3
 lets `--dataset_mode` do the same; the final strict parse rejects unknown flags. Unlike
 upstream, `--help` comes last, so it shows the chosen model's and dataset's options too.
+
+Parsing changes nothing in the process and writes nothing: the engine picks the device when the
+run starts (engine.context) and saves {phase}_opt.txt once the dataset and model are built
+(options_text gives its content), so a failed start never overwrites a run's record.
 """
 from __future__ import annotations
 
 import argparse
-import os
-from pathlib import Path
 from typing import Sequence
 
+import data
+import models
 from data import available_dataset_modes
 from models import available_models, networks
 from options.speed_options import add_speed_options
-from engine.context import parse_gpu_ids, select_device
+from util.cli import ArgumentParser, CommandLineError
 from util.errors import UserError
-from util.fileio import atomic_write_text
 
 
-class OptionError(UserError):
-    """A bad command line (argparse's own message, one line)."""
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that raises OptionError instead of printing usage and exiting."""
-
-    def error(self, message: str):  # noqa: D401 - argparse API
-        raise OptionError(message)
+def parse_gpu_ids(text: str) -> list[int]:
+    """'0,1' -> [0, 1]; '-1' (the 2022 spelling of CPU) or '' -> []."""
+    ids = [int(part) for part in str(text).split(",") if part.strip()]
+    return [i for i in ids if i >= 0]
 
 
 def _int_or_inf(text: str) -> float | int:
@@ -45,7 +43,9 @@ class BaseOptions:
                             help="experiment name: where checkpoints and results are stored")
         parser.add_argument("--checkpoints_dir", type=str, default="./checkpoints", help="models are saved here")
         parser.add_argument("--gpu_ids", type=str, default="0",
-                            help="2022-era flag: GPU ids, e.g. 0 or 0,1; -1 for CPU. Without CUDA the CPU is used")
+                            help="2022-era flag: the GPU id, e.g. 0 or 2; -1 for the CPU. Without CUDA the CPU is "
+                                 "used. One process drives one GPU: for several, start torchrun (each rank takes "
+                                 "its LOCAL_RANK's GPU)")
         # model parameters
         parser.add_argument("--model", type=str, default="cycle_gan",
                             help="chooses which model to use: " + " | ".join(available_models()))
@@ -109,20 +109,23 @@ class BaseOptions:
     def _new_parser(self) -> argparse.ArgumentParser:
         """No abbreviations: with three passes, an abbreviated flag could bind to a first-pass
         option when a model/dataset option of a later pass was meant."""
-        parser = _Parser(formatter_class=argparse.ArgumentDefaultsHelpFormatter, add_help=False,
-                         allow_abbrev=False)
+        parser = ArgumentParser(formatter_class=argparse.ArgumentDefaultsHelpFormatter, add_help=False,
+                                allow_abbrev=False)
         return self.initialize(parser)
+
+    def parser_for(self, model: str, dataset_mode: str) -> argparse.ArgumentParser:
+        """The complete parser of this --model and --dataset_mode (its defaults are the ones a
+        command line with them starts from)."""
+        parser = self._new_parser()
+        parser = models.get_option_setter(model)(parser, self.isTrain)
+        return data.get_option_setter(dataset_mode)(parser, self.isTrain)
 
     def gather_options(self, argv: Sequence[str] | None = None) -> argparse.Namespace:
         """Three passes (base, model, dataset), then a strict parse; -h prints everything."""
-        import data
-        import models
+        import sys
 
-        args = list(argv) if argv is not None else None
-        wants_help = args is not None and any(a in ("-h", "--help") for a in args)
-        if args is None:
-            import sys
-            wants_help = any(a in ("-h", "--help") for a in sys.argv[1:])
+        args = list(sys.argv[1:] if argv is None else argv)
+        wants_help = any(a in ("-h", "--help") for a in args)
         parser = self._new_parser()
         known = self._known(parser, args, wants_help)
         for registry, dest in ((models, "model"), (data, "dataset_mode")):
@@ -133,7 +136,6 @@ class BaseOptions:
                     raise
             known = self._known(parser, args, wants_help)
         parser.add_argument("-h", "--help", action="help", help="show this help message and exit")
-        self.parser = parser
         return parser.parse_args(args)
 
     @staticmethod
@@ -146,14 +148,14 @@ class BaseOptions:
             action.required = False
         try:
             return parser.parse_known_args(args)[0]
-        except OptionError:
+        except CommandLineError:
             return argparse.Namespace(**{a.dest: a.default for a in parser._actions})
         finally:
             for action in required:
                 action.required = True
 
     def finalize(self, opt: argparse.Namespace) -> argparse.Namespace:
-        """Derived values: isTrain, name suffix, gpu_ids list, device."""
+        """Derived values: isTrain, name suffix, gpu_ids list (pure: no device is touched)."""
         opt.isTrain = self.isTrain
         if opt.suffix:
             try:
@@ -164,41 +166,24 @@ class BaseOptions:
             opt.gpu_ids = parse_gpu_ids(opt.gpu_ids)
         except ValueError:
             raise UserError(f"--gpu_ids must be comma-separated integers (-1 for CPU), got {opt.gpu_ids!r}") from None
-        opt.device = select_device(opt.gpu_ids, cudnn_benchmark="scale_width" not in opt.preprocess
-                                   and not opt.deterministic)
         return opt
-
-    def gather(self, argv: Sequence[str] | None = None) -> argparse.Namespace:
-        """Parse and finalize without printing or writing anything (benchmarks, tests)."""
-        return self.finalize(self.gather_options(argv))
 
     def parse(self, argv: Sequence[str] | None = None) -> argparse.Namespace:
-        """Parse, print the options and save them to checkpoints/NAME/{phase}_opt.txt."""
-        opt = self.gather(argv)
-        if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, rank 0 alone prints and writes
-            self.print_options(opt)
-        self.opt = opt
-        return opt
+        """The options of a command line (default sys.argv[1:]), checked and completed."""
+        return self.finalize(self.gather_options(argv))
 
     def format_options(self, opt: argparse.Namespace) -> str:
+        """upstream's option listing: every value, with [default: X] where it differs."""
+        parser = self.parser_for(opt.model, opt.dataset_mode)
+        dests = {action.dest for action in parser._actions}
         lines = ["----------------- Options ---------------"]
         for key, value in sorted(vars(opt).items()):
             if key in ("device", "isTrain"):
                 continue
             if key == "gpu_ids" and isinstance(value, list):
                 value = ",".join(map(str, value)) or "-1"
-            default = self.parser.get_default(key)
-            comment = f"\t[default: {default}]" if value != default and key in self._option_dests() else ""
+            default = parser.get_default(key)
+            comment = f"\t[default: {default}]" if value != default and key in dests else ""
             lines.append(f"{key:>25}: {str(value):<30}{comment}")
         lines.append("----------------- End -------------------")
         return "\n".join(lines) + "\n"
-
-    def _option_dests(self) -> set[str]:
-        return {action.dest for action in self.parser._actions}
-
-    def print_options(self, opt: argparse.Namespace) -> Path:
-        text = self.format_options(opt)
-        print(text, end="")
-        path = Path(opt.checkpoints_dir) / opt.name / f"{opt.phase}_opt.txt"
-        atomic_write_text(path, text)
-        return path

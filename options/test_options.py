@@ -39,4 +39,4 @@ class TestOptions(BaseOptions):
 
         args = list(sys.argv[1:] if argv is None else argv)
         self._given_flags = {a.split("=", 1)[0] for a in args if a.startswith("--")}
-        return super().gather_options(argv)
+        return super().gather_options(args)

@@ -21,6 +21,7 @@ os.environ.setdefault("RAYON_NUM_THREADS", "1")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from util.cli import ArgumentParser  # noqa: E402
 from data.sky.engine import CutoutEngine  # noqa: E402
 from data.sky.footprint import survey_footprint  # noqa: E402
 from data.sky.image_engine import ImageEngine  # noqa: E402
@@ -45,7 +46,7 @@ def timed(fn):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--surveys", nargs="+", default=DEFAULT_SURVEYS)
     parser.add_argument("--n", type=int, default=40, help="positions")
     parser.add_argument("--size", type=int, default=256)

@@ -16,14 +16,13 @@ from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
-
 from engine.bench import MODE_HELP, apply_bench_device_args, parse_modes, ratio_table, summary, time_interleaved  # noqa: E402
+from util.cli import ArgumentParser  # noqa: E402
 from util.errors import UserError, exit_on_user_error  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="pix2pix", help="pix2pix (G of a pix2pix checkpoint) or test")
     parser.add_argument("--netG", default="unet_256")
     parser.add_argument("--norm", default="batch")
@@ -54,18 +53,24 @@ def test_argv(args: argparse.Namespace, batch_size: int, flags: list[str]) -> li
 
 def inference_step(args: argparse.Namespace, batch_size: int, flags: list[str]) -> Callable[[], None]:
     """test.py's per-batch work (set_input, test) on a model built as setup() builds it, minus the load."""
+    import torch
+
+    from engine.context import RunContext
+    from engine.setup import wrap_for_run
     from models import create_model
     from options.test_options import TestOptions
 
-    opt = TestOptions().gather(test_argv(args, batch_size, flags))
+    opt = TestOptions().parse(test_argv(args, batch_size, flags))
     opt.batch_size = batch_size
+    ctx = RunContext.from_environment(opt.gpu_ids)
+    opt.device = ctx.device  # as engine.setup.prepare_model hands it to the model
     model = create_model(opt)
     model.build()
-    model.wrap_networks()
+    wrap_for_run(model, opt, ctx)
     model.eval()
     size = (batch_size, args.crop_size, args.crop_size)
-    source = torch.rand(size[0], args.input_nc, *size[1:], device=opt.device) * 2 - 1
-    target = torch.rand(size[0], args.output_nc, *size[1:], device=opt.device) * 2 - 1
+    source = torch.rand(size[0], args.input_nc, *size[1:], device=ctx.device) * 2 - 1
+    target = torch.rand(size[0], args.output_nc, *size[1:], device=ctx.device) * 2 - 1
     batch = {"A": source, "B": target, "A_paths": ["synthetic"] * batch_size, "B_paths": ["synthetic"] * batch_size}
 
     def step() -> None:
@@ -78,10 +83,11 @@ def inference_step(args: argparse.Namespace, batch_size: int, flags: list[str]) 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    device = apply_bench_device_args(args)
-    modes = parse_modes(args.modes)
+    modes = parse_modes(args.modes)  # a bad command line fails before torch starts
     if any(mode.plain for mode in modes):
         raise UserError("bench_infer has no plain mode")
+    device = apply_bench_device_args(args)
+    import torch
     for batch_size in [int(b) for b in args.batch_sizes.split(",") if b.strip()]:
         steps = {mode.label: inference_step(args, batch_size, mode.train_flags()) for mode in modes}
         times = time_interleaved(steps, device, args.warmup, args.steps)

@@ -21,13 +21,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from engine.bench import (MODE_HELP, apply_bench_device_args, parse_modes, plain_pix2pix_step,  # noqa: E402
-                        ratio_table, summary, time_interleaved)
-from engine.bench import time_loader_items  # noqa: E402
+                          ratio_table, summary, synchronize, time_interleaved, time_loader_items)
+from engine.context import RunContext  # noqa: E402
+from util.cli import ArgumentParser  # noqa: E402
 from util.errors import exit_on_user_error  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--netG", default="unet_256")
     parser.add_argument("--netD", default="basic")
     parser.add_argument("--norm", default="batch")
@@ -63,12 +64,10 @@ def train_argv(args: argparse.Namespace, dataroot: str) -> list[str]:
 
 
 def build_model(opt):
-    """A set-up pix2pix model (nothing written to disk)."""
-    from models import create_model
+    """A set-up pix2pix model, as train.py prepares it for one process (nothing written to disk)."""
+    from engine.setup import prepare_model
 
-    model = create_model(opt)
-    model.setup(opt)
-    return model
+    return prepare_model(opt, RunContext.from_environment(opt.gpu_ids))
 
 
 def synthetic_batch(opt, device: torch.device) -> dict:
@@ -77,11 +76,6 @@ def synthetic_batch(opt, device: torch.device) -> dict:
     return {"A": torch.rand(size[0], opt.output_nc, *size[1:], device=device) * 2 - 1,
             "B": torch.rand(size[0], opt.input_nc, *size[1:], device=device) * 2 - 1,
             "A_paths": ["synthetic"] * opt.batch_size, "B_paths": ["synthetic"] * opt.batch_size}
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def time_calls(step: Callable[[], object], device: torch.device, warmup: int, steps: int) -> list[float]:
@@ -132,9 +126,9 @@ def main(argv: list[str] | None = None) -> None:
     from options.train_options import TrainOptions
 
     modes = parse_modes(args.modes)
-    opt = TrainOptions().gather(train_argv(args, args.dataroot or "/nonexistent-bench"))
+    opt = TrainOptions().parse(train_argv(args, args.dataroot or "/nonexistent-bench"))
     label = (f"{args.netG}+{args.netD} batch {args.batch_size} crop {args.crop_size} input_nc {args.input_nc} "
-             f"on {opt.device} ({torch.get_num_threads()} threads)")
+             f"on {RunContext.from_environment(opt.gpu_ids).device} ({torch.get_num_threads()} threads)")
     if [mode.label for mode in modes] == ["fp32"]:
         print(summary(label, time_training_steps(opt, args.warmup, args.steps), args.batch_size))
     else:
@@ -150,10 +144,11 @@ def mode_step(args: argparse.Namespace, mode) -> Callable[[], None]:
     """One training step of a mode, on a fixed synthetic batch."""
     from options.train_options import TrainOptions
 
-    opt = TrainOptions().gather(train_argv(args, "/nonexistent-bench") + mode.train_flags())
-    batch = synthetic_batch(opt, opt.device)
+    opt = TrainOptions().parse(train_argv(args, "/nonexistent-bench") + mode.train_flags())
+    device = RunContext.from_environment(opt.gpu_ids).device
+    batch = synthetic_batch(opt, device)
     if mode.plain:
-        return plain_pix2pix_step(opt, batch, opt.device)
+        return plain_pix2pix_step(opt, batch, device)
     model = build_model(opt)
 
     def step() -> None:
@@ -184,7 +179,7 @@ def data_wait_share(args: argparse.Namespace, mode) -> None:
 
     if mode.plain:
         return
-    opt = TrainOptions().gather(train_argv(args, args.dataroot) + mode.train_flags())
+    opt = TrainOptions().parse(train_argv(args, args.dataroot) + mode.train_flags())
     loader = create_dataset(opt)
     model = build_model(opt)
     wait = busy = 0.0
@@ -221,7 +216,7 @@ def loader_arithmetic(args: argparse.Namespace) -> None:
     for workers in sorted({0, args.num_threads}):
         argv = train_argv(args, args.dataroot)
         argv[argv.index("--num_threads") + 1] = str(workers)
-        loader = create_dataset(TrainOptions().gather(argv))
+        loader = create_dataset(TrainOptions().parse(argv))
         seconds, samples = time_loader_items(loader, batches)
         rates[workers] = samples / seconds
         print(f"loader items/s with {workers} workers: {rates[workers]:.1f} ({1000 * seconds / samples:.2f} ms/item)")

@@ -17,20 +17,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tqdm import tqdm  # noqa: E402
 
 from data.sky.panel_combine import (PANEL_LETTERS, check_folders, check_sizes, plan_panel_sets,  # noqa: E402
-                                square_panel_note, summarize, write_panel_set)
+                                    square_panel_note, summarize, write_panel_set)
+from util.cli import ArgumentParser  # noqa: E402
 from util.errors import UserError, exit_on_user_error  # noqa: E402
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line through exit_on_user_error, like every other mistake
-        raise UserError(message)
+from util.progress import progress  # noqa: E402
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = _Parser(description=__doc__.split("\n")[0], allow_abbrev=False)
+    parser = ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False)
     for letter in PANEL_LETTERS:
         parser.add_argument(f"--fold_{letter}", type=Path, help=f"folder of panel {letter}")
     parser.add_argument("--folds", type=Path, nargs="+", help="the panel folders in order (instead of --fold_X)")
@@ -68,8 +64,9 @@ def main(argv: list[str] | None = None) -> Path:
     limit = float("inf") if args.num_imgs is None else args.num_imgs
     sets, unmatched = plan_panel_sets(folders, use_suffix=args.use_AB, max_per_split=limit)
     quiet = args.no_progress
-    check_sizes(tqdm(sets, desc="checking", unit="image", disable=quiet, leave=False), args.resize)
-    for panel_set in tqdm(sets, desc="combining", unit="image", disable=quiet):
+    check_sizes(progress(sets, desc="checking", unit="image", enabled=not quiet, leave=False, summary=False),
+                args.resize)
+    for panel_set in progress(sets, desc="combining", unit="image", enabled=not quiet):
         write_panel_set(panel_set, args.out)
     note = square_panel_note(sets)
     if note:

@@ -22,13 +22,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
+from util.cli import ArgumentParser  # noqa: E402
 from util.errors import exit_on_user_error  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", required=True, help="folder for the dataset and the two runs")
     parser.add_argument("--dataroot", default="", help="an aligned dataset with train/ and test/ (default: synthetic)")
     parser.add_argument("--amp", choices=("bf16", "fp16"), default="bf16")
@@ -70,14 +71,14 @@ def train(args: argparse.Namespace, dataroot: Path, name: str, amp: str, seed: i
 def validation_l1(args: argparse.Namespace, dataroot: Path, name: str, amp: str) -> float:
     """Mean absolute error of G on the test split, as test.py runs it (eval mode, batch 1)."""
     from data import create_dataset
-    from models import create_model
+    from engine.context import RunContext
+    from engine.setup import prepare_model
     from options.test_options import TestOptions
 
-    opt = TestOptions().gather(common_argv(args, dataroot, name) + ["--amp", amp, "--eval", "--phase", "test",
-                                                                     "--num_test", "100000"])
+    opt = TestOptions().parse(common_argv(args, dataroot, name) + ["--amp", amp, "--eval", "--phase", "test",
+                                                                    "--num_test", "100000"])
     dataset = create_dataset(opt)
-    model = create_model(opt)
-    model.setup(opt)
+    model = prepare_model(opt, RunContext.from_environment(opt.gpu_ids))
     model.eval()
     total, count = 0.0, 0
     for data in dataset:

@@ -15,14 +15,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from util.errors import UserError, exit_on_user_error  # noqa: E402
 from evaluation.evaluation import evaluate_folder, flat_description, format_table, write_metrics  # noqa: E402
 from evaluation.photometry import PhotometryConfig  # noqa: E402
+from util.cli import ArgumentParser  # noqa: E402
+from util.errors import UserError, exit_on_user_error  # noqa: E402
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     defaults = PhotometryConfig()
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--results_dir", required=True,
                         help="test.py output folder (holds images/X_fake_B.png and images/X_real_B.png)")
     parser.add_argument("--baseline_panel", type=int, default=None,

@@ -15,12 +15,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from data.sky.synthetic_sky import SkySettings, write_dataset  # noqa: E402
+from util.cli import ArgumentParser  # noqa: E402
 from util.errors import UserError, exit_on_user_error  # noqa: E402
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     defaults = SkySettings()
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", required=True, help="dataset folder (train/ and test/ go inside)")
     parser.add_argument("--n_train", type=int, default=200)
     parser.add_argument("--n_test", type=int, default=20)

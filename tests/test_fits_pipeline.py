@@ -14,15 +14,18 @@ import torch
 from astropy.io import fits
 from astropy.wcs import WCS
 
-import models
 from data import create_dataset
 from data.fits_aligned_dataset import FitsAlignedDataset
 from data.fits_norm import load_norm
 from data.sky.cli import main as build_cubes
+from engine.fits_results import FitsResultWriter
+from engine.inference import run_test
+from evaluation.physical import physical_pair
+import models
 from models.pix2pix_model import Pix2PixModel
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
-from engine.inference import run_test
+from util.results_manifest import read_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "data" / "sky_samples"
@@ -92,10 +95,10 @@ def test_identity_round_trip_gives_back_the_fits_and_its_wcs(tmp_path, monkeypat
               "--dataset_mode", "fits_aligned", "--checkpoints_dir", str(tmp_path / "ck"), "--gpu_ids", "-1",
               "--input_nc", "1", "--output_nc", "1", "--netG", "resnet_6blocks", "--fits_norm", norm,
               "--num_threads", "0", *extra]
-    FitsAlignedDataset(TrainOptions().gather(common))  # the training side writes fits_norm.json
+    FitsAlignedDataset(TrainOptions().parse(common))  # the training side writes fits_norm.json
     monkeypatch.setattr(models, "create_model", lambda opt: IdentityPix2Pix(opt))
     random.seed(1)  # the crop position (python's random, as upstream): an off-centre one, see below
-    run_test(TestOptions().gather([*common, "--results_dir", str(tmp_path / "results")]))
+    run_test(TestOptions().parse([*common, "--results_dir", str(tmp_path / "results")]))
 
     written = tmp_path / "results" / "ident" / "test_latest" / "fits" / "t0_fake_B.fits"
     with fits.open(written) as hdul:
@@ -153,9 +156,23 @@ def test_short_training_on_sample_cubes_writes_fits_in_physical_units_with_wcs(s
     cubes = sorted((data / "test").glob("*.fits"))
     assert sorted(p.name for p in (results / "fits").iterdir()) == sorted(f"{c.stem}_fake_B.fits" for c in cubes)
     assert (results / "images" / f"{cubes[0].stem}_fake_B.png").is_file()
+    manifest = read_manifest(results)  # what evaluation reads: roles, bands, planes and the way back to the cube
+    assert (manifest.run.kind, manifest.run.input, manifest.run.target) == ("planes", [1, 2, 3, 4], [0])
+    assert manifest.run.bands[0] == "DSS2Red:I" and manifest.run.units[0] == norm.labels[0][1]
+    assert Path(manifest.run.norm_file) == work / "ck" / "sky" / "fits_norm.json"
+    assert [item.stem for item in manifest.items] == [c.stem for c in cubes]
+    for item, cube_path in zip(manifest.items, cubes):
+        assert [(f.panel, f.band) for f in item.inputs] == [(p, norm.labels[p][0]) for p in (1, 2, 3, 4)]
+        assert item.generated.fits == f"fits/{cube_path.stem}_fake_B.fits"
+        assert (item.target.source, item.target.planes) == (str(cube_path), [0])
+        assert item.target.crop_box == [0, 0, 64, 64] and item.target.flip is False
+        generated, real = physical_pair(results, item)
+        with fits.open(cube_path) as hdul:
+            np.testing.assert_array_equal(real, hdul[0].data[:1])  # the real band in physical units
+        assert generated.shape == real.shape == (1, 64, 64)
 
     # the file holds this generator's output with the saved normalisation inverted, on the cube's pixels
-    opt = TestOptions().gather(["--dataroot", str(data), "--name", "sky", "--checkpoints_dir", str(work / "ck"),
+    opt = TestOptions().parse(["--dataroot", str(data), "--name", "sky", "--checkpoints_dir", str(work / "ck"),
                                 *TINY, "--eval"])
     model = models.create_model(opt)
     model.setup(opt)
@@ -203,11 +220,11 @@ def test_writer_undoes_any_crop_and_flip(tmp_path):
     header = galactic_sin_header(cube.shape[2], cube.shape[1])
     (tmp_path / "train").mkdir()
     fits.PrimaryHDU(cube, header=header).writeto(tmp_path / "train" / "c.fits")
-    opt = TrainOptions().gather(["--dataroot", str(tmp_path), "--model", "pix2pix", "--dataset_mode", "fits_aligned",
+    opt = TrainOptions().parse(["--dataroot", str(tmp_path), "--model", "pix2pix", "--dataset_mode", "fits_aligned",
                                  "--checkpoints_dir", str(tmp_path / "ck"), "--gpu_ids", "-1", "--input_nc", "1",
                                  "--output_nc", "1", "--crop_size", "24"])
     dataset = FitsAlignedDataset(opt)
-    writer = dataset.result_writer(tmp_path / "out")
+    writer = FitsResultWriter(opt, dataset.describe().cube, tmp_path / "out")
     seen = set()
     for seed in range(8):
         random.seed(seed)

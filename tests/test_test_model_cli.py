@@ -11,12 +11,12 @@ import torch
 from PIL import Image
 
 from data.base_dataset import to_normalized_tensor
-from models import networks
-from options.test_options import TestOptions
-from options.train_options import TrainOptions
-from models.checkpoint import load_network
 from engine.inference import run_test
 from engine.training import run_training
+from models import networks
+from models.checkpoint import load_network
+from options.test_options import TestOptions
+from options.train_options import TrainOptions
 from util.util import tensor2im
 
 ROOT = Path(__file__).resolve().parents[1]

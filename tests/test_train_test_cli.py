@@ -10,6 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
+from util.results_manifest import read_manifest
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--model", "pix2pix", "--direction", "BtoA", "--input_nc", "9", "--netG", "unet_64", "--ngf", "8",
         "--ndf", "8", "--crop_size", "64", "--load_size", "64", "--gpu_ids", "-1", "--num_threads", "0"]
@@ -47,7 +49,7 @@ def test_training_writes_upstream_files(trained):
     work, _, result = trained
     folder = work / "ck" / "sky"
     for name in ("latest_net_G.pth", "latest_net_D.pth", "1_net_G.pth", "1_net_D.pth", "latest_train_state.pth",
-                 "train_opt.txt", "loss_log.txt", "web/index.html"):
+                 "train_opt.txt", "loss_log.txt", "loss_log.jsonl", "web/index.html"):
         assert (folder / name).is_file(), name
     state = torch.load(folder / "latest_net_G.pth", weights_only=True)
     assert state["model.model.0.weight"].shape == (8, 9, 4, 4)  # G reads the 9 stacked input channels
@@ -57,13 +59,16 @@ def test_training_writes_upstream_files(trained):
     assert {"epoch001_real_A_p1.png", "epoch001_real_A_p2.png", "epoch001_real_A_p3.png",
             "epoch001_fake_B.png", "epoch001_real_B.png"} <= pictures
     assert "End of epoch 1 / 1" in result.stdout + result.stderr
+    assert "\r" not in result.stderr  # a log (not a terminal) gets lines, not progress-bar redraws
 
 
 def test_test_py_writes_the_results_page_with_every_panel(trained):
     work, data, _ = trained
+    (data / "bands.csv").write_text("panel,name\n0,optical\n1,UV\n2,IR\n3,radio\n")  # as the synthetic sky writes it
     result = run("test.py", "--dataroot", data, "--name", "sky", "--checkpoints_dir", work / "ck",
                  "--results_dir", work / "results", *TINY, "--eval", cwd=work)
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "test images: 2/2 image in " in result.stderr and "\r" not in result.stderr
     page = work / "results" / "sky" / "test_latest" / "index.html"
     assert page.is_file()
     images = {p.name for p in (page.parent / "images").iterdir()}
@@ -75,6 +80,29 @@ def test_test_py_writes_the_results_page_with_every_panel(trained):
         assert picture.size == (64, 64)
     saved = (work / "ck" / "sky" / "test_opt.txt").read_text()
     assert "num_threads: 0" in " ".join(saved.split()) and "eval: True" in " ".join(saved.split())
+    manifest = read_manifest(page.parent)  # which file is what, for evaluation
+    assert (manifest.run.model, manifest.run.direction, manifest.run.kind) == ("pix2pix", "BtoA", "panels")
+    assert (manifest.run.input, manifest.run.target) == ([1, 2, 3], [0])
+    assert manifest.run.bands == {0: "optical", 1: "UV", 2: "IR", 3: "radio"}
+    assert [item.stem for item in manifest.items] == ["sky0", "sky1"]
+    item = manifest.items[0]
+    assert [(f.file, f.panel, f.band) for f in item.inputs] == [
+        ("images/sky0_real_A_p1.png", 1, "UV"), ("images/sky0_real_A_p2.png", 2, "IR"),
+        ("images/sky0_real_A_p3.png", 3, "radio")]
+    assert (item.generated.png, item.generated.fits) == ("images/sky0_fake_B.png", None)
+    assert (item.target.png, item.target.source) == ("images/sky0_real_B.png", str(data / "test" / "sky0.png"))
+
+
+def test_a_failed_start_keeps_the_options_record_of_the_last_run(trained):
+    """{phase}_opt.txt is written once the dataset and the model are built: a command that fails
+    before that (here: a missing --dataroot) leaves the record of the run that trained the weights."""
+    work, data, _ = trained
+    record = work / "ck" / "sky" / "train_opt.txt"
+    before = record.read_bytes()
+    result = run("train.py", "--dataroot", work / "missing", "--name", "sky", "--checkpoints_dir", work / "ck",
+                 *TINY, "--lr", "0.5", cwd=work)
+    assert "--dataroot folder not found" in one_line_error(result)
+    assert record.read_bytes() == before
 
 
 def test_num_test_limits_the_images(trained):

@@ -1,7 +1,6 @@
 """Atomic file writes: a killed process never leaves a half-written file in place of a good one."""
 from __future__ import annotations
 
-import io
 import os
 import tempfile
 from pathlib import Path
@@ -34,12 +33,3 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_save_torch(obj: Any, path: str | os.PathLike) -> Path:
-    """torch.save through a temp file: the previous checkpoint survives a kill mid-save."""
-    import torch
-
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    return atomic_write_bytes(path, buffer.getvalue())

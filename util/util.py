@@ -1,4 +1,5 @@
-"""Image conversion and small file helpers shared by the visualizer, the HTML pages and test.py.
+"""Image conversion and small file helpers shared by the datasets, the models' visuals, the
+training display and test.py. torch-free: a tensor is read through its numpy view.
 
 Unlike upstream, tensor2im copes with any channel count (multi-band inputs stack 6, 9, 12...
 channels) and clips, so a visual never crashes a training run or wraps around in uint8.
@@ -13,6 +14,37 @@ from typing import Any, Iterable
 import numpy as np
 
 from util.fileio import atomic_write_bytes
+
+IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".tif", ".tiff", ".webp")
+# CIE Lab scaled as upstream's colorization: L / 50 - 1 and ab / 110, both about [-1, 1]
+L_SCALE, L_SHIFT, AB_SCALE = np.float32(50.0), np.float32(1.0), np.float32(110.0)
+
+
+def is_image_file(filename: str) -> bool:
+    return filename.lower().endswith(IMG_EXTENSIONS)
+
+
+def rgb_to_normalized_lab(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """HxWx3 uint8 RGB -> (L (1, H, W), ab (2, H, W)) float32, scaled as upstream's colorization."""
+    from skimage import color
+
+    lab = color.rgb2lab(rgb).astype(np.float32).transpose(2, 0, 1)
+    return lab[[0]] / L_SCALE - L_SHIFT, lab[1:] / AB_SCALE
+
+
+def normalized_lab_to_rgb(L: np.ndarray, ab: np.ndarray) -> np.ndarray:
+    """The inverse for one image: (1, H, W) and (2, H, W) float arrays -> HxWx3 float RGB in [0, 1].
+
+    Predicted colours often fall outside the RGB gamut; skimage clips them and warns each time,
+    which would flood the training log, so that warning is silenced here."""
+    import warnings
+
+    from skimage import color
+
+    lab = np.concatenate([(L.astype(np.float32) + L_SHIFT) * L_SCALE, ab.astype(np.float32) * AB_SCALE], axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return color.lab2rgb(lab.transpose(1, 2, 0))
 
 
 def _grey_to_rgb(channel: np.ndarray) -> np.ndarray:

@@ -6,6 +6,7 @@ import logging
 import sys
 from pathlib import Path
 
+from util.cli import ArgumentParser
 from util.errors import UserError
 
 from .config import BuildConfig, TargetSpec
@@ -17,14 +18,9 @@ from .stretch import STRETCHES, StretchSettings, parse_cuts
 MAX_SIZE = 8192
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one clean line, exit 2, like every other user error
-        raise UserError(message)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="aladin_data.py", description="Cut the same sky patches out of several surveys (HiPS or "
-                "FITS images) into A|B|C|D PNG datasets (train/ val/ test/ + manifest.csv).")
+    p = ArgumentParser(prog="aladin_data.py", description="Cut the same sky patches out of several surveys (HiPS "
+                       "or FITS images) into A|B|C|D PNG datasets (train/ val/ test/ + manifest.csv).")
     p.add_argument("--surveys", nargs="+", required=True,
                    help="surveys in panel order (first = A, the target): HiPS folder, http(s) HiPS URL, CDS ID, "
                         "FITS image with a sky WCS (.fits .fits.gz .fits.bz2 .fz; FILE[N] = plane N of a cube) "

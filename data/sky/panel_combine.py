@@ -16,9 +16,9 @@ from typing import Iterable, Sequence
 import numpy as np
 from PIL import Image
 
-from data.image_folder import is_image_file
 from util.errors import UserError
 from util.fileio import atomic_write_bytes
+from util.util import is_image_file
 
 PANEL_LETTERS = "ABCDEFGH"
 GREY_MODES = {"1", "L", "LA"}

@@ -19,6 +19,7 @@ from PIL import Image
 
 from data.sky.blackbody import Band, relative_band_fluxes
 from util.fileio import atomic_write_bytes, atomic_write_text
+from util.progress import progress as progress_bar
 
 REFERENCE = Band("optical", 0.40, 0.70)  # star brightness is drawn in this band
 
@@ -143,12 +144,10 @@ def write_dataset(out_dir: str | Path, n_train: int, n_test: int, settings: SkyS
 
     Each image has its own seed (seed, index), so a re-run or a resumed run writes the same pictures.
     """
-    from tqdm import tqdm
-
     out = Path(out_dir)
     jobs = [("train", i) for i in range(n_train)] + [("test", n_train + i) for i in range(n_test)]
     rows = []
-    for split, index in tqdm(jobs, desc="synthetic sky", unit="img", disable=not progress):
+    for split, index in progress_bar(jobs, desc="synthetic sky", unit="img", enabled=progress):
         path = out / split / f"{index:05d}.png"
         rng = np.random.default_rng([seed, index])
         if path.exists():

@@ -176,14 +176,12 @@ def test_loader_batches_caps_and_serial_order(tmp_path):
     assert len(uncapped) == 4 and len(uncapped.dataset) == 4
 
 
-def test_loader_shards_with_distributed_sampler(tmp_path, monkeypatch):
+def test_loader_shards_with_distributed_sampler(tmp_path):
     for i in range(6):
         write_image(tmp_path / "train" / f"{i}.png", constant_panels([(i, i, i), (0, 0, 0)]))
-    monkeypatch.setenv("WORLD_SIZE", "2")
     orders = {}
-    for rank in (0, 1):
-        monkeypatch.setenv("RANK", str(rank))
-        loader = create_dataset(make_opt(tmp_path, preprocess="none"))
+    for rank in (0, 1):  # the run context's rank and world size choose the shard
+        loader = create_dataset(make_opt(tmp_path, preprocess="none"), rank=rank, world_size=2)
         assert len(loader) == 3
         loader.set_epoch(0)
         first = [b["A_paths"][0] for b in loader]

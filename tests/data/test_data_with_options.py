@@ -3,9 +3,9 @@ import numpy as np
 from PIL import Image
 
 from data import create_dataset
+from engine.visualizer import Visualizer
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
-from engine.visualizer import Visualizer
 
 
 def write_four_panel_set(root, n=3, size=32):
@@ -17,7 +17,7 @@ def write_four_panel_set(root, n=3, size=32):
 
 def test_seed_usage_input_nc_9_btoa_on_four_panels(tmp_path):
     write_four_panel_set(tmp_path / "sky")
-    opt = TrainOptions().gather([
+    opt = TrainOptions().parse([
         "--dataroot", str(tmp_path / "sky"), "--model", "pix2pix", "--direction", "BtoA", "--input_nc", "9",
         "--load_size", "36", "--crop_size", "32", "--num_threads", "0", "--gpu_ids", "-1",
         "--checkpoints_dir", str(tmp_path / "ck"), "--name", "seed"])
@@ -38,7 +38,7 @@ def test_seed_usage_input_nc_9_btoa_on_four_panels(tmp_path):
 
 def test_ablation_flags_pick_panels(tmp_path):
     write_four_panel_set(tmp_path / "sky")
-    opt = TrainOptions().gather([
+    opt = TrainOptions().parse([
         "--dataroot", str(tmp_path / "sky"), "--model", "pix2pix", "--direction", "BtoA", "--input_nc", "4",
         "--input_panels", "1,3", "--panel_nc", "3,1", "--preprocess", "crop", "--crop_size", "32",
         "--num_threads", "0", "--gpu_ids", "-1", "--checkpoints_dir", str(tmp_path / "ck")])
@@ -49,7 +49,7 @@ def test_ablation_flags_pick_panels(tmp_path):
 
 def test_single_mode_for_test_model_reads_input_panels(tmp_path):
     write_four_panel_set(tmp_path / "sky")
-    opt = TestOptions().gather([
+    opt = TestOptions().parse([
         "--dataroot", str(tmp_path / "sky" / "train"), "--model", "test", "--input_nc", "9", "--n_panels", "4",
         "--crop_size", "32", "--gpu_ids", "-1", "--checkpoints_dir", str(tmp_path / "ck")])
     loader = create_dataset(opt)

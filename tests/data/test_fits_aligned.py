@@ -52,7 +52,7 @@ def ramp_cube(offset, height=40, width=48):
 
 def options(root, *extra, train=True):
     cls = TrainOptions if train else TestOptions
-    return cls().gather(["--dataroot", str(root), "--model", "pix2pix", "--dataset_mode", "fits_aligned",
+    return cls().parse(["--dataroot", str(root), "--model", "pix2pix", "--dataset_mode", "fits_aligned",
                          "--checkpoints_dir", str(root / "ck"), "--name", "run", "--gpu_ids", "-1",
                          "--input_nc", "2", "--output_nc", "1", "--crop_size", "32", "--num_threads", "0", *extra])
 

@@ -30,7 +30,7 @@ def make_domains(root, n_a=3, n_b=5, size=16, panels_a=1, grey_b=False):
 
 
 def options(root, *extra):
-    return TrainOptions().gather(["--dataroot", str(root), "--model", "cycle_gan", "--gpu_ids", "-1",
+    return TrainOptions().parse(["--dataroot", str(root), "--model", "cycle_gan", "--gpu_ids", "-1",
                                   "--load_size", "16", "--crop_size", "16", "--num_threads", "0", *extra])
 
 

@@ -77,7 +77,7 @@ def test_mixed_precision_trains_and_fp16_scaler_state_resumes(data, amp):
         return
     # the loss scale starts at 2**16 and halves on each overflowing step: a power of two it reached
     assert scaler["scale"] in {2.0 ** k for k in range(17)} and 0 <= scaler["_growth_tracker"] <= 4
-    opt = TrainOptions().gather(["--dataroot", str(data), "--name", amp, "--checkpoints_dir", str(folder.parent),
+    opt = TrainOptions().parse(["--dataroot", str(data), "--name", amp, "--checkpoints_dir", str(folder.parent),
                                  "--model", "pix2pix", "--direction", "BtoA", "--input_nc", "9", "--netG", "unet_64",
                                  "--ngf", "8", "--ndf", "8", "--gpu_ids", "-1", "--amp", "fp16", "--continue_train"])
     model = create_model(opt)
@@ -89,7 +89,7 @@ def test_bf16_forward_passes_run_in_bfloat16(data):
     from models import create_model
     from options.train_options import TrainOptions
 
-    opt = TrainOptions().gather(["--dataroot", str(data), "--name", "x", "--checkpoints_dir", str(data.parent / "ck"),
+    opt = TrainOptions().parse(["--dataroot", str(data), "--name", "x", "--checkpoints_dir", str(data.parent / "ck"),
                                  "--model", "pix2pix", "--netG", "unet_64", "--ngf", "8", "--ndf", "8",
                                  "--gpu_ids", "-1", "--amp", "bf16"])
     model = create_model(opt)

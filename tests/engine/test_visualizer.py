@@ -1,4 +1,4 @@
-"""Visualizer with multi-band visuals: HTML page, loss_log.txt, loss curves, visdom (real server), wandb offline."""
+"""Visualizer with multi-band visuals: HTML page, loss_log.txt and .jsonl, loss curves, visdom (real server), wandb offline."""
 import argparse
 import base64
 import glob
@@ -16,8 +16,9 @@ import pytest
 import torch
 from PIL import Image
 
-from engine.loss_plot import parse_loss_log
+from engine.context import RunContext
 from engine.visualizer import Visualizer
+from util.loss_history import read_history
 
 
 def make_opt(tmp_path, **overrides) -> argparse.Namespace:
@@ -40,10 +41,8 @@ def nine_channel_visuals():
 LOSSES = {"G_GAN": 0.869, "G_L1": 41.913, "D_real": 0.917, "D_fake": 0.795}
 
 
-def test_html_page_images_and_loss_log(tmp_path, monkeypatch):
-    monkeypatch.delenv("RANK", raising=False)
-    monkeypatch.delenv("LOCAL_RANK", raising=False)
-    visualizer = Visualizer(make_opt(tmp_path))
+def test_html_page_images_and_loss_log(tmp_path):
+    visualizer = Visualizer(make_opt(tmp_path), RunContext())
     expr = tmp_path / "checkpoints" / "exp"
     images = expr / "web" / "images"
     visuals = nine_channel_visuals()
@@ -74,12 +73,12 @@ def test_html_page_images_and_loss_log(tmp_path, monkeypatch):
     assert line == ("[Rank 0] (epoch: 1, iters: 4, time: 1.520, data: 0.021) , G_GAN: 0.869, G_L1: 41.913, "
                     "D_real: 0.917, D_fake: 0.795")
     visualizer.print_current_losses(1, 8, {k: v / 2 for k, v in LOSSES.items()}, 1.0, 0.0)
-    log = (expr / "loss_log.txt").read_text()
+    log = (expr / "loss_log.txt").read_text()  # upstream's text log, for upstream's users and tools
     assert log.startswith("================ Training Loss (") and log.count("[Rank 0] (epoch: 1") == 2
     assert line + "\n" in log
-    records = parse_loss_log(log)
+    records = read_history(expr / "loss_log.jsonl")  # what the curves and the reports read
     assert [(r.epoch, r.iters) for r in records] == [(1, 4), (1, 8)]
-    assert records[1].losses["G_L1"] == pytest.approx(20.9565, abs=1e-3)
+    assert records[1].losses["G_L1"] == LOSSES["G_L1"] / 2  # full precision, not the log's 3 decimals
     with Image.open(expr / "loss_curves.png") as curves:
         assert curves.format == "PNG" and curves.size[1] > curves.size[0] / 2  # one chart per loss
     visualizer.close()
@@ -87,16 +86,6 @@ def test_html_page_images_and_loss_log(tmp_path, monkeypatch):
 
 def _as_uint8(tensor):
     return np.clip((tensor[0].permute(1, 2, 0).numpy() + 1) / 2 * 255, 0, 255).astype(np.uint8)
-
-
-def test_loss_log_parser_reads_both_eras():
-    text = ("================ Training Loss (x) ================\n"
-            "(epoch: 2, iters: 100, time: 0.1, data: 0.2) G_GAN: 1.000 G_L1: 3.500 \n"
-            "[Rank 0] (epoch: 3, iters: 50, time: 0.100, data: 0.200) , D_real: nan, D_fake: -0.25\n\nnoise\n")
-    records = parse_loss_log(text)
-    assert [(r.epoch, r.iters, list(r.losses)) for r in records] == [
-        (2, 100, ["G_GAN", "G_L1"]), (3, 50, ["D_real", "D_fake"])]
-    assert records[0].losses["G_L1"] == 3.5 and records[1].losses["D_fake"] == -0.25
 
 
 def test_no_html_writes_only_the_log(tmp_path):

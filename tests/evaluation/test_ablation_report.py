@@ -12,6 +12,8 @@ from data.sky.synthetic_sky import SkySettings
 from evaluation.ablation_report import Variant, write_report
 from evaluation.evaluation import evaluate_folder
 from evaluation.verdict import MIN_EFFECT
+from util.loss_history import LossRecord, append_record
+from util.results_manifest import Generated, InputFile, Item, ResultsManifest, RunInfo, Target, write_manifest
 
 SIZE = 64
 N_IMAGES = 6
@@ -23,8 +25,11 @@ def save(path, pixels):
 
 
 def make_variant(root, name, panels, degrade, log_format="new"):
-    """Results folder of a pretend model: the real target passed through `degrade`, plus a loss log."""
+    """Results folder of a pretend model: the real target passed through `degrade`, plus a loss log.
+    "new": as this program writes them (manifest.json, loss_log.jsonl); "old": upstream's layout
+    and loss_log.txt only, read through the legacy adapter."""
     results = root / "results" / name / "test_latest"
+    items = []
     for i in range(N_IMAGES):
         pixels, _ = synthetic_sky.render_sample(np.random.default_rng([11, i]), SkySettings(size=SIZE))
         cut = [pixels[:, k * SIZE:(k + 1) * SIZE].astype(float) for k in range(4)]
@@ -35,7 +40,11 @@ def make_variant(root, name, panels, degrade, log_format="new"):
             save(results / "images" / f"{stem}_real_A.png", cut[panels[0]][..., 0])
         for k in panels if len(panels) > 1 else []:
             save(results / "images" / f"{stem}_real_A_p{k}.png", cut[k][..., 0])
+        inputs = [InputFile(f"images/{stem}_real_A{'' if len(panels) == 1 else f'_p{k}'}.png", k) for k in panels]
+        items.append(Item(stem, inputs, Generated(f"images/{stem}_fake_B.png"), Target(f"images/{stem}_real_B.png")))
     (results / "index.html").write_text("<html></html>")
+    if log_format == "new":
+        write_manifest(results, ResultsManifest(RunInfo(name=name, input=list(panels), target=[0]), items))
     log = root / "checkpoints" / name / "loss_log.txt"
     log.parent.mkdir(parents=True, exist_ok=True)
     lines = ["================ Training Loss (Wed Nov 25 12:00:00 2026) ================"]
@@ -45,12 +54,14 @@ def make_variant(root, name, panels, degrade, log_format="new"):
         if log_format == "new":
             lines.append(f"[Rank 0] (epoch: {epoch}, iters: {iters}, time: 0.100, data: 0.010) , "
                          f"G_GAN: 0.800, G_L1: {g_l1:.3f}, D_real: 0.600, D_fake: 0.500\n")
+            append_record(log.parent / "loss_log.jsonl", LossRecord(epoch, iters, {
+                "G_GAN": 0.8, "G_L1": g_l1, "D_real": 0.6, "D_fake": 0.5}))
         else:
             lines.append(f"(epoch: {epoch}, iters: {iters}, time: 0.100, data: 0.010) "
                          f"G_GAN: 0.800 G_L1: {g_l1:.3f} D_real: 0.600 D_fake: 0.500 ")
     log.write_text("\n".join(lines) + "\n")
     return Variant(name, f"{len(panels)} band{'s' if len(panels) > 1 else ''}", list(panels),
-                   evaluate_folder(results), results, log)
+                   evaluate_folder(results), results, log.parent)
 
 
 def grey_and_blurred(real, rng):
@@ -109,7 +120,8 @@ def test_worse_with_more_bands_is_said_plainly(tmp_path):
 
 def test_missing_loss_logs_leave_out_the_plot(tmp_path):
     variant = make_variant(tmp_path, "bands_1", [1], slightly_noisy)
-    variant.loss_log.unlink()
+    for log in variant.run_dir.iterdir():
+        log.unlink()
     report = write_report(tmp_path / "report", "no logs", [variant])
     assert "loss_curves.png" not in report["figures"].values()
     assert not (tmp_path / "report" / "loss_curves.png").exists()
@@ -133,8 +145,8 @@ def test_repeated_trainings_are_averaged_and_their_spread_can_veto_a_gain(tmp_pa
     row = merged_three["images"][0]
     assert row["L1"] == pytest.approx(np.mean([v.metrics["images"][0]["L1"] for v in three]))
 
-    variants = [Variant("bands_1", "1 band", [1], merged_one, one[0].results_dir, one[0].loss_log),
-                Variant("bands_3", "3 bands", [1, 2, 3], merged_three, three[0].results_dir, three[0].loss_log)]
+    variants = [Variant("bands_1", "1 band", [1], merged_one, one[0].results_dir, one[0].run_dir),
+                Variant("bands_3", "3 bands", [1, 2, 3], merged_three, three[0].results_dir, three[0].run_dir)]
     report = write_report(tmp_path / "report", "repeats", variants)
     l1 = report["verdict"]["most_vs_fewest"]["metrics"]["L1"]
     assert l1["se_training"] > 0

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from models import checkpoint
 from models import create_model, networks
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
-from models import checkpoint
 from util import fileio
 from util.errors import UserError
 
@@ -19,7 +19,7 @@ TINY = ["--netG", "unet_64", "--ngf", "8", "--ndf", "8", "--gpu_ids", "-1", "--c
 
 
 def set_up_model(options_class, tmp_path, *extra):
-    opt = options_class().gather(["--dataroot", str(tmp_path), "--model", "pix2pix", "--checkpoints_dir",
+    opt = options_class().parse(["--dataroot", str(tmp_path), "--model", "pix2pix", "--checkpoints_dir",
                                   str(tmp_path / "ck"), *TINY, *extra])
     model = create_model(opt)
     model.setup(opt)
@@ -182,7 +182,7 @@ def test_prefix_and_result_folder_follow_epoch_and_load_iter(tmp_path):
     import argparse
 
     from models.base_model import checkpoint_prefix
-    from engine.inference import results_dir_for
+    from engine.results import results_dir_for
 
     opt = argparse.Namespace(epoch="latest", load_iter=0, phase="test", results_dir=str(tmp_path), name="n")
     assert checkpoint_prefix(opt) == "latest" and results_dir_for(opt) == tmp_path / "n" / "test_latest"

@@ -8,12 +8,12 @@ from skimage import color
 from data import create_dataset
 from data.colorization_dataset import ColorizationDataset
 from data.template_dataset import TemplateDataset
+from engine.inference import run_test
+from engine.training import run_training
 from models import create_model
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
 from util.errors import UserError
-from engine.inference import run_test
-from engine.training import run_training
 
 TINY = ["--netG", "unet_64", "--ngf", "8", "--ndf", "8", "--gpu_ids", "-1", "--crop_size", "64",
         "--load_size", "64", "--num_threads", "0"]
@@ -33,7 +33,7 @@ def write_photos(folder, n=2, size=64, seed=0):
 
 def test_colorization_items_are_scaled_lab(tmp_path):
     write_photos(tmp_path / "train")
-    opt = TrainOptions().gather(["--dataroot", str(tmp_path), "--model", "colorization", "--no_flip", *TINY])
+    opt = TrainOptions().parse(["--dataroot", str(tmp_path), "--model", "colorization", "--no_flip", *TINY])
     assert (opt.dataset_mode, opt.input_nc, opt.output_nc, opt.netG) == ("colorization", 1, 2, "unet_64")
     item = ColorizationDataset(opt)[0]
     lab = color.rgb2lab(np.asarray(Image.open(tmp_path / "train" / "0.png").convert("RGB")))
@@ -59,7 +59,7 @@ def test_colorization_trains_and_shows_rgb_visuals(tmp_path):
 
 def test_colorization_refuses_other_channel_counts(tmp_path):
     write_photos(tmp_path / "train", n=1)
-    opt = TrainOptions().gather(["--dataroot", str(tmp_path), "--model", "colorization", *TINY, "--input_nc", "3"])
+    opt = TrainOptions().parse(["--dataroot", str(tmp_path), "--model", "colorization", *TINY, "--input_nc", "3"])
     with pytest.raises(UserError, match="L \\(1 channel\\) -> ab"):
         create_dataset(opt)
 
@@ -89,7 +89,7 @@ def test_template_model_regresses_a_to_b_on_aligned_data(tmp_path):
 
 def test_template_dataset_gives_noisy_a_and_clean_b(tmp_path):
     write_photos(tmp_path / "train", n=12)
-    opt = TrainOptions().gather(["--dataroot", str(tmp_path), "--model", "template", "--dataset_mode", "template",
+    opt = TrainOptions().parse(["--dataroot", str(tmp_path), "--model", "template", "--dataset_mode", "template",
                                  "--new_dataset_option", "0.3", *TINY])
     assert opt.max_dataset_size == 10
     dataset = TemplateDataset(opt)
@@ -99,3 +99,20 @@ def test_template_dataset_gives_noisy_a_and_clean_b(tmp_path):
     noise = (item["A"] - item["B"])
     assert 0.2 < noise.std().item() < 0.35 and abs(noise.mean().item()) < 0.05
     assert item["B"].min() >= -1 and item["A"].max() <= 1
+
+
+@pytest.mark.parametrize("amp, dtype", [("none", torch.float32), ("bf16", torch.bfloat16)])
+def test_template_steps_under_the_amp_autocast(tmp_path, amp, dtype):
+    """A model copied from the template inherits --amp: its forward and loss run under autocast."""
+    opt = TrainOptions().parse(["--dataroot", str(tmp_path), "--model", "template", "--dataset_mode", "aligned",
+                                "--checkpoints_dir", str(tmp_path / "ck"), "--amp", amp, *TINY])
+    model = create_model(opt)
+    model.setup(opt)
+    seen = []
+    model.netG.register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))
+    model.set_input({"A": torch.rand(1, 3, 64, 64) * 2 - 1, "B": torch.rand(1, 3, 64, 64) * 2 - 1,
+                     "A_paths": ["a"], "B_paths": ["a"]})
+    before = model.netG.model.model[0].weight.detach().clone()
+    model.optimize_parameters()
+    assert seen == [dtype] and model.loss_G.dtype == torch.float32  # L1 runs in fp32 under autocast
+    assert not torch.equal(model.netG.model.model[0].weight, before)  # the step went through precision.step

@@ -7,19 +7,19 @@ import pytest
 import torch
 from PIL import Image
 
+from engine.training import run_training
 from models import create_model
 from models.cycle_gan_model import resolve_lambda_identity
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
 from util.errors import UserError
-from engine.training import run_training
 
 TINY = ["--netG", "resnet_6blocks", "--ngf", "8", "--ndf", "8", "--gpu_ids", "-1", "--crop_size", "32",
         "--load_size", "32"]
 
 
 def build(tmp_path, *extra, options=TrainOptions, model="cycle_gan"):
-    opt = options().gather(["--dataroot", str(tmp_path), "--model", model, "--checkpoints_dir",
+    opt = options().parse(["--dataroot", str(tmp_path), "--model", model, "--checkpoints_dir",
                             str(tmp_path / "ck"), *TINY, *extra])
     instance = create_model(opt)
     instance.setup(opt)

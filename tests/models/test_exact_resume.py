@@ -7,8 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from options.train_options import TrainOptions
 from engine.training import run_training
+from options.train_options import TrainOptions
 
 
 def write_four_panel_set(root, n_images=4, size=72):

@@ -5,9 +5,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from options.train_options import TrainOptions
-from models.image_pool import ImagePool
 from engine.training import run_training
+from models.image_pool import ImagePool
+from options.train_options import TrainOptions
 
 
 def images(n, value):

@@ -10,7 +10,7 @@ TINY = ["--netG", "unet_64", "--ngf", "8", "--ndf", "8", "--gpu_ids", "-1", "--c
 
 
 def build(tmp_path, *extra):
-    opt = TrainOptions().gather(["--dataroot", str(tmp_path), "--model", "pix2pix", "--checkpoints_dir",
+    opt = TrainOptions().parse(["--dataroot", str(tmp_path), "--model", "pix2pix", "--checkpoints_dir",
                                  str(tmp_path / "ck"), "--direction", "BtoA", "--input_nc", "2",
                                  "--output_nc", "1", *TINY, *extra])
     model = create_model(opt)

@@ -3,8 +3,8 @@ input checks at the data/model boundary and the model registry."""
 import pytest
 import torch
 
-import models
 from models import create_model
+import models
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
 from util.errors import UserError
@@ -13,7 +13,7 @@ TINY = ["--netG", "unet_64", "--ngf", "8", "--ndf", "8", "--gpu_ids", "-1", "--c
 
 
 def build(tmp_path, *extra, options=TrainOptions, model="pix2pix"):
-    opt = options().gather(["--dataroot", str(tmp_path), "--model", model, "--checkpoints_dir",
+    opt = options().parse(["--dataroot", str(tmp_path), "--model", model, "--checkpoints_dir",
                             str(tmp_path / "ck"), *TINY, *extra])
     instance = create_model(opt)
     instance.setup(opt)

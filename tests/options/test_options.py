@@ -1,10 +1,11 @@
-"""Options: upstream names and defaults, model/dataset passes, 2022 flags, saved option files."""
+"""Options: upstream names and defaults, model/dataset passes, 2022 flags, the option listing."""
 import pytest
 import torch
 
-from options.base_options import OptionError
+from options.record import options_text
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
+from util.cli import CommandLineError
 from util.errors import UserError
 
 BASE_DEFAULTS = dict(name="experiment_name", checkpoints_dir="./checkpoints", input_nc=3, output_nc=3, ngf=64,
@@ -38,68 +39,83 @@ def test_first_pass_defaults_are_upstreams():
 
 
 def test_pix2pix_changes_its_defaults_and_adds_lambda_l1(tmp_path):
-    opt = TrainOptions().gather(["--dataroot", str(tmp_path), "--model", "pix2pix"])
+    opt = TrainOptions().parse(["--dataroot", str(tmp_path), "--model", "pix2pix"])
     assert (opt.norm, opt.netG, opt.dataset_mode, opt.pool_size, opt.gan_mode) == \
         ("batch", "unet_256", "aligned", 0, "vanilla")
     assert opt.lambda_L1 == 100.0
     assert (opt.n_panels, opt.input_panels) == (0, "")  # third pass: the aligned dataset's options
-    explicit = TrainOptions().gather(["--dataroot", str(tmp_path), "--model", "pix2pix", "--norm", "instance"])
+    explicit = TrainOptions().parse(["--dataroot", str(tmp_path), "--model", "pix2pix", "--norm", "instance"])
     assert explicit.norm == "instance"
 
 
 def test_2022_flags_are_accepted_and_gpu_ids_minus_one_means_cpu(tmp_path):
-    opt = TrainOptions().gather(["--dataroot", str(tmp_path), "--model", "pix2pix", "--gpu_ids", "-1",
+    opt = TrainOptions().parse(["--dataroot", str(tmp_path), "--model", "pix2pix", "--gpu_ids", "-1",
                                  "--display_id", "0", "--display_port", "8098", "--display_server", "http://h",
                                  "--display_env", "e", "--display_ncols", "3"])
-    assert opt.gpu_ids == [] and opt.device == torch.device("cpu")
+    assert opt.gpu_ids == []
     assert (opt.display_id, opt.display_port, opt.display_ncols) == (0, 8098, 3)
-    default = TrainOptions().gather(["--dataroot", str(tmp_path), "--model", "pix2pix"])
+    default = TrainOptions().parse(["--dataroot", str(tmp_path), "--model", "pix2pix"])
     assert default.gpu_ids == [0]
-    assert default.device.type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert not hasattr(default, "device")  # the engine picks the device when the run starts
+
+
+def test_parsing_changes_nothing_in_the_process_and_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    benchmark, deterministic = torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic
+    torch.backends.cudnn.benchmark = not benchmark  # a value parsing would have to overwrite
+    try:
+        for options in (TrainOptions, TestOptions):
+            options().parse(["--dataroot", str(tmp_path), "--model", "pix2pix", "--name", "exp",
+                             "--checkpoints_dir", str(tmp_path / "ck"), "--deterministic"])
+        assert torch.backends.cudnn.benchmark is (not benchmark)
+        assert torch.backends.cudnn.deterministic is deterministic
+        assert not torch.are_deterministic_algorithms_enabled()
+        assert list(tmp_path.iterdir()) == []  # no checkpoints/NAME/train_opt.txt at parse time
+    finally:
+        torch.backends.cudnn.benchmark = benchmark
 
 
 def test_bad_command_lines_are_one_line_user_errors(tmp_path):
     base = ["--dataroot", str(tmp_path), "--model", "pix2pix"]
-    with pytest.raises(OptionError, match="unrecognized arguments: --bogus"):
-        TrainOptions().gather(base + ["--bogus"])
-    with pytest.raises(OptionError, match="invalid choice"):
-        TrainOptions().gather(base + ["--netG", "unet_512"])
-    with pytest.raises(OptionError, match="dataroot"):
-        TrainOptions().gather(["--model", "pix2pix"])
+    with pytest.raises(CommandLineError, match="unrecognized arguments: --bogus"):
+        TrainOptions().parse(base + ["--bogus"])
+    with pytest.raises(CommandLineError, match="invalid choice"):
+        TrainOptions().parse(base + ["--netG", "unet_512"])
+    with pytest.raises(CommandLineError, match="dataroot"):
+        TrainOptions().parse(["--model", "pix2pix"])
     with pytest.raises(UserError, match=r"unknown --model 'no_such' \(available: .*pix2pix.*, test"):
-        TrainOptions().gather(["--dataroot", str(tmp_path), "--model", "no_such"])
+        TrainOptions().parse(["--dataroot", str(tmp_path), "--model", "no_such"])
     with pytest.raises(UserError, match="test.py only"):
-        TrainOptions().gather(["--dataroot", str(tmp_path), "--model", "test"])
+        TrainOptions().parse(["--dataroot", str(tmp_path), "--model", "test"])
     with pytest.raises(UserError, match="gpu_ids"):
-        TrainOptions().gather(base + ["--gpu_ids", "first"])
-    with pytest.raises(OptionError, match="load_iter"):
-        TrainOptions().gather(base + ["--load_iter", "five"])
+        TrainOptions().parse(base + ["--gpu_ids", "first"])
+    with pytest.raises(CommandLineError, match="load_iter"):
+        TrainOptions().parse(base + ["--load_iter", "five"])
 
 
 def test_suffix_is_formatted_with_the_options(tmp_path):
-    opt = TrainOptions().gather(["--dataroot", str(tmp_path), "--model", "pix2pix", "--name", "run",
+    opt = TrainOptions().parse(["--dataroot", str(tmp_path), "--model", "pix2pix", "--name", "run",
                                  "--suffix", "{netG}_in{input_nc}", "--input_nc", "9"])
     assert opt.name == "run_unet_256_in9"
     with pytest.raises(UserError, match="suffix"):
-        TrainOptions().gather(["--dataroot", str(tmp_path), "--model", "pix2pix", "--suffix", "{nope}"])
+        TrainOptions().parse(["--dataroot", str(tmp_path), "--model", "pix2pix", "--suffix", "{nope}"])
 
 
 def test_help_lists_the_models_and_datasets_options(capsys):
     with pytest.raises(SystemExit) as done:
-        TrainOptions().gather(["--model", "pix2pix", "--help"])
+        TrainOptions().parse(["--model", "pix2pix", "--help"])
     assert done.value.code == 0
     text = capsys.readouterr().out
     assert "--lambda_L1" in text and "--input_panels" in text and "--gpu_ids" in text
     with pytest.raises(SystemExit):
-        TestOptions().gather(["-h"])  # the default --model test
+        TestOptions().parse(["-h"])  # the default --model test
     assert "--model_suffix" in capsys.readouterr().out
 
 
-def test_train_options_are_printed_and_saved(tmp_path, capsys):
+def test_train_options_listing_marks_changed_values(tmp_path):
     opt = TrainOptions().parse(["--dataroot", str(tmp_path), "--model", "pix2pix", "--checkpoints_dir",
                                 str(tmp_path / "ck"), "--name", "exp", "--lr", "0.001", "--gpu_ids", "-1"])
-    saved = (tmp_path / "ck" / "exp" / "train_opt.txt").read_text()
-    assert saved == capsys.readouterr().out
+    saved = options_text(opt)
     assert saved.startswith("----------------- Options ---------------")
     lines = {line.split(":")[0].strip(): line for line in saved.splitlines() if ":" in line}
     assert lines["lr"].rstrip().endswith("[default: 0.0002]")
@@ -113,7 +129,7 @@ def test_test_opt_txt_records_the_values_test_py_runs_with(tmp_path):
                                "--num_threads", "8", "--batch_size", "4", "--crop_size", "64", "--gpu_ids", "-1"])
     assert (opt.num_threads, opt.batch_size, opt.serial_batches, opt.no_flip, opt.display_id) == (0, 1, True, True, -1)
     assert opt.load_size == 64  # follows --crop_size when not given, so resize + crop is a no-op
-    saved = (tmp_path / "ck" / "experiment_name" / "test_opt.txt").read_text()
+    saved = options_text(opt)
     lines = {line.split(":")[0].strip(): (line.split(":", 1)[1].split() or [""])[0]
              for line in saved.splitlines() if ":" in line}
     assert (lines["num_threads"], lines["batch_size"], lines["serial_batches"], lines["no_flip"]) == \

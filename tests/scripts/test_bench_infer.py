@@ -21,7 +21,12 @@ def test_bench_infer_prints_images_per_second_and_ratios(tmp_path):
     assert not (tmp_path / "results").exists() and not Path("/nonexistent-bench").exists()
 
 
-def test_bench_infer_rejects_an_unknown_mode(tmp_path):
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_infer.py"), "--modes", "fp8"],
-                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
-    assert result.returncode == 2 and result.stderr.startswith("error: unknown or conflicting mode 'fp8'")
+def test_bench_infer_rejects_an_unknown_mode_before_starting_torch(tmp_path):
+    # the script runs as `python scripts/bench_infer.py`; afterwards the process tells whether torch was imported
+    code = ("import runpy, sys\n"
+            f"sys.argv = [{str(ROOT / 'scripts' / 'bench_infer.py')!r}, '--modes', 'fp8']\n"
+            "try:\n    runpy.run_path(sys.argv[0], run_name='__main__')\n"
+            "except SystemExit as done:\n    print('exit', done.code, 'torch' in sys.modules)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.stdout.split() == ["exit", "2", "False"], result.stderr[-2000:]
+    assert result.stderr.startswith("error: unknown or conflicting mode 'fp8'")

@@ -69,7 +69,7 @@ def test_the_aligned_loader_reads_the_result_as_four_panels(tmp_path):
     from data.aligned_dataset import AlignedDataset
     from options.train_options import TrainOptions
 
-    opt = TrainOptions().gather(["--dataroot", str(out), "--model", "pix2pix", "--direction", "BtoA",
+    opt = TrainOptions().parse(["--dataroot", str(out), "--model", "pix2pix", "--direction", "BtoA",
                                  "--input_nc", "3", "--output_nc", "1", "--preprocess", "none", "--no_flip",
                                  "--gpu_ids", "-1"])
     item = AlignedDataset(opt)[0]
