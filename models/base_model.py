@@ -18,10 +18,6 @@ from models import checkpoint, networks
 from models.precision import Precision
 from util.errors import UserError
 
-#: the results manifest's roles of a model's visuals: the generator input, its output, the real target
-RESULT_ROLES = ("input", "generated", "target")
-
-
 class VisualPart(NamedTuple):
     """One picture of get_current_visuals(): its label, the visual it comes from, the file panel
     (or cube plane) it shows when known, and the tensor."""
