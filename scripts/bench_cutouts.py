@@ -10,7 +10,6 @@ The FITS-image case runs on the Galactic-centre field of ../shared/data/real-fie
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
