@@ -16,7 +16,7 @@ import numpy as np
 
 from util.errors import UserError
 
-from data.fits_io import celestial_wcs, is_fits_name, physical_values
+from data.sky.fits_io import celestial_wcs, is_fits_name, physical_values
 
 PLANE_SUFFIX = re.compile(r"^(?P<path>.+)\[(?P<plane>\d+)\]$")
 FITS_SUFFIXES = re.compile(r"(\.(fits|fit|fts))?(\.(gz|bz2|fz))?$", re.IGNORECASE)
