@@ -28,12 +28,26 @@ def parse_cuts(text: str, option: str = "--cuts") -> tuple[float, float]:
     return low, high
 
 
-def stretch_to_unit(values: np.ndarray, settings: StretchSettings) -> np.ndarray:
-    """Scale to [0, 1] between the percentile cuts (over the finite pixels), then apply the stretch."""
+def percentile_cuts(values: np.ndarray, settings: StretchSettings) -> tuple[float, float] | None:
+    """(low, high) values at the settings' percentiles of the finite pixels; None when there are none."""
     finite = values[np.isfinite(values)]
     if finite.size == 0:
-        return np.zeros_like(values, dtype=np.float32)
+        return None
     low, high = np.percentile(finite, [settings.low_percentile, settings.high_percentile])
+    return low, (high if high > low else low + 1.0)
+
+
+def stretch_to_unit(values: np.ndarray, settings: StretchSettings,
+                    cuts: tuple[float, float] | None = None) -> np.ndarray:
+    """Scale to [0, 1] between the cuts, then apply the stretch.
+
+    cuts: fixed (low, high) values; default: the settings' percentiles of this cutout's finite pixels
+    (what the dataset builder does per target). Fixed cuts let many tiles share one mapping.
+    """
+    cuts = cuts if cuts is not None else percentile_cuts(values, settings)
+    if cuts is None:
+        return np.zeros_like(values, dtype=np.float32)
+    low, high = np.float64(cuts[0]), np.float64(cuts[1])  # float64 arithmetic, as for percentiles
     if high <= low:
         high = low + 1.0
     unit = np.clip((values - low) / (high - low), 0.0, 1.0)
@@ -46,10 +60,11 @@ def stretch_to_unit(values: np.ndarray, settings: StretchSettings) -> np.ndarray
     return unit.astype(np.float32)
 
 
-def to_uint8(values: np.ndarray, is_8bit_source: bool, settings: StretchSettings) -> np.ndarray:
+def to_uint8(values: np.ndarray, is_8bit_source: bool, settings: StretchSettings,
+             cuts: tuple[float, float] | None = None) -> np.ndarray:
     """8-bit picture of a cutout (H, W, C); no-data pixels become 0 (black, as in HiPS JPEGs)."""
     if is_8bit_source:
         out = np.rint(np.clip(np.nan_to_num(values, nan=0.0), 0, 255))
     else:
-        out = np.rint(255.0 * np.nan_to_num(stretch_to_unit(values, settings), nan=0.0))
+        out = np.rint(255.0 * np.nan_to_num(stretch_to_unit(values, settings, cuts), nan=0.0))
     return out.astype(np.uint8)

@@ -1,0 +1,178 @@
+"""Render a model's inputs on HEALPix tiles (with a margin): the CPU half of sky prediction.
+
+Each tile's pixels plus `margin` pixels all round are sampled from every input survey through the
+dataset builder's own surveys and cutout engine (open_engines / CutoutEngine.cutout), then turned
+into the network input exactly as training data were (data.predict_inputs). torch-free, so worker
+processes stay light; the generator runs in the parent.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from data.predict_inputs import CHANNEL_INDEX, BandModel, PanelInput, network_input, physical_output, split_label
+from data.sky.config import BuildConfig
+from data.sky.fetch import FetchSettings
+from data.sky.geometry import OutputGrid, frame_to_icrs
+from data.sky.stretch import StretchSettings, percentile_cuts
+from data.sky.tile_grid import tile_pixel_deg, tile_pixel_lonlat
+
+HIPS_FRAME = "equatorial"
+
+
+@dataclass(frozen=True)
+class RenderSettings:
+    """Everything a worker needs to render tiles (picklable)."""
+
+    surveys: tuple[str, ...]
+    model: BandModel
+    order: int
+    width: int
+    margin: int
+    tile_formats: tuple[str | None, ...] = ()
+    stretch: StretchSettings = field(default_factory=StretchSettings)
+    cuts: tuple[tuple[float, float] | None, ...] | None = None  # fixed cuts per survey (FITS tiles)
+    black_is_blank: bool | None = None
+    fetch: FetchSettings = field(default_factory=FetchSettings)
+    mocserver_url: str = "https://alasky.cds.unistra.fr/MocServer/query"
+    truth: str | None = None  # the real target survey, for calibration
+    truth_format: str | None = None
+
+    @property
+    def size(self) -> int:
+        return self.width + 2 * self.margin
+
+
+@dataclass
+class RenderedTile:
+    ipix: int
+    x: np.ndarray | None  # (C, S, S) network input, None when skipped
+    valid: np.ndarray  # (W, W) pixels where every input survey has data
+    missing: tuple[str, ...] = ()  # surveys without data in the tile (why it was skipped)
+
+
+def open_surveys(settings: RenderSettings, specs: tuple[str, ...], formats: tuple[str | None, ...]):
+    from data.sky.build import open_engines
+
+    config = BuildConfig(surveys=specs, out=None, fov=1.0, size=8, tile_formats=formats,
+                         black_is_blank=settings.black_is_blank, fetch=settings.fetch,
+                         mocserver_url=settings.mocserver_url)
+    return open_engines(config)
+
+
+def tile_sky(ipix: int, order: int, width: int, margin: int) -> tuple[np.ndarray, np.ndarray]:
+    """ICRS (ra, dec) of a tile's pixels and margin, (S, S) arrays in tile order."""
+    lon, lat = tile_pixel_lonlat([ipix], order, width, margin)
+    return frame_to_icrs(lon[0], lat[0], HIPS_FRAME)
+
+
+class TileRenderer:
+    def __init__(self, settings: RenderSettings, engines=None):
+        self.settings = settings
+        self.engines = engines if engines is not None else open_surveys(settings, settings.surveys,
+                                                                        settings.tile_formats)
+        self.names = [e.survey.name for e in self.engines]
+        self._truth = None
+
+    def cutouts(self, engines, ipix: int, margin: int) -> list[np.ndarray]:
+        s = self.settings
+        ra, dec = tile_sky(ipix, s.order, s.width, margin)
+        size = s.width + 2 * margin
+        centre = size // 2
+        grid = OutputGrid(float(ra[centre, centre]), float(dec[centre, centre]),
+                          tile_pixel_deg(s.order, s.width) * size, size, size)
+        shared: dict = {}
+        return [engine.cutout(grid, sky=(ra, dec), shared=shared).values for engine in engines]
+
+    def render(self, tiles) -> list[RenderedTile]:
+        s = self.settings
+        inner = slice(s.margin, s.margin + s.width)
+        results = []
+        for ipix in tiles:
+            values = self.cutouts(self.engines, int(ipix), s.margin)
+            covered = [np.isfinite(v[inner, inner, 0]) for v in values]
+            valid = np.logical_and.reduce(covered)
+            if not valid.any():
+                missing = tuple(n for n, c in zip(self.names, covered) if not c.any()) or tuple(self.names)
+                results.append(RenderedTile(int(ipix), None, valid, missing))
+                continue
+            x, _ = network_input(s.model, values, [e.tile_format != "fits" for e in self.engines], s.stretch,
+                                 list(s.cuts) if s.cuts else None)
+            results.append(RenderedTile(int(ipix), x, valid))
+        return results
+
+    # ---- the real band, for calibration --------------------------------------------------------
+    def truth_engine(self):
+        if self._truth is None:
+            s = self.settings
+            self._truth = open_surveys(s, (s.truth,), (s.truth_format,))[0]
+        return self._truth
+
+    def truth(self, ipix: int) -> np.ndarray:
+        """The real target band on a tile's pixels, in the model's output units (W, W)."""
+        return self.output_units(self.cutouts([self.truth_engine()], ipix, 0)[0])
+
+    def truth_on(self, grid: OutputGrid) -> np.ndarray:
+        return self.output_units(self.truth_engine().cutout(grid).values)
+
+    def output_units(self, values: np.ndarray) -> np.ndarray:
+        """A target-survey cutout as the model's output band: the physical plane (FITS models), or the
+        8-bit panel the dataset made of it, read with the model's output channels (PNG models)."""
+        s = self.settings
+        if s.model.kind == "fits":
+            _, letter = split_label(s.model.output_label)
+            return values[..., CHANNEL_INDEX[letter] if values.shape[2] == 3 else 0]
+        panel = BandModel("png", (PanelInput(s.model.output_label, s.model.output_channels),),
+                          s.model.output_channels, s.model.output_label, s.model.unit)
+        x, valid = network_input(panel, [values], [self.truth_engine().tile_format != "fits"], s.stretch)
+        band = physical_output(panel, x)
+        band[~valid] = np.nan
+        return band
+
+
+def region_cuts(engines, ra: float, dec: float, radius: float, stretch: StretchSettings,
+                ) -> tuple[tuple[float, float] | None, ...]:
+    """Fixed stretch cuts per survey for FITS tiles (None for 8-bit tiles): the percentiles over a
+    256 px view of the whole region, so every tile of a run shares one mapping."""
+    grid = OutputGrid(ra, dec, max(2 * radius, 1e-3), 256, 256)
+    cuts = []
+    for engine in engines:
+        if engine.tile_format != "fits":
+            cuts.append(None)
+            continue
+        found = percentile_cuts(engine.cutout(grid).values, stretch)
+        cuts.append(None if found is None else (float(found[0]), float(found[1])))
+    return tuple(cuts)
+
+
+def calibrate(root, std_root, settings: RenderSettings, tiles: list[int], stride: int = 2):
+    """data.sky.hips_quality.calibration of written tiles (mean, and std when std_root) against
+    settings.truth rendered on the same tile pixels; every `stride`-th pixel per axis is used."""
+    from data.sky.hips_out import read_fits_tile
+    from data.sky.hips_quality import calibration
+
+    renderer = TileRenderer(settings)
+    means, stds, truths = [], [], []
+    step = (slice(None, None, stride),) * 2
+    for ipix in tiles:
+        means.append(read_fits_tile(root, settings.order, ipix)[step].ravel())
+        if std_root is not None:
+            stds.append(read_fits_tile(std_root, settings.order, ipix)[step].ravel())
+        truths.append(renderer.truth(ipix)[step].ravel())
+    return calibration(np.concatenate(means), np.concatenate(stds) if stds else None, np.concatenate(truths))
+
+
+# ---- worker processes ------------------------------------------------------------------------
+_WORKER: dict = {}  # per worker process: its renderer, set by the pool initializer
+
+
+def worker_init(settings: RenderSettings) -> None:
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    _WORKER["renderer"] = TileRenderer(settings)
+
+
+def worker_render(tiles: list[int]) -> list[RenderedTile]:
+    return _WORKER["renderer"].render(tiles)

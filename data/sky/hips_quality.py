@@ -1,0 +1,89 @@
+"""Figures of merit of a generated HiPS: seams at tile borders, agreement and uncertainty calibration.
+
+Pure numpy on tile arrays in HiPS tile order, so they apply to any tree on disk.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .tile_grid import same_cell_neighbour
+
+ONE_SIGMA = math.erf(1 / math.sqrt(2))  # 0.6827: a Gaussian's mass within 1 std
+
+
+@dataclass(frozen=True)
+class SeamStats:
+    border: float  # mean |jump| between the last row/column of a tile and the first of its neighbour
+    interior: float  # mean |jump| between neighbouring rows/columns inside tiles
+    pairs: int
+
+    @property
+    def ratio(self) -> float:
+        return self.border / self.interior if self.interior > 0 else math.nan
+
+
+def seam_stats(tiles: dict[int, np.ndarray], order: int) -> SeamStats:
+    """Jumps across tile borders against jumps inside tiles, both along the same pixel-grid axes.
+
+    Only borders inside a base cell are used: there the HEALPix pixel grid runs straight across
+    the border, so a seamless map has border jumps like any other neighbouring rows.
+    """
+    border_sum, border_n, inner_sum, inner_n, pairs = 0.0, 0, 0.0, 0, 0
+    numbers = np.array(sorted(tiles), dtype=np.int64)
+    for axis in (0, 1):
+        following = same_cell_neighbour(numbers, order, axis)
+        for ipix, nxt in zip(numbers.tolist(), following.tolist()):
+            tile = tiles[ipix]
+            inner = np.abs(np.diff(tile, axis=axis))
+            inner = inner[np.isfinite(inner)]
+            inner_sum += float(inner.sum())
+            inner_n += inner.size
+            if nxt in tiles:
+                last = tile[-1, :] if axis == 0 else tile[:, -1]
+                first = tiles[nxt][0, :] if axis == 0 else tiles[nxt][:, 0]
+                jump = np.abs(first - last)
+                jump = jump[np.isfinite(jump)]
+                if jump.size:
+                    border_sum += float(jump.sum())
+                    border_n += jump.size
+                    pairs += 1
+    return SeamStats(border_sum / max(border_n, 1), inner_sum / max(inner_n, 1), pairs)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """How the generated mean and std compare with the real band on the same pixels."""
+
+    pixels: int
+    pearson_r: float
+    within_1std: float  # fraction of real pixels with |real - mean| <= std
+    fitted_scale: float  # factor on std that would put ONE_SIGMA of them within 1 std
+    mean_abs_error: float
+
+    def as_dict(self) -> dict:
+        return {"pixels": self.pixels, "pearson_r": self.pearson_r, "within_1std": self.within_1std,
+                "fitted_std_scale": self.fitted_scale, "mean_abs_error": self.mean_abs_error,
+                "goal_within_1std": ONE_SIGMA}
+
+
+def calibration(mean: np.ndarray, std: np.ndarray | None, truth: np.ndarray) -> Calibration:
+    """Compare on the pixels where all are finite; without std only r and the error are figures."""
+    mean, truth = (np.asarray(a, dtype=np.float64).ravel() for a in (mean, truth))
+    std = np.zeros_like(mean) if std is None else np.asarray(std, dtype=np.float64).ravel()
+    has_std = not np.all(std == 0)
+    ok = np.isfinite(mean) & np.isfinite(std) & np.isfinite(truth)
+    mean, std, truth = mean[ok], std[ok], truth[ok]
+    if mean.size < 2:
+        return Calibration(int(mean.size), math.nan, math.nan, math.nan, math.nan)
+    error = np.abs(truth - mean)
+    r = float(np.corrcoef(mean, truth)[0, 1]) if np.std(mean) > 0 and np.std(truth) > 0 else math.nan
+    if not has_std:
+        return Calibration(int(mean.size), r, math.nan, math.nan, float(error.mean()))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.sort(np.where(std > 0, error / std, np.where(error == 0, 0.0, np.inf)))
+    within = float(np.mean(z <= 1.0))
+    scale = float(z[min(len(z) - 1, int(math.ceil(ONE_SIGMA * len(z))) - 1)])
+    return Calibration(int(mean.size), r, within, scale, float(error.mean()))

@@ -1,0 +1,184 @@
+"""predict_sky.py --target / --ra --dec: the generated band on one field, as FITS + PNG + an HTML page.
+
+The field is cut out of the same map a --region run writes: the HEALPix tiles under the field are
+generated exactly as in a region run (in memory) and resampled onto the field's grid by the
+builder's own cutout engine reading them as a HiPS. So one position and the HiPS at that position
+agree (the tests hold them to r >= 0.999), and both agree with what Aladin shows.
+"""
+from __future__ import annotations
+
+import html
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from data.fits_io import image_bytes
+from data.predict_inputs import display_stretch
+from data.sky.build import check_writable
+from data.sky.engine import CutoutEngine
+from data.sky.geometry import OutputGrid, make_wcs, pixel_sky_coords
+from data.sky.hips_out import fits_tile_bytes, png_tile_bytes, properties_text
+from data.sky.hips_quality import calibration
+from data.sky.properties import parse_properties_text
+from data.sky.source import Survey, tile_path
+from data.sky.stretch import to_uint8
+from data.sky.targets import Target, check_position, resolve_names, safe_file_stem
+from data.sky.tile_grid import tile_pixel_deg, tiles_under
+from util.errors import UserError
+from util.fileio import atomic_write_bytes, atomic_write_text
+from util.predict_session import Session, describe, generate, prepare, render_stream
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def resolve_target(config) -> Target:
+    if config.position is not None:
+        ra, dec = config.position
+        check_position(ra, dec, "--ra/--dec")
+        return Target(f"ra{ra:.4f}_dec{dec:+.4f}", ra, dec)
+    found, unknown = resolve_names([config.target], config.sesame_url)
+    if not found:
+        raise UserError(f"--target {config.target}: unknown name (OpenNGC{', Sesame' if config.sesame_url else ''})")
+    return found[0]
+
+
+def field_grid(session: Session, target: Target) -> OutputGrid:
+    """--fov/--size, else the training images' size at the model's pixel scale."""
+    c = session.config
+    pixel = session.training.pixel_deg or tile_pixel_deg(session.order, session.width)
+    size = c.size or session.training.size or int(session.loaded.opt.crop_size)
+    fov = c.fov or pixel * size
+    return OutputGrid(target.ra, target.dec, fov, size, size)
+
+
+def memory_hips(name: str, order: int, width: int, tiles: dict[int, np.ndarray]) -> Survey:
+    """An in-memory HiPS of float tiles, read through the same Survey/CutoutEngine code as files."""
+    blobs = {tile_path(order, ipix, "fits"): fits_tile_bytes(values) for ipix, values in tiles.items()}
+    text = properties_text({"hips_frame": "equatorial", "hips_order": order, "hips_order_min": order,
+                            "hips_tile_width": width, "hips_tile_format": "fits", "obs_title": name})
+    props = parse_properties_text(text, f"{name} (in memory)")
+    return Survey(name, "memory", props, lambda relative, validate=None: blobs.get(relative))
+
+
+def resample(session: Session, tiles: dict[int, np.ndarray], grid: OutputGrid, label: str) -> np.ndarray:
+    engine = CutoutEngine(memory_hips(label, session.order, session.width, tiles), "fits",
+                          cache_tiles=max(96, len(tiles)))
+    return engine.cutout(grid).values[..., 0]
+
+
+def run_position(config) -> int:
+    check_writable(config.out)
+    session = prepare(config)
+    say(describe(session))
+    target = resolve_target(config)
+    grid = field_grid(session, target)
+    ra, dec = pixel_sky_coords(grid)
+    tiles = tiles_under(ra, dec, session.order, session.width).tolist()
+    means, stds = {}, {}
+    settings = session.render_settings()
+    for result in generate(session, render_stream(settings, tiles, config.workers, session.engines)):
+        if result.mean is not None:
+            means[result.ipix] = result.mean
+            if result.std is not None:
+                stds[result.ipix] = result.std
+    if not means:
+        raise UserError(f"no input data around {target.name} ({target.ra:.4f}, {target.dec:+.4f}) in "
+                        f"{', '.join(e.survey.name for e in session.engines)}")
+    band = resample(session, means, grid, "mean")
+    std = resample(session, stds, grid, "std") if stds else None
+    stem = safe_file_stem(target.name)
+    out = Path(config.out)
+    write_fits(session, out / f"{stem}.fits", grid, band, std, target)
+    display = display_stretch(session.model)
+    atomic_write_bytes(out / f"{stem}.png", png_tile_bytes(display.levels(band)))
+    figures = compare_truth(session, grid, band, std) if config.truth else None
+    page = write_page(session, out, stem, grid, band, std, figures)
+    say(f"wrote {out / (stem + '.fits')}, {stem}.png and {page.name} ({grid.width}x{grid.height} px, "
+        f"{grid.fov:g} deg, from {len(means)} generated tiles of order {session.order})")
+    return 0
+
+
+def fits_cards(session: Session, target: Target, has_std: bool) -> list[tuple[str, object, str]]:
+    c, opt, model = session.config, session.loaded.opt, session.model
+    cards = [("BUNIT", model.unit[:68], "unit of the generated band"),
+             ("PLNAM1", f"{model.output_label} (generated)"[:68], "plane 1"), ("PLUNI1", model.unit[:68], "")]
+    if has_std:
+        cards += [("PLNAM2", f"std of {c.uncertainty} passes"[:68], "plane 2: uncertainty"),
+                  ("PLUNI2", model.unit[:68], ""), ("NPASS", c.uncertainty, "stochastic passes (dropout on)"),
+                  ("STDSCALE", c.std_scale, "factor applied to the std")]
+    cards += [("OBJECT", target.name[:68], "field centre"), ("ORIGIN", "skytrans predict_sky.py", "generated"),
+              ("MODEL", f"{opt.model} {opt.netG}"[:68], "model and generator"),
+              ("EXPNAME", str(opt.name)[-68:], "experiment (--name)"),
+              ("CKPT", session.loaded.weights.name[-68:], "weights file"),
+              ("CKPTSHA", session.weights_sha256[:16], "sha256 of the weights (start)"),
+              ("HIPSORD", session.order, "HEALPix tile order the band was generated at"),
+              ("TILEW", session.width, "tile width, px"), ("MARGIN", session.margin, "context px per tile side")]
+    for k, engine in enumerate(session.engines, start=1):
+        cards.append((f"SURVEY{k}", engine.survey.name[:68], f"input {k}"))
+        cards.append((f"SRCLOC{k}", str(engine.survey.location)[-68:], f"input {k} location"))
+    return cards
+
+
+def write_fits(session: Session, path: Path, grid: OutputGrid, band: np.ndarray, std: np.ndarray | None,
+               target: Target) -> None:
+    planes = [band[::-1]] + ([std[::-1]] if std is not None else [])  # image rows top-down -> FITS bottom-up
+    atomic_write_bytes(path, image_bytes(np.stack(planes), make_wcs(grid), fits_cards(session, target,
+                                                                                        std is not None)))
+
+
+def compare_truth(session: Session, grid: OutputGrid, band: np.ndarray, std: np.ndarray | None) -> dict:
+    from data.predict_tiles import TileRenderer
+
+    renderer = TileRenderer(session.render_settings(), engines=[])
+    truth = renderer.truth_on(grid)
+    result = calibration(band, std, truth).as_dict()
+    say(f"against {session.config.truth}: r = {result['pearson_r']:.3f}"
+        + (f", {100 * result['within_1std']:.1f}% within 1 std" if std is not None else ""))
+    return {**result, "truth": truth}
+
+
+def write_page(session: Session, out: Path, stem: str, grid: OutputGrid, band, std, figures) -> Path:
+    """NAME.html: every input panel as training made it, the generated band, its std, the truth."""
+    pictures = []
+    shared: dict = {}
+    for k, engine in enumerate(session.engines, start=1):
+        values = engine.cutout(grid, shared=shared).values
+        level = to_uint8(values, engine.tile_format != "fits", session.config.stretch)
+        name = f"{stem}_input{k}.png"
+        atomic_write_bytes(out / name, png_tile_bytes(level.mean(axis=2)) if level.shape[2] == 1 else
+                           _rgb_png(level))
+        pictures.append((name, f"input {k}: {engine.survey.name}"))
+    pictures.append((f"{stem}.png", f"generated {session.model.output_label} ({session.loaded.opt.name})"))
+    display = display_stretch(session.model)
+    if std is not None:
+        span = display.high - display.low
+        atomic_write_bytes(out / f"{stem}_std.png", png_tile_bytes(255.0 * std / (span / 4.0)))
+        pictures.append((f"{stem}_std.png", f"std of {session.config.uncertainty} passes"))
+    text = ""
+    if figures is not None:
+        atomic_write_bytes(out / f"{stem}_truth.png", png_tile_bytes(display.levels(figures["truth"])))
+        pictures.append((f"{stem}_truth.png", f"real band: {session.config.truth}"))
+        text = f"<p>Against the real band: Pearson r = {figures['pearson_r']:.3f}"
+        if std is not None:
+            text += f"; {100 * figures['within_1std']:.1f}% of real pixels within 1 std (goal 68%)"
+        text += "</p>"
+    cells = "".join(f'<td><img src="{html.escape(n)}" width="256"><br>{html.escape(t)}</td>' for n, t in pictures)
+    page = out / f"{stem}.html"
+    atomic_write_text(page, f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(stem)}</title>"
+                            f"</head><body><h3>{html.escape(stem)}: {grid.fov:g} deg, {grid.width} px, centre "
+                            f"{grid.ra:.5f} {grid.dec:+.5f}</h3><p>{html.escape(describe(session))}</p>{text}"
+                            f"<table border=1><tr>{cells}</tr></table></body></html>\n")
+    return page
+
+
+def _rgb_png(levels: np.ndarray) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(levels[..., :3])).save(buffer, format="PNG")
+    return buffer.getvalue()
