@@ -116,12 +116,6 @@ def create_model_quietly(create_model, opt):
     return model
 
 
-def file_sha256(path: Path) -> str:
-    from util.checkpoint import file_sha256 as sha
-
-    return sha(path)
-
-
 # ---- hashed dropout --------------------------------------------------------------------------
 _MIX1, _MIX2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)

@@ -2,9 +2,8 @@
 and the batched tile loop (render on CPU workers -> generator on the device -> mean / std bands)."""
 from __future__ import annotations
 
-import math
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Iterable, Iterator
 
 import numpy as np
@@ -15,9 +14,9 @@ from data.predict_tiles import RenderedTile, RenderSettings, TileRenderer, open_
 from data.panels import parse_index_list
 from data.sky.tile_grid import order_for_pixel, tile_pixel_deg, tile_position
 from util.errors import UserError
-from util.predict import Generator, LoadedModel, TileKey, file_sha256, load_model
+from util.checkpoint import file_sha256
+from util.predict import Generator, LoadedModel, TileKey, load_model
 
-MIN_MARGIN = 16
 
 
 @dataclass
@@ -68,9 +67,25 @@ def band_model_of(loaded: LoadedModel, training: TrainingData, n_surveys: int) -
     return png_band_model(opt, n_inputs, labels, target)
 
 
+def receptive_radius(netG: str) -> int:
+    """Pixels an output pixel of the generator can depend on, each side (the theoretical receptive field).
+
+    A U-Net of L levels (4x4 stride-2 convolutions down and up) reaches 2^(L+1) - 1 pixels; a ResNet
+    generator 10 + 8 n (7x7 stem and head, two stride-2 stages, n blocks of two 3x3 convolutions at
+    stride 4). Checked against the gradient of a built generator in the tests.
+    """
+    from models.networks import UNET_DOWNSAMPLINGS
+
+    if netG in UNET_DOWNSAMPLINGS:
+        return 2 ** (UNET_DOWNSAMPLINGS[netG] + 1) - 1
+    return 10 + 8 * int(netG[len("resnet_"):-len("blocks")])
+
+
 def choose_margin(netG: str, width: int, generator: Generator, asked: int | None) -> int:
-    """Context pixels per side: (W + 2M) a multiple of what the generator needs, M a multiple of the
-    coarsest dropout layer's step (so dropout masks line up across tiles), M >= max(16, W/8)."""
+    """Context pixels per side. Default: the generator's receptive field, so that every pixel of a tile
+    is computed exactly as in one seamless image of the whole base cell (tile windows a multiple of
+    the generator's stride apart); (W + 2M) must be a multiple of what the generator needs and M of
+    the coarsest dropout layer's step (so dropout masks line up across tiles)."""
     from models.networks import input_size_multiple
 
     multiple = input_size_multiple(netG)
@@ -82,7 +97,7 @@ def choose_margin(netG: str, width: int, generator: Generator, asked: int | None
     probe = max(multiple, 64)
     factors = [probe // shape[1] for shape in generator._feature_shapes(probe)] if generator.stochastic else [1]
     align = max(factors)
-    margin = max(MIN_MARGIN, width // 8)
+    margin = receptive_radius(netG)
     while margin % align or (width + 2 * margin) % multiple:
         margin += 1
     return margin
@@ -186,13 +201,7 @@ def generate(session: Session, rendered: Iterable[RenderedTile]) -> Iterator[Til
         yield from _infer(session, batch)
 
 
-def with_config(session: Session, **changes) -> Session:
-    return replace(session, config=replace(session.config, **changes))
-
-
 def hips_min_order(order: int) -> int:
-    return min(3, order)
-
-
-def finite_or_none(value: float) -> float | None:
-    return None if value is None or not math.isfinite(value) else value
+    """Lower orders go down to 0, as HipsGen writes them: a handful of tiles, and clients (and Aladin's
+    HiPS validator, which walks random tiles' ancestors) find the whole hierarchy."""
+    return 0

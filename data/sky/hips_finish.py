@@ -5,7 +5,6 @@ the same tree as a single run.
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Callable
 
@@ -101,9 +100,3 @@ def finish_tree(root: Path, order: int, min_order: int, stretch: DisplayStretch,
     fraction = write_moc(root, tiles[order], order)
     write_properties(root, {**properties, "moc_sky_fraction": f"{fraction:.6g}"})
     return tiles[order]
-
-
-def print_stage(label: str, total: int) -> Callable[[], None]:
-    """A progress callback that prints one line per stage (no terminal needed)."""
-    print(f"{label}: {total} tiles", file=sys.stderr)
-    return lambda: None

@@ -14,10 +14,13 @@ from .tile_grid import same_cell_neighbour
 ONE_SIGMA = math.erf(1 / math.sqrt(2))  # 0.6827: a Gaussian's mass within 1 std
 
 
+NEAR_BORDER = 8  # interior row pairs compared with each border, on each side
+
+
 @dataclass(frozen=True)
 class SeamStats:
     border: float  # mean |jump| between the last row/column of a tile and the first of its neighbour
-    interior: float  # mean |jump| between neighbouring rows/columns inside tiles
+    interior: float  # mean |jump| between neighbouring rows/columns inside those tiles near the border
     pairs: int
 
     @property
@@ -25,31 +28,31 @@ class SeamStats:
         return self.border / self.interior if self.interior > 0 else math.nan
 
 
-def seam_stats(tiles: dict[int, np.ndarray], order: int) -> SeamStats:
-    """Jumps across tile borders against jumps inside tiles, both along the same pixel-grid axes.
+def seam_stats(tiles: dict[int, np.ndarray], order: int, near: int = NEAR_BORDER) -> SeamStats:
+    """Jumps across tile borders against jumps inside the same two tiles, along the same axis.
 
-    Only borders inside a base cell are used: there the HEALPix pixel grid runs straight across
-    the border, so a seamless map has border jumps like any other neighbouring rows.
+    The interior jumps are those of the `near` row (or column) pairs next to the border on each side:
+    the sky's own structure varies across a tile, so a border is compared with its surroundings, not
+    with the tile average. Only borders inside a base cell count: there the HEALPix pixel grid runs
+    straight across the border, so a seamless map has border jumps like any other neighbouring rows.
     """
     border_sum, border_n, inner_sum, inner_n, pairs = 0.0, 0, 0.0, 0, 0
     numbers = np.array(sorted(tiles), dtype=np.int64)
     for axis in (0, 1):
         following = same_cell_neighbour(numbers, order, axis)
         for ipix, nxt in zip(numbers.tolist(), following.tolist()):
-            tile = tiles[ipix]
-            inner = np.abs(np.diff(tile, axis=axis))
-            inner = inner[np.isfinite(inner)]
-            inner_sum += float(inner.sum())
-            inner_n += inner.size
-            if nxt in tiles:
-                last = tile[-1, :] if axis == 0 else tile[:, -1]
-                first = tiles[nxt][0, :] if axis == 0 else tiles[nxt][:, 0]
-                jump = np.abs(first - last)
-                jump = jump[np.isfinite(jump)]
-                if jump.size:
-                    border_sum += float(jump.sum())
-                    border_n += jump.size
-                    pairs += 1
+            if nxt not in tiles:
+                continue
+            first, second = (tiles[ipix], tiles[nxt]) if axis == 0 else (tiles[ipix].T, tiles[nxt].T)
+            jump = np.abs(second[0] - first[-1])
+            inner = np.abs(np.concatenate([np.diff(first[-near - 1:], axis=0), np.diff(second[:near + 1], axis=0)]))
+            jump, inner = jump[np.isfinite(jump)], inner[np.isfinite(inner)]
+            if jump.size and inner.size:
+                border_sum += float(jump.sum())
+                border_n += jump.size
+                inner_sum += float(inner.sum())
+                inner_n += inner.size
+                pairs += 1
     return SeamStats(border_sum / max(border_n, 1), inner_sum / max(inner_n, 1), pairs)
 
 

@@ -1,0 +1,315 @@
+"""scripts/predict_sky.py end to end on tiny pix2pix models trained here on the bundled sky sample:
+the HiPS it writes, the one-position output against it, seams, MOC, shards, resume and bad input."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.wcs import WCS
+
+from data.sky.engine import CutoutEngine
+from data.sky.geometry import OutputGrid, make_wcs
+from data.sky.hips_out import read_fits_tile, read_moc_cells, written_tiles
+from data.sky.hips_quality import seam_stats
+from data.sky.properties import parse_properties_text
+from data.sky.source import open_survey, tile_path
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLES = REPO / "data" / "sky_samples"
+INPUTS = [str(SAMPLES / "GLIMPSE360"), str(SAMPLES / "Planck-HFI143")]
+TRUTH = str(SAMPLES / "DSS2Red")
+REGION = "266.4 -28.9 2"  # 11 tiles of order 5, all with data
+ORDER, WIDTH = 5, 64  # 1.8 deg / 64 px training fields -> depth 11 -> order 5 for 64 px tiles
+TINY = ["--model", "pix2pix", "--netG", "unet_64", "--ngf", "8", "--ndf", "8", "--crop_size", "64", "--seed", "0",
+        "--gpu_ids", "-1", "--num_threads", "0", "--n_epochs", "10", "--n_epochs_decay", "0", "--print_freq", "1000"]
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("predict_sky_script", REPO / "scripts" / "predict_sky.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+PREDICT = load_script()
+
+
+def run(script, *args, cwd):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    return subprocess.run([sys.executable, str(REPO / script), *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def predict(*args):
+    """predict_sky.py in this process; returns (exit code, stderr text)."""
+    import contextlib
+    import io
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        try:
+            code = PREDICT.main([str(a) for a in args])
+        except SystemExit as stop:
+            code = stop.code
+    return code, err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    """A 3-band sample set (DSS2Red target; GLIMPSE360 + Planck inputs) and tiny PNG and FITS models."""
+    root = tmp_path_factory.mktemp("predict")
+    surveys = [TRUTH, *INPUTS]
+    built = run("aladin_data.py", "--surveys", *surveys, "--sample", "8", "--fov", "1.8", "--size", "64",
+                "--out", root / "data", "--seed", "1", "--min_coverage", "0.9", "--fits", "--no_progress", "--quiet",
+                cwd=root)
+    assert built.returncode == 0, built.stderr[-2000:]
+    for name, extra in (("png", ["--direction", "BtoA", "--input_nc", "6", "--load_size", "64"]),
+                        ("fits", ["--dataset_mode", "fits_aligned", "--input_nc", "4"])):
+        trained = run("train.py", "--dataroot", root / "data", "--name", name, "--checkpoints_dir", root / "ck",
+                      *TINY, *extra, cwd=root)
+        assert trained.returncode == 0, trained.stderr[-2000:]
+    return root
+
+
+def common(work, name="png"):
+    return ["--name", name, "--checkpoints_dir", work / "ck", "--surveys", *INPUTS, "--tile_width", WIDTH,
+            "--gpu_ids", "-1", "--no_progress"]
+
+
+@pytest.fixture(scope="module")
+def region(work):
+    out = work / "hips"
+    code, log = predict(*common(work), "--region", REGION, "--out", out, "--uncertainty", "3", "--truth", TRUTH)
+    assert code == 0, log
+    return out, log
+
+
+def test_region_writes_a_hips_1_0_tree(region):
+    out, log = region
+    text = (out / "properties").read_text()
+    props = parse_properties_text(text)  # the builder's own reader
+    assert (props.max_order, props.min_order, props.tile_width, props.formats) == (ORDER, 0, WIDTH, ("fits", "png"))
+    values = dict(line.split("=", 1) for line in text.splitlines())
+    values = {k.strip(): v.strip() for k, v in values.items()}
+    for key in ("hips_frame", "obs_title", "hips_creator", "hips_initial_ra", "hips_initial_dec", "hips_initial_fov",
+                "creator_did", "hips_release_date", "hips_version"):
+        assert values[key], key
+    assert values["dataproduct_type"] == "image" and values["hips_frame"] == "equatorial"
+    assert "png" in values["obs_description"] and "GLIMPSE360" in values["obs_description"]
+    tiles = written_tiles(out, ORDER)
+    assert len(tiles) == 11
+    with fits.open(out / tile_path(ORDER, int(tiles[0]), "fits")) as hdul:
+        assert hdul[0].data.dtype.kind == "f" and hdul[0].data.shape == (WIDTH, WIDTH)
+    for order in range(ORDER):
+        assert len(written_tiles(out, order))
+    assert (out / "Norder3" / "Allsky.png").is_file()
+    moc_order, cells = read_moc_cells(out / "Moc.fits")
+    assert moc_order == ORDER and cells.tolist() == tiles.tolist()  # exactly the written tiles
+    assert written_tiles(out / "uncertainty", ORDER).tolist() == tiles.tolist()
+    assert read_moc_cells(out / "uncertainty" / "Moc.fits")[1].tolist() == tiles.tolist()
+
+
+def test_tile_borders_show_no_seams(region):
+    out, log = region
+    tiles = {int(t): read_fits_tile(out, ORDER, int(t)) for t in written_tiles(out, ORDER)}
+    stats = seam_stats(tiles, ORDER)
+    assert stats.pairs >= 10 and stats.ratio <= 1.2, stats
+    report = json.loads((out / "report.json").read_text())
+    assert report["seams"]["ratio"] == pytest.approx(stats.ratio)
+    assert f"seam ratio {stats.ratio:.3f}" in log
+
+
+def test_truth_gives_the_calibration(region):
+    out, log = region
+    figures = json.loads((out / "calibration.json").read_text())
+    assert figures["pixels"] > 10_000 and 0 <= figures["within_1std"] <= 1 and figures["fitted_std_scale"] > 0
+    assert "within 1 std" in log and "--std_scale" in log
+
+
+def test_one_position_equals_the_hips_read_back_on_the_same_grid(work, region):
+    out, _ = region
+    code, log = predict(*common(work), "--ra", "266.5", "--dec", "-29.0", "--out", work / "one", "--uncertainty", "3")
+    assert code == 0, log
+    stem = "ra266.5000_dec-29.0000"
+    with fits.open(work / "one" / f"{stem}.fits") as hdul:
+        cube, header = hdul[0].data, hdul[0].header
+    grid = OutputGrid(266.5, -29.0, 1.8, 64, 64)  # the training fields' size and scale
+    assert cube.shape == (2, 64, 64) and header["BUNIT"] == "8-bit tile level" and header["EXPNAME"] == "png"
+    assert WCS(header).celestial.to_header_string() == make_wcs(grid).to_header_string()
+    for plane, root in ((0, out), (1, out / "uncertainty")):
+        read_back = CutoutEngine(open_survey(str(root)), "fits").cutout(grid).values[..., 0][::-1]
+        ok = np.isfinite(read_back) & np.isfinite(cube[plane])
+        assert ok.mean() > 0.99
+        assert np.corrcoef(read_back[ok], cube[plane][ok])[0, 1] >= 0.999
+    for name in (f"{stem}.png", f"{stem}.html", f"{stem}_input1.png", f"{stem}_std.png"):
+        assert (work / "one" / name).is_file(), name
+
+
+def _tree_arrays(root):
+    return {p.relative_to(root).as_posix(): fits.getdata(p) for p in sorted(root.rglob("Npix*.fits"))}
+
+
+def test_two_shards_and_finish_equal_a_single_run(work, region):
+    out, _ = region
+    sharded = work / "sharded"
+    for index, extra in ((0, ["--batch_size", "2"]), (1, ["--batch_size", "3", "--workers", "2"])):
+        code, log = predict(*common(work), "--region", REGION, "--out", sharded, "--uncertainty", "3",
+                            "--shard", f"{index}/2", *extra)
+        assert code == 0 and "--finish" in log, log
+    assert not (sharded / "Moc.fits").exists()
+    code, log = predict("--finish", "--out", sharded, "--no_progress")
+    assert code == 0, log
+    single, split = _tree_arrays(out), _tree_arrays(sharded)
+    assert list(single) == list(split) and len(single) == 2 * (11 + 6 + 2 + 1 + 1 + 1)  # orders 5..0, 2 trees
+    for key in single:
+        np.testing.assert_array_equal(single[key], split[key], err_msg=key)
+    assert (sharded / "Moc.fits").read_bytes() == (out / "Moc.fits").read_bytes()
+
+
+def test_a_killed_run_resumes_without_redoing_tiles(work):
+    out = work / "killed"
+    args = [*common(work), "--region", "266.4 -28.9 3.5", "--out", out, "--uncertainty", "8", "--batch_size", "1"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    process = subprocess.Popen([sys.executable, str(REPO / "scripts" / "predict_sky.py"), *map(str, args)],
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None and len(written_tiles(out, ORDER)) < 2:
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    before = {int(t): (out / tile_path(ORDER, int(t), "fits")).stat().st_mtime_ns for t in written_tiles(out, ORDER)}
+    assert len(before) >= 2
+    code, log = predict(*args)
+    assert code == 0, log
+    after = written_tiles(out, ORDER)
+    assert len(before) < len(after), "the first run was not interrupted"
+    assert f"wrote {len(after) - len(before)} tiles to {out} ({len(before)} already done" in log
+    for ipix, stamp in before.items():
+        assert (out / tile_path(ORDER, ipix, "fits")).stat().st_mtime_ns == stamp
+    assert not list(out.rglob("*.tmp"))
+    assert read_moc_cells(out / "Moc.fits")[1].tolist() == after.tolist()
+
+
+def test_changed_settings_are_refused_unless_overwrite(work, region):
+    out, _ = region
+    code, log = predict(*common(work), "--region", REGION, "--out", out)
+    assert code == 2 and log.strip().splitlines()[-1].startswith("error: --out")
+    assert "uncertainty: 3 in the folder, 0 now" in log
+    code, log = predict(*common(work), "--region", "266.4 -28.9 0.5", "--out", work / "small")
+    assert code == 0
+    code, log = predict(*common(work), "--region", "266.4 -28.9 0.5", "--out", work / "small", "--seed", "2",
+                        "--uncertainty", "2", "--overwrite")
+    assert code == 0 and (work / "small" / "uncertainty").is_dir(), log
+
+
+def test_region_without_input_data_is_skipped_and_listed(work):
+    out = work / "edge"
+    code, log = predict(*common(work), "--region", "248.6 -43.3 1.5", "--out", out)  # GLIMPSE360 edge
+    assert code == 0, log
+    skipped = [int(line.split()[0]) for line in (out / "skipped_tiles.txt").read_text().splitlines()]
+    assert skipped and "no data in GLIMPSE360" in log
+    written = written_tiles(out, ORDER).tolist()
+    assert written and not set(skipped) & set(written)
+    for ipix in skipped:
+        assert not (out / tile_path(ORDER, ipix, "png")).exists()
+    assert read_moc_cells(out / "Moc.fits")[1].tolist() == written
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--region", REGION, "--max_tiles", "5"], "covers 11 tiles of order 5, more than --max_tiles 5"),
+    (["--region", REGION, "--netG", "resnet_6blocks"], "--netG resnet_6blocks contradicts the checkpoint"),
+    (["--region", REGION, "--surveys", INPUTS[0]], "the model reads 2 input survey(s)"),
+    (["--region", REGION, "--name", "nothing"], "no checkpoint folder"),
+])
+def test_bad_input_is_one_line(work, tmp_path, extra, message):
+    code, log = predict(*common(work), "--out", tmp_path / "out", *extra)
+    assert code == 2 and log.strip().splitlines()[-1].startswith("error: ") and message in log, log
+    assert not list((tmp_path / "out").glob("Norder*"))
+
+
+def test_bad_checkpoints_and_out(work, tmp_path):
+    ck = tmp_path / "ck"
+    (ck / "bare").mkdir(parents=True)
+    code, log = predict(*common(work), "--checkpoints_dir", ck, "--name", "bare", "--region", REGION,
+                        "--out", tmp_path / "o")
+    assert code == 2 and "has no train_opt.txt" in log
+    (ck / "cyc").mkdir()
+    (ck / "cyc" / "train_opt.txt").write_text((work / "ck" / "png" / "train_opt.txt").read_text()
+                                              .replace("model: pix2pix", "model: cycle_gan"))
+    code, log = predict(*common(work), "--checkpoints_dir", ck, "--name", "cyc", "--region", REGION,
+                        "--out", tmp_path / "o")
+    assert code == 2 and "--model cycle_gan checkpoint" in log
+    (ck / "other").mkdir()
+    (ck / "other" / "train_opt.txt").write_text((work / "ck" / "png" / "train_opt.txt").read_text()
+                                                .replace("netG: unet_64", "netG: resnet_6blocks"))
+    (ck / "other" / "latest_net_G.pth").write_bytes((work / "ck" / "png" / "latest_net_G.pth").read_bytes())
+    code, log = predict(*common(work), "--checkpoints_dir", ck, "--name", "other", "--region", REGION,
+                        "--out", tmp_path / "o")
+    assert code == 2 and "another architecture" in log
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code, log = predict(*common(work), "--region", REGION, "--out", blocker / "sub")
+    assert code == 2 and "cannot write there" in log
+
+
+def test_fits_model_writes_physical_values(work):
+    out = work / "fits_hips"
+    code, log = predict(*common(work, "fits"), "--region", "266.4 -28.9 1", "--out", out)
+    assert code == 0, log
+    norm = json.loads((work / "ck" / "fits" / "fits_norm.json").read_text())["planes"][0]
+    record = json.loads((out / "predict.json").read_text())
+    assert record["output"]["kind"] == "fits" and record["unit"] == norm["unit"]
+    assert f"DSS2Red:I ({norm['unit']})" in (out / "properties").read_text()
+    values = np.concatenate([read_fits_tile(out, ORDER, int(t)).ravel() for t in written_tiles(out, ORDER)])
+    values = values[np.isfinite(values)]
+    assert values.size and norm["low"] - 1 <= values.min() and values.max() <= norm["high"] + 1
+    assert values.max() > 1.5  # physical units, not the network's [-1, 1]
+
+
+# ---- Aladin Desktop (skipped without it) -------------------------------------------------------
+def _aladin():
+    from data.sky.aladin_backend import find_aladin
+
+    return find_aladin()
+
+
+needs_aladin = pytest.mark.skipif(_aladin() is None, reason="Aladin Desktop absent (apt-get install aladin xvfb)")
+
+
+@needs_aladin
+@pytest.mark.parametrize("tree", ["", "uncertainty"])
+def test_aladin_hips_validator_accepts_the_tree(region, tree):
+    out, _ = region
+    java, _, jar = _aladin()
+    for _ in range(3):  # the validator checks the hierarchy above a few random tiles: several draws
+        done = subprocess.run([java, "-cp", jar, "cds.allsky.HipsGen", f"out={out / tree}", "LINT"],
+                              capture_output=True, text=True, timeout=180)
+        text = done.stdout + done.stderr
+        assert "IVOA HiPS 1.0 compatible" in text and "not IVOA HiPS 1.0 compatible" not in text, text
+        assert "*ERROR" not in text, text
+
+
+@needs_aladin
+def test_aladin_cutout_of_the_generated_hips_agrees_with_ours(region):
+    from data.sky.aladin_backend import AladinRenderer
+
+    out, _ = region
+    engine = CutoutEngine(open_survey(str(out)), "fits")
+    grid = OutputGrid(266.45, -28.95, 2.4, 128, 128)  # inside the region, at the HiPS pixel scale
+    theirs = AladinRenderer([engine]).render([grid])[0][0].values[..., 0]
+    ours = engine.cutout(grid).values[..., 0]
+    ok = np.isfinite(theirs) & np.isfinite(ours)
+    assert ok.mean() > 0.9
+    r = np.corrcoef(theirs[ok], ours[ok])[0, 1]
+    assert r >= 0.99, r
+    flipped = np.corrcoef(theirs[::-1][ok[::-1] & ok], ours[ok[::-1] & ok])[0, 1]
+    assert flipped < r - 0.05  # orientation matters: the agreement is not just large-scale
