@@ -2,8 +2,8 @@
 
 Each tile's pixels plus `margin` pixels all round are sampled from every input survey through the
 dataset builder's own surveys and cutout engine (open_engines / CutoutEngine.cutout), then turned
-into the network input exactly as training data were (data.predict_inputs). torch-free, so worker
-processes stay light; the generator runs in the parent.
+into the network input exactly as training data were (data.predict_inputs). No network here: worker
+processes only render; the generator runs in the parent.
 """
 from __future__ import annotations
 

@@ -154,8 +154,8 @@ def write_page(session: Session, out: Path, stem: str, grid: OutputGrid, band, s
     pictures.append((f"{stem}.png", f"generated {session.model.output_label} ({session.loaded.opt.name})"))
     display = display_stretch(session.model)
     if std is not None:
-        span = display.high - display.low
-        atomic_write_bytes(out / f"{stem}_std.png", png_tile_bytes(255.0 * std / (span / 4.0)))
+        span = session.config.std_scale * (display.high - display.low) / 32.0  # as the uncertainty HiPS
+        atomic_write_bytes(out / f"{stem}_std.png", png_tile_bytes(255.0 * std / span))
         pictures.append((f"{stem}_std.png", f"std of {session.config.uncertainty} passes"))
     text = ""
     if figures is not None:

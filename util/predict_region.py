@@ -73,8 +73,8 @@ def make_record(session: Session, cuts) -> dict:
     model = session.model
     names = [e.survey.name for e in session.engines]
     display = display_stretch(model)
-    std_display = DisplayStretch("linear", 0.0, (display.high - display.low) / 4.0) if model.kind == "png" \
-        else DisplayStretch("linear", 0.0, (model.output_norm.high - model.output_norm.low) / 4.0)
+    # the PNG of the std: 0 .. std_scale x span / 32 (dropout spreads are small; FITS tiles hold the values)
+    std_display = DisplayStretch("linear", 0.0, c.std_scale * (display.high - display.low) / 32.0)
     settings = {
         "model": opt.name, "weights": str(session.loaded.weights.name), "weights_sha256": session.weights_sha256,
         "inputs": [{"survey": spec, "name": e.survey.name, "tile_format": e.tile_format}

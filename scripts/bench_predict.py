@@ -1,0 +1,150 @@
+"""Generated HiPS tiles per second of predict_sky.py's tile loop, stage by stage, side by side.
+
+    python scripts/bench_predict.py --netG unet_64 --ngf 32 --tiles 4 --threads 2
+    python scripts/bench_predict.py --netG unet_256 --ngf 64 --tiles 2 --margins auto,128 --device cuda
+
+A pix2pix checkpoint with random weights (9 input channels: the bundled GLIMPSE360, Planck-HFI143 and
+FermiColor tiles as colour panels) is written to a temporary folder and run exactly as predict_sky.py
+runs a model: inputs rendered on HEALPix tiles with a margin, the generator in batches, tiles
+written (FITS + PNG). Figures: input rendering alone, the generator alone, and the whole loop, in
+tiles/s (and output megapixels/s) for each margin and --uncertainty setting.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from util.errors import UserError, exit_on_user_error  # noqa: E402
+
+SAMPLES = Path(__file__).resolve().parents[1] / "data" / "sky_samples"
+SURVEYS = [str(SAMPLES / name) for name in ("GLIMPSE360", "Planck-HFI143", "FermiColor")]
+REGION = (266.4, -28.9)  # the Galactic centre: all three bundled surveys have data
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--netG", default="unet_64")
+    p.add_argument("--ngf", type=int, default=32)
+    p.add_argument("--tile_width", type=int, default=512)
+    p.add_argument("--order", type=int, default=3, help="HiPS order (3 = the bundled tiles' 51.5\"/px at 512 px)")
+    p.add_argument("--tiles", type=int, default=4, help="tiles per measurement")
+    p.add_argument("--margins", default="auto", help="comma-separated margins: auto (exact) and/or pixels")
+    p.add_argument("--uncertainty", default="0,4", help="comma-separated --uncertainty values")
+    p.add_argument("--batch_size", type=int, default=1)
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    p.add_argument("--repeats", type=int, default=2, help="each figure is the fastest of this many runs")
+    return p.parse_args(argv)
+
+
+def write_checkpoint(folder: Path, args) -> None:
+    """train_opt.txt as train.py writes it, and random generator weights in upstream's format."""
+    from models import networks
+    from options.train_options import TrainOptions
+    from util.checkpoint import save_network
+
+    argv = ["--dataroot", str(folder / "no-data"), "--name", "bench", "--checkpoints_dir", str(folder),
+            "--model", "pix2pix", "--direction", "BtoA", "--input_nc", "9", "--netG", args.netG,
+            "--ngf", str(args.ngf), "--gpu_ids", "-1"]
+    options = TrainOptions()
+    opt = options.gather(argv)
+    (folder / "bench").mkdir(parents=True, exist_ok=True)
+    (folder / "bench" / "train_opt.txt").write_text(options.format_options(opt))
+    net = networks.define_G(9, 3, args.ngf, args.netG, opt.norm, not opt.no_dropout, opt.init_type, opt.init_gain)
+    save_network(net, folder / "bench" / "latest_net_G.pth")
+
+
+def measure(folder: Path, args, margin: str, passes: int) -> dict:
+    import numpy as np
+
+    from data.predict_tiles import TileRenderer
+    from data.sky.hips_out import write_tile
+    from data.sky.tile_grid import region_tiles
+    from options.predict_options import parse_config
+    from util.bench import synchronize
+    from util.predict_session import generate, prepare, render_stream, tile_keys
+    from data.predict_inputs import display_stretch
+
+    argv = ["--name", "bench", "--checkpoints_dir", str(folder), "--surveys", *SURVEYS, "--order", str(args.order),
+            "--tile_width", str(args.tile_width), "--region", f"{REGION[0]} {REGION[1]} 1", "--out", str(folder / "out"),
+            "--gpu_ids", "0" if args.device == "cuda" else "-1", "--uncertainty", str(passes),
+            "--batch_size", str(args.batch_size), "--workers", str(args.workers), "--no_progress"]
+    if margin != "auto":
+        argv += ["--margin", margin]
+    session = prepare(parse_config(argv))
+    tiles = region_tiles(*REGION, 2.5 * 58.6 / 2**args.order, args.order)
+    renderer = TileRenderer(session.render_settings(), session.engines)
+    rendered = [t for t in renderer.render(tiles[: 4 * args.tiles]) if t.x is not None][: args.tiles]
+    if len(rendered) < args.tiles:
+        raise UserError(f"only {len(rendered)} tiles with data near the Galactic centre at order {args.order}")
+    todo = [t.ipix for t in rendered]
+    batch = np.stack([t.x for t in rendered[: args.batch_size]])
+    session.generator.run(batch, tile_keys(session, todo[: args.batch_size]), passes=passes)  # warm-up
+    stretch = display_stretch(session.model)
+
+    def render() -> None:
+        TileRenderer(session.render_settings(), session.engines).render(todo)
+
+    def infer() -> None:
+        for i in range(0, len(rendered), args.batch_size):
+            chunk = rendered[i:i + args.batch_size]
+            session.generator.run(np.stack([t.x for t in chunk]), tile_keys(session, [t.ipix for t in chunk]),
+                                  passes)
+        synchronize(session.loaded.device)
+
+    def whole_loop() -> None:
+        for result in generate(session, render_stream(session.render_settings(), todo, args.workers,
+                                                      session.engines)):
+            write_tile(folder / "out", session.order, result.ipix, result.mean, stretch)
+            if result.std is not None:
+                write_tile(folder / "out" / "uncertainty", session.order, result.ipix, result.std, stretch)
+
+    render_s, generator_s, total_s = (best_of(args.repeats, step) for step in (render, infer, whole_loop))
+    return {"margin": session.margin, "size": session.size, "render": len(todo) / render_s,
+            "generator": len(todo) / generator_s, "total": len(todo) / total_s}
+
+
+def best_of(repeats: int, step) -> float:
+    """Fastest of `repeats` runs: on a shared machine the least disturbed one."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+@exit_on_user_error
+def main(argv=None) -> None:
+    import torch
+
+    args = parse_args(argv)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda asked for, but CUDA is not available")
+    megapixels = args.tile_width ** 2 / 1e6
+    print(f"{args.netG} ngf {args.ngf}, 9 -> 3 channels, {args.tile_width} px tiles of order {args.order}, "
+          f"{args.tiles} tiles, batch {args.batch_size}, {args.workers} render worker(s), {args.device}, "
+          f"{torch.get_num_threads()} torch threads")
+    print(f"{'margin':>12} {'passes':>6} {'render tiles/s':>15} {'generator tiles/s':>18} {'end to end tiles/s':>19} "
+          f"{'(Mpx/s)':>8}")
+    with tempfile.TemporaryDirectory(prefix="bench-predict-") as tmp:
+        folder = Path(tmp)
+        write_checkpoint(folder, args)
+        for margin in [m.strip() for m in args.margins.split(",") if m.strip()]:
+            for passes in [int(p) for p in args.uncertainty.split(",")]:
+                fig = measure(folder, args, margin, passes)
+                label = f"{fig['margin']} ({fig['size']} px)"
+                print(f"{label:>12} {max(1, passes):>6} {fig['render']:>15.2f} {fig['generator']:>18.3f} "
+                      f"{fig['total']:>19.3f} {fig['total'] * megapixels:>8.3f}", flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
