@@ -118,7 +118,7 @@ def fits_cards(session: Session, target: Target, has_std: bool) -> list[tuple[st
               ("TILEW", session.width, "tile width, px"), ("MARGIN", session.margin, "context px per tile side")]
     for k, engine in enumerate(session.engines, start=1):
         cards.append((f"SURVEY{k}", engine.survey.name[:68], f"input {k}"))
-        cards.append((f"SRCLOC{k}", str(engine.survey.location)[-68:], f"input {k} location"))
+        cards.append((f"SRCLOC{k}", str(engine.survey.location)[-68:], ""))
     return cards
 
 
