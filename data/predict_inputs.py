@@ -195,7 +195,7 @@ def training_data(opt) -> TrainingData:
 
 
 def _cube_pixel_deg(path: Path) -> float | None:
-    from data.fits_io import celestial_wcs, read_header
+    from data.sky.fits_io import celestial_wcs, read_header
 
     wcs = celestial_wcs(read_header(str(path)))
     if wcs is None:

@@ -55,12 +55,18 @@ class RenderedTile:
 
 
 def open_surveys(settings: RenderSettings, specs: tuple[str, ...], formats: tuple[str | None, ...]):
+    """The builder's engines for these surveys. For a FITS-trained model, a HiPS that offers FITS tiles
+    is read from them, as the builder filled the training cubes (data.sky.surveys.science_engine)."""
     from data.sky.build import open_engines
+    from data.sky.surveys import science_engine
 
     config = BuildConfig(surveys=specs, out=None, fov=1.0, size=8, tile_formats=formats,
                          black_is_blank=settings.black_is_blank, fetch=settings.fetch,
                          mocserver_url=settings.mocserver_url)
-    return open_engines(config)
+    engines = open_engines(config)
+    if settings.model.kind != "fits":
+        return engines
+    return [science_engine(engine, config.cache_tiles) or engine for engine in engines]
 
 
 def tile_sky(ipix: int, order: int, width: int, margin: int) -> tuple[np.ndarray, np.ndarray]:
@@ -74,7 +80,7 @@ class TileRenderer:
         self.settings = settings
         self.engines = engines if engines is not None else open_surveys(settings, settings.surveys,
                                                                         settings.tile_formats)
-        self.names = [e.survey.name for e in self.engines]
+        self.names = [e.name for e in self.engines]
         self._truth = None
 
     def cutouts(self, engines, ipix: int, margin: int) -> list[np.ndarray]:
@@ -99,7 +105,7 @@ class TileRenderer:
                 missing = tuple(n for n, c in zip(self.names, covered) if not c.any()) or tuple(self.names)
                 results.append(RenderedTile(int(ipix), None, valid, missing))
                 continue
-            x, _ = network_input(s.model, values, [e.tile_format != "fits" for e in self.engines], s.stretch,
+            x, _ = network_input(s.model, values, [e.is_8bit for e in self.engines], s.stretch,
                                  list(s.cuts) if s.cuts else None)
             results.append(RenderedTile(int(ipix), x, valid))
         return results
@@ -127,7 +133,7 @@ class TileRenderer:
             return values[..., CHANNEL_INDEX[letter] if values.shape[2] == 3 else 0]
         panel = BandModel("png", (PanelInput(s.model.output_label, s.model.output_channels),),
                           s.model.output_channels, s.model.output_label, s.model.unit)
-        x, valid = network_input(panel, [values], [self.truth_engine().tile_format != "fits"], s.stretch)
+        x, valid = network_input(panel, [values], [self.truth_engine().is_8bit], s.stretch)
         band = physical_output(panel, x)
         band[~valid] = np.nan
         return band
@@ -140,7 +146,7 @@ def region_cuts(engines, ra: float, dec: float, radius: float, stretch: StretchS
     grid = OutputGrid(ra, dec, max(2 * radius, 1e-3), 256, 256)
     cuts = []
     for engine in engines:
-        if engine.tile_format != "fits":
+        if engine.is_8bit:
             cuts.append(None)
             continue
         found = percentile_cuts(engine.cutout(grid).values, stretch)

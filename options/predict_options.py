@@ -14,6 +14,7 @@ from pathlib import Path
 from data.sky.cli import parse_shard
 from data.sky.fetch import FetchSettings
 from data.sky.stretch import STRETCHES, StretchSettings, parse_cuts
+from util.cli import ArgumentParser
 from util.errors import UserError
 
 DEFAULT_MAX_TILES = 10_000
@@ -55,13 +56,8 @@ class PredictConfig:
     progress: bool = True
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one clean line, exit 2
-        raise UserError(message)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="predict_sky.py", allow_abbrev=False,
+    p = ArgumentParser(prog="predict_sky.py", allow_abbrev=False,
                 description="Generate a missing band with a trained pix2pix model: one position (FITS, PNG, "
                             "HTML) or a sky region (a HiPS that Aladin opens), with optional uncertainty.")
     p.add_argument("--name", help="experiment name: the model in CHECKPOINTS_DIR/NAME")

@@ -47,13 +47,13 @@ def write_checkpoint(folder: Path, args) -> None:
     """train_opt.txt as train.py writes it, and random generator weights in upstream's format."""
     from models import networks
     from options.train_options import TrainOptions
-    from util.checkpoint import save_network
+    from models.checkpoint import save_network
 
     argv = ["--dataroot", str(folder / "no-data"), "--name", "bench", "--checkpoints_dir", str(folder),
             "--model", "pix2pix", "--direction", "BtoA", "--input_nc", "9", "--netG", args.netG,
             "--ngf", str(args.ngf), "--gpu_ids", "-1"]
     options = TrainOptions()
-    opt = options.gather(argv)
+    opt = options.parse(argv)
     (folder / "bench").mkdir(parents=True, exist_ok=True)
     (folder / "bench" / "train_opt.txt").write_text(options.format_options(opt))
     net = networks.define_G(9, 3, args.ngf, args.netG, opt.norm, not opt.no_dropout, opt.init_type, opt.init_gain)
@@ -67,8 +67,8 @@ def measure(folder: Path, args, margin: str, passes: int) -> dict:
     from data.sky.hips_out import write_tile
     from data.sky.tile_grid import region_tiles
     from options.predict_options import parse_config
-    from util.bench import synchronize
-    from util.predict_session import generate, prepare, render_stream, tile_keys
+    from engine.bench import synchronize
+    from engine.predict_session import generate, prepare, render_stream, tile_keys
     from data.predict_inputs import display_stretch
 
     argv = ["--name", "bench", "--checkpoints_dir", str(folder), "--surveys", *SURVEYS, "--order", str(args.order),

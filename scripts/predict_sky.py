@@ -22,14 +22,14 @@ def main(argv: list[str] | None = None) -> int:
 
     config = parse_config(argv)
     if config.finish:
-        from util.predict_region import finish
+        from engine.predict_region import finish
 
         return finish(config)
     if config.region is not None:
-        from util.predict_region import run_region
+        from engine.predict_region import run_region
 
         return run_region(config)
-    from util.predict_position import run_position
+    from engine.predict_position import run_position
 
     return run_position(config)
 

@@ -9,13 +9,12 @@ import pytest
 
 from data.aligned_dataset import AlignedDataset
 from data.fits_aligned_dataset import FitsAlignedDataset
-from data.fits_io import read_cube
+from data.sky.fits_io import read_cube
 from data.fits_norm import PlaneSampler, fit_cube_norm, save_norm
-from data.predict_inputs import (check_surveys, display_stretch, fits_band_model, network_input,
+from data.predict_inputs import (BandModel, check_surveys, display_stretch, fits_band_model, network_input,
                                  physical_output, png_band_model, training_data)
-from data.sky.build import open_engines
+from data.predict_tiles import RenderSettings, open_surveys
 from data.sky.cli import main as build
-from data.sky.config import BuildConfig
 from data.sky.geometry import OutputGrid
 from data.sky.stretch import StretchSettings
 from options.test_options import TestOptions
@@ -26,22 +25,26 @@ SURVEYS = [str(SAMPLES / s) for s in ("DSS2Red", "GLIMPSE360", "Planck-HFI143")]
 RA, DEC, FOV, SIZE = 250.779, -44.659, 1.6, 64  # GLIMPSE360 covers 82 %
 
 
-@pytest.fixture(scope="module")
-def field(tmp_path_factory):
-    """One field cut by aladin_data.py (PNG + FITS cube) and the same field cut by the engines."""
-    root = tmp_path_factory.mktemp("field")
-    build(["--surveys", *SURVEYS, "--ra", str(RA), "--dec", str(DEC), "--fov", str(FOV), "--size", str(SIZE),
+def cut_field(root: Path, ra: float, dec: float, fits: bool = False):
+    """One field cut by aladin_data.py (PNG + FITS cube) and the same field cut by predict's engines."""
+    build(["--surveys", *SURVEYS, "--ra", str(ra), "--dec", str(dec), "--fov", str(FOV), "--size", str(SIZE),
            "--out", str(root), "--fits", "--no_progress", "--quiet"])
-    engines = open_engines(BuildConfig(surveys=tuple(SURVEYS[1:]), out=root, fov=FOV, size=SIZE))
-    grid = OutputGrid(RA, DEC, FOV, SIZE, SIZE)
+    kind = BandModel("fits" if fits else "png", (), 1, "DSS2Red", "")
+    engines = open_surveys(RenderSettings(tuple(SURVEYS[1:]), kind, 0, 8, 0), tuple(SURVEYS[1:]), ())
+    grid = OutputGrid(ra, dec, FOV, SIZE, SIZE)
     values = [e.cutout(grid).values for e in engines]
     return root, engines, values
+
+
+@pytest.fixture(scope="module")
+def field(tmp_path_factory):
+    return cut_field(tmp_path_factory.mktemp("field"), RA, DEC)
 
 
 def test_png_inputs_equal_the_aligned_datasets_tensors(field):
     root, engines, values = field
     for extra, channels in (([], [3, 3]), (["--panel_nc", "3,1", "--input_nc", "4"], [3, 1])):
-        opt = TestOptions().gather(["--dataroot", str(root), "--model", "pix2pix", "--dataset_mode", "aligned",
+        opt = TestOptions().parse(["--dataroot", str(root), "--model", "pix2pix", "--dataset_mode", "aligned",
                                     "--direction", "BtoA", "--input_nc", "6", "--crop_size", str(SIZE),
                                     "--gpu_ids", "-1", *extra])
         item = AlignedDataset(opt)[0]
@@ -55,8 +58,10 @@ def test_png_inputs_equal_the_aligned_datasets_tensors(field):
         assert display_stretch(model).levels(np.array([0.0, 255.0])).tolist() == [0.0, 255.0]
 
 
-def test_fits_inputs_equal_the_fits_datasets_tensors(field, tmp_path):
-    root, engines, values = field
+def test_fits_inputs_equal_the_fits_datasets_tensors(tmp_path):
+    """At the Galactic centre DSS2Red and Planck offer FITS tiles: the cube, and the inputs, hold their values."""
+    root, engines, values = cut_field(tmp_path / "gc", 266.4, -28.94, fits=True)
+    assert [e.tile_format for e in engines] == ["jpeg", "fits"]
     cube = read_cube(str(next((root / "test").glob("*.fits"))))
     samplers = [PlaneSampler(10_000) for _ in range(cube.planes.shape[0])]
     for sampler, plane in zip(samplers, cube.planes):
@@ -65,7 +70,7 @@ def test_fits_inputs_equal_the_fits_datasets_tensors(field, tmp_path):
               ("GLIMPSE360:B", "u"), ("Planck-HFI143:I", "u")]
     norm = fit_cube_norm(samplers, "asinh", (0.5, 100.0), labels, 1)
     save_norm(norm, tmp_path / "ck" / "run" / "fits_norm.json")
-    opt = TestOptions().gather(["--dataroot", str(root), "--model", "pix2pix", "--dataset_mode", "fits_aligned",
+    opt = TestOptions().parse(["--dataroot", str(root), "--model", "pix2pix", "--dataset_mode", "fits_aligned",
                                 "--input_nc", "4", "--preprocess", "none", "--checkpoints_dir", str(tmp_path / "ck"),
                                 "--name", "run", "--gpu_ids", "-1"])
     item = FitsAlignedDataset(opt)[0]
@@ -85,7 +90,7 @@ def test_fits_inputs_equal_the_fits_datasets_tensors(field, tmp_path):
 
 def test_survey_count_and_channels_are_checked(field):
     root, engines, values = field
-    opt = TestOptions().gather(["--dataroot", str(root), "--model", "pix2pix", "--direction", "BtoA",
+    opt = TestOptions().parse(["--dataroot", str(root), "--model", "pix2pix", "--direction", "BtoA",
                                 "--input_nc", "4", "--panel_nc", "1,3", "--gpu_ids", "-1"])
     model = png_band_model(opt, 2, ["A", "B"])
     with pytest.raises(UserError, match="reads 2 input survey"):
@@ -98,7 +103,7 @@ def test_survey_count_and_channels_are_checked(field):
 
 def test_training_pixel_scale_from_the_manifest_and_from_cubes(field, tmp_path):
     root, _, _ = field
-    opt = TestOptions().gather(["--dataroot", str(root), "--model", "pix2pix", "--direction", "BtoA",
+    opt = TestOptions().parse(["--dataroot", str(root), "--model", "pix2pix", "--direction", "BtoA",
                                 "--input_nc", "6", "--gpu_ids", "-1", "--crop_size", "64", "--load_size", "80",
                                 "--preprocess", "resize_and_crop"])
     seen = training_data(opt)

@@ -77,11 +77,13 @@ class LoadedModel:
 
 def load_model(name: str, checkpoints_dir: str, user_argv: list[str] | None = None,
                gpu_ids: str = "0") -> LoadedModel:
-    """Rebuild NAME's generator from its saved options (+ user_argv) and load its weights, in eval mode."""
-    from models import create_model
+    """Rebuild NAME's generator from its saved options (+ user_argv) and load its weights, in eval mode,
+    on the device of the run context (--gpu_ids)."""
+    from engine.context import open_run
+    from engine.setup import prepare_model
     from models.base_model import checkpoint_prefix
+    from models.checkpoint import network_path
     from options.test_options import TestOptions
-    from util.checkpoint import network_path
 
     folder = Path(checkpoints_dir).expanduser() / name
     if not folder.is_dir():
@@ -93,27 +95,20 @@ def load_model(name: str, checkpoints_dir: str, user_argv: list[str] | None = No
     user_argv = list(user_argv or [])
     fixed = ["--name", name, "--checkpoints_dir", str(Path(checkpoints_dir).expanduser()), "--gpu_ids", gpu_ids,
              "--dataroot", saved.get("dataroot", "."), "--model", saved["model"]]
-    probe = TestOptions()
-    probe.gather(fixed + ["--dataset_mode", saved.get("dataset_mode", "aligned")])
-    argv = fixed + replay_argv(saved, probe.parser)
-    options = TestOptions()
-    opt = options.gather(argv + user_argv)
+    parser = TestOptions().parser_for(saved["model"], saved.get("dataset_mode", "aligned"))
+    opt = TestOptions().parse(fixed + replay_argv(saved, parser) + user_argv)
     given = {a.split("=", 1)[0].lstrip("-") for a in user_argv if a.startswith("--")}
     for key in ARCHITECTURE:
         if key in given and key in saved and str(getattr(opt, key)) != saved[key]:
             raise UserError(f"--{key} {getattr(opt, key)} contradicts the checkpoint "
                             f"({folder / OPTIONS_FILE}: {key} {saved[key]})")
-    model = create_model_quietly(create_model, opt)
+    with open_run(opt) as ctx:
+        if ctx.is_distributed:
+            raise UserError("predict_sky.py runs in one process; start it without torchrun (use --shard)")
+        with contextlib.redirect_stdout(io.StringIO()):  # the network listing: not for this tool's log
+            model = prepare_model(opt, ctx)
     model.eval()
-    return LoadedModel(opt, model.netG, model.device, saved, network_path(folder, checkpoint_prefix(opt), "G"))
-
-
-def create_model_quietly(create_model, opt):
-    """create_model + setup without their console lines; errors (UserError) still surface."""
-    with contextlib.redirect_stdout(io.StringIO()):
-        model = create_model(opt)
-        model.setup(opt)
-    return model
+    return LoadedModel(opt, model.netG, ctx.device, saved, network_path(folder, checkpoint_prefix(opt), "G"))
 
 
 # ---- hashed dropout --------------------------------------------------------------------------
@@ -165,7 +160,7 @@ class Generator:
     """
 
     def __init__(self, loaded: LoadedModel, seed: int = 0):
-        from util.precision import Precision
+        from models.precision import Precision
 
         self.net = loaded.net
         self.device = loaded.device

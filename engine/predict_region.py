@@ -28,7 +28,8 @@ from data.sky.hips_run import (claim_settings, read_record, read_skipped, shard_
 from data.sky.tile_grid import region_tiles, tile_pixel_deg
 from util.errors import UserError
 from util.fileio import atomic_write_text
-from util.predict_session import Session, describe, generate, hips_min_order, prepare, render_stream
+from util.progress import progress
+from engine.predict_session import Session, describe, generate, hips_min_order, prepare, render_stream
 
 UNCERTAINTY = "uncertainty"
 SKIPPED_EVERY_S = 2.0
@@ -40,16 +41,12 @@ def say(text: str) -> None:
 
 
 def progress_bar(config, total: int, label: str):
-    from tqdm import tqdm
-
-    shown = config.progress and sys.stderr.isatty()
-    if not shown:
-        say(f"{label}: {total} tiles")
-    return tqdm(total=total, unit="tile", desc=label, disable=not shown, file=sys.stderr, leave=False)
+    """A bar over tiles on a terminal, one line when the stage ends otherwise (util.progress)."""
+    return progress(total=total, desc=label, unit="tile", enabled=config.progress)
 
 
 def stage_counter(config, total: int, label: str):
-    """A step() callable for one finishing stage (a bar on a terminal, one line otherwise)."""
+    """A step() callable for one finishing stage."""
     bar = progress_bar(config, total, label)
     count = [0]
 
@@ -71,13 +68,13 @@ def make_record(session: Session, cuts) -> dict:
     c = session.config
     opt = session.loaded.opt
     model = session.model
-    names = [e.survey.name for e in session.engines]
+    names = [e.name for e in session.engines]
     display = display_stretch(model)
     # the PNG of the std: 0 .. std_scale x span / 32 (dropout spreads are small; FITS tiles hold the values)
     std_display = DisplayStretch("linear", 0.0, c.std_scale * (display.high - display.low) / 32.0)
     settings = {
         "model": opt.name, "weights": str(session.loaded.weights.name), "weights_sha256": session.weights_sha256,
-        "inputs": [{"survey": spec, "name": e.survey.name, "tile_format": e.tile_format}
+        "inputs": [{"survey": spec, "name": e.name, "tile_format": e.tile_format}
                    for spec, e in zip(c.surveys, session.engines)],
         "order": session.order, "tile_width": session.width, "margin": session.margin, "frame": "equatorial",
         "uncertainty": c.uncertainty, "std_scale": c.std_scale, "seed": c.seed,
@@ -129,7 +126,7 @@ def run_region(config) -> int:
     if len(tiles) > config.max_tiles:
         raise UserError(f"--region {ra:g} {dec:g} {radius:g} covers {len(tiles)} tiles of order {session.order}, "
                         f"more than --max_tiles {config.max_tiles}; raise --max_tiles to go ahead")
-    needs_cuts = session.model.kind == "png" and any(e.tile_format == "fits" for e in session.engines)
+    needs_cuts = session.model.kind == "png" and not all(e.is_8bit for e in session.engines)
     cuts = region_cuts(session.engines, ra, dec, radius, config.stretch) if needs_cuts else None
     record = claim_settings(config.out, make_record(session, cuts), config.overwrite)
     settings = session.render_settings(record.get("input_cuts"))

@@ -11,8 +11,8 @@ import torch
 from models import networks
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
-from util.predict import REPLAYED, Generator, LoadedModel, TileKey, read_saved_options, replay_argv
-from util.predict_session import receptive_radius
+from engine.predict import REPLAYED, Generator, LoadedModel, TileKey, read_saved_options, replay_argv
+from engine.predict_session import receptive_radius
 
 
 def test_saved_options_replay_through_the_option_parser(tmp_path):
@@ -20,13 +20,12 @@ def test_saved_options_replay_through_the_option_parser(tmp_path):
             "--netG", "unet_64", "--ngf", "16", "--no_dropout", "--input_panels", "1,3", "--panel_nc", "3,6",
             "--load_size", "80", "--crop_size", "64", "--gpu_ids", "-1", "--checkpoints_dir", str(tmp_path)]
     options = TrainOptions()
-    opt = options.gather(argv)
+    opt = options.parse(argv)
     (tmp_path / "train_opt.txt").write_text(options.format_options(opt))
     saved = read_saved_options(tmp_path / "train_opt.txt")
     assert saved["netG"] == "unet_64" and saved["no_dropout"] == "True" and saved["input_panels"] == "1,3"
-    probe = TestOptions()
-    probe.gather(["--dataroot", str(tmp_path), "--model", "pix2pix", "--dataset_mode", "aligned"])
-    replayed = TestOptions().gather(["--dataroot", "x", "--model", "pix2pix", *replay_argv(saved, probe.parser)])
+    parser = TestOptions().parser_for("pix2pix", "aligned")
+    replayed = TestOptions().parse(["--dataroot", "x", "--model", "pix2pix", *replay_argv(saved, parser)])
     for key in REPLAYED:
         if key in saved and hasattr(replayed, key):
             assert str(getattr(replayed, key)) == saved[key], key

@@ -14,8 +14,8 @@ from data.predict_tiles import RenderedTile, RenderSettings, TileRenderer, open_
 from data.panels import parse_index_list
 from data.sky.tile_grid import order_for_pixel, tile_pixel_deg, tile_position
 from util.errors import UserError
-from util.checkpoint import file_sha256
-from util.predict import Generator, LoadedModel, TileKey, load_model
+from models.checkpoint import file_sha256
+from engine.predict import Generator, LoadedModel, TileKey, load_model
 
 
 
@@ -112,7 +112,7 @@ def prepare(config, need_surveys: bool = True) -> Session:
                                           mocserver_url=config.mocserver_url),
                            tuple(config.surveys), tuple(config.tile_formats)) if need_surveys else []
     if need_surveys:
-        check_surveys(model, [e.survey.name for e in engines], [e.channels for e in engines])
+        check_surveys(model, [e.name for e in engines], [e.channels for e in engines])
     if config.order is not None:
         order = config.order
     elif training.pixel_deg is None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data.fits_io import image_bytes
+from data.sky.fits_io import image_bytes
 from data.predict_inputs import display_stretch
 from data.sky.build import check_writable
 from data.sky.engine import CutoutEngine
@@ -27,7 +27,7 @@ from data.sky.targets import Target, check_position, resolve_names, safe_file_st
 from data.sky.tile_grid import tile_pixel_deg, tiles_under
 from util.errors import UserError
 from util.fileio import atomic_write_bytes, atomic_write_text
-from util.predict_session import Session, describe, generate, prepare, render_stream
+from engine.predict_session import Session, describe, generate, prepare, render_stream
 
 
 def say(text: str) -> None:
@@ -86,7 +86,7 @@ def run_position(config) -> int:
                 stds[result.ipix] = result.std
     if not means:
         raise UserError(f"no input data around {target.name} ({target.ra:.4f}, {target.dec:+.4f}) in "
-                        f"{', '.join(e.survey.name for e in session.engines)}")
+                        f"{', '.join(e.name for e in session.engines)}")
     band = resample(session, means, grid, "mean")
     std = resample(session, stds, grid, "std") if stds else None
     stem = safe_file_stem(target.name)
@@ -117,8 +117,8 @@ def fits_cards(session: Session, target: Target, has_std: bool) -> list[tuple[st
               ("HIPSORD", session.order, "HEALPix tile order the band was generated at"),
               ("TILEW", session.width, "tile width, px"), ("MARGIN", session.margin, "context px per tile side")]
     for k, engine in enumerate(session.engines, start=1):
-        cards.append((f"SURVEY{k}", engine.survey.name[:68], f"input {k}"))
-        cards.append((f"SRCLOC{k}", str(engine.survey.location)[-68:], ""))
+        cards.append((f"SURVEY{k}", engine.name[:68], f"input {k}"))
+        cards.append((f"SRCLOC{k}", str(engine.location)[-68:], ""))
     return cards
 
 
@@ -146,11 +146,11 @@ def write_page(session: Session, out: Path, stem: str, grid: OutputGrid, band, s
     shared: dict = {}
     for k, engine in enumerate(session.engines, start=1):
         values = engine.cutout(grid, shared=shared).values
-        level = to_uint8(values, engine.tile_format != "fits", session.config.stretch)
+        level = to_uint8(values, engine.is_8bit, session.config.stretch)
         name = f"{stem}_input{k}.png"
         atomic_write_bytes(out / name, png_tile_bytes(level.mean(axis=2)) if level.shape[2] == 1 else
                            _rgb_png(level))
-        pictures.append((name, f"input {k}: {engine.survey.name}"))
+        pictures.append((name, f"input {k}: {engine.name}"))
     pictures.append((f"{stem}.png", f"generated {session.model.output_label} ({session.loaded.opt.name})"))
     display = display_stretch(session.model)
     if std is not None:
