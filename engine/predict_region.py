@@ -192,9 +192,10 @@ def finish(config, record: dict | None = None) -> int:
     display = stretch_of(record, "display")
     trees = [(out, display, record["properties"])]
     if settings["uncertainty"]:
+        scaled = f" x {settings['std_scale']:g}, a factor fitted on validation sky" if settings["std_scale"] != 1 else ""
         std_props = {**record["properties"], "creator_did": record["properties"]["creator_did"] + "_std",
                      "obs_title": record["properties"]["obs_title"] + " (uncertainty: std of "
-                                  f"{settings['uncertainty']} passes)"}
+                                  f"{settings['uncertainty']} passes{scaled})"}
         trees.append((out / UNCERTAINTY, stretch_of(record, "std_display"), std_props))
     for root, stretch, props in trees:
         low, high = stretch.low, stretch.high

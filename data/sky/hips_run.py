@@ -19,7 +19,7 @@ from util.fileio import atomic_write_text
 
 SETTINGS_FILE = "predict.json"
 SETTINGS_VERSION = 1
-OUR_FILES = ("Moc.fits", "properties", SETTINGS_FILE)
+OUR_FILES = ("Moc.fits", "properties", SETTINGS_FILE, "report.json", "calibration.json")
 
 
 def shard_tiles(tiles: np.ndarray, shard: tuple[int, int] | None) -> np.ndarray:
