@@ -22,7 +22,7 @@ from .cutout import coverage_fraction
 from .engine import CutoutEngine
 from .footprint import local_tiles
 from .geometry import OutputGrid, make_wcs
-from .render import Band
+from .render import SurveyCut
 
 DEFAULT_JAR = "/usr/share/java/aladin.jar"
 NO_NETWORK = ["-Dhttp.proxyHost=127.0.0.1", "-Dhttp.proxyPort=9", "-Dhttps.proxyHost=127.0.0.1",
@@ -149,7 +149,7 @@ class AladinRenderer:
         self.survey_names = [e.survey.name for e in engines]
         self.jar = getattr(config, "aladin_jar", None)
 
-    def render(self, grids: list[OutputGrid]) -> list[list[Band]]:
+    def render(self, grids: list[OutputGrid]) -> list[list[SurveyCut]]:
         for grid in grids:
             if min(grid.width, grid.height) < MIN_VIEW_PX:
                 raise UserError(f"--backend aladin: --size must be at least {MIN_VIEW_PX} (headless views)")
@@ -169,7 +169,7 @@ class AladinRenderer:
                     values = read_export(outputs[s][g], grid, engine.black_is_blank)
                     if values.shape[2] != engine.channels:
                         values = values[..., :1] if engine.channels == 1 else np.repeat(values[..., :1], 3, axis=2)
-                    bands.append(Band(engine.survey.name, engine.survey.location, engine.tile_format, values,
+                    bands.append(SurveyCut(engine.survey.name, engine.survey.location, engine.tile_format, values,
                                       coverage_fraction(values), engine.unit, engine.tile_format != "fits"))
                 results.append(bands)
         return results

@@ -1,71 +1,44 @@
 """Build a dataset: choose targets, split them by sky region, cut them out, write PNG/FITS + manifest.
 
 Resumable: targets whose files and manifest row exist are skipped; every file is written atomically.
-Workers are processes, each with its own surveys and tile cache; only the parent writes the manifest.
+A re-run with more targets appends (earlier rows and their splits are kept); one with other settings
+is refused (dataset_record.py). Workers are processes (workers.py), each with its own surveys and tile
+cache; only the parent writes the manifest.
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-
-import numpy as np
 
 from util.errors import UserError
 from util.fileio import atomic_write_bytes
 
 from .config import BuildConfig, TargetSpec
 from .cutout import SurveyEngine
+from .dataset_record import check_dataset, clear_dataset, settings_of, write_record
 from .engine import CutoutEngine
-from .fetch import Fetcher, FetchError
+from .fetch import Fetcher, FetchError, ServerUnreachable
 from .geometry import OutputGrid
-from .manifest import columns, coverage_column, read_manifest, shard_manifest_name, write_manifest
+from .manifest import columns, coverage_column, shard_manifest_name, write_manifest
 from .output import fits_cube, panels_png
+from .planning import (Item, Summary, choose_targets, earlier_rows, plan_items, remove_stale_temps,
+                       split_done)
 from .render import BuiltinRenderer, Renderer
-from .sampling import check_common_area, sampled_targets, screening_renderer
-from .split import assign_cells, auto_split_order, cells_of, straddles
+from .resources import check_memory
+from .split import auto_split_order
 from .stretch import to_uint8
 from .surveys import make_unique_names, open_engine, science_engine
-from .targets import Target, catalog_targets, read_coords_csv, resolve_names, unique_stems
+from .workers import run_in_workers
 
 log = logging.getLogger(__name__)
 
 MANIFEST_EVERY_S = 2.0
-
-
-@dataclass(frozen=True)
-class Item:
-    target: Target
-    stem: str
-    split: str
-
-    @property
-    def file(self) -> str:
-        return f"{self.split}/{self.stem}.png"
-
-    @property
-    def fits_file(self) -> str:
-        return f"{self.split}/{self.stem}.fits"
-
-
-@dataclass
-class Summary:
-    """What a run did; the CLI prints it at the end."""
-
-    written: int = 0
-    already_done: int = 0
-    low_coverage: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
-    unknown: list[str] = field(default_factory=list)
-    guard_dropped: list[str] = field(default_factory=list)
-    outside: list[str] = field(default_factory=list)
-    # written but some survey covers part of the field only: (target, survey, coverage)
-    partial: list[tuple[str, str, float]] = field(default_factory=list)
 
 
 # ---- setup -----------------------------------------------------------------------------------
@@ -115,53 +88,17 @@ def make_renderer(config: BuildConfig, engines: list[SurveyEngine] | None = None
     raise UserError(f"--backend {config.backend}: choose builtin, aladin or hips2fits")
 
 
-def survey_footprints(screen: BuiltinRenderer) -> list[tuple[str, object]]:
-    """(name, footprint) of every engine, display engines first, then the cube twins (FITS tiles):
-    sampled positions must lie where all of them have data."""
-    return ([(e.name, e.footprint()) for e in screen.engines]
-            + [(f"{t.name} (FITS tiles)", t.footprint()) for t in screen.cube_engines if t is not None])
-
-
-# ---- targets ---------------------------------------------------------------------------------
-def explicit_targets(config: BuildConfig, spec: TargetSpec) -> tuple[list[Target], list[str]]:
-    if spec.catalog:
-        return catalog_targets(spec.catalog), []
-    if spec.coords_csv:
-        return read_coords_csv(spec.coords_csv), []
-    if spec.position is not None:
-        ra, dec = spec.position
-        return [Target(spec.single_name or f"ra{ra:.4f}_dec{dec:+.4f}", ra % 360.0, dec)], []
-    names = list(spec.names) + ([spec.single_name] if spec.single_name else [])
-    return resolve_names(names, config.sesame_url)
-
-
-def plan_items(config: BuildConfig, targets: list[Target], split_order: int, single: bool,
-               cell_split: dict[int, str] | None, summary: Summary) -> list[Item]:
-    """Give each target its split (sky cell) and file name; drop targets that straddle two splits."""
-    stems = unique_stems(targets)
-    if single:
-        return [Item(t, s, "test") for t, s in zip(targets, stems)]
-    if not targets:
-        return []
-    cells = cells_of(np.array([t.ra for t in targets]), np.array([t.dec for t in targets]), split_order)
-    if cell_split is None:
-        cell_split = assign_cells(cells, config.split, config.seed)
-    items = []
-    for target, stem, cell in zip(targets, stems, cells):
-        if config.split_guard and straddles(target.ra, target.dec, target.fov or config.fov, 1.0, split_order,
-                                            cell_split):
-            summary.guard_dropped.append(target.name)
-            continue
-        items.append(Item(target, stem, cell_split[int(cell)]))
-    return items
-
-
 # ---- one target ------------------------------------------------------------------------------
 def write_item(config: BuildConfig, item: Item, bands) -> tuple[str, dict | None]:
-    """('written', row) or ('low_coverage'|'outside', None)."""
+    """('written', row) or ('low_coverage'|'outside'|'no_target', None).
+
+    A full disk or another write error is one line (UserError); the item's files are then all absent.
+    """
     coverages = [b.coverage for b in bands]
     if max(coverages) == 0.0:
         return "outside", None
+    if coverages[0] == 0.0 and not config.inputs_only:
+        return "no_target", None  # a black panel A would teach the model that this sky is empty
     if min(coverages) < config.min_coverage:
         return "low_coverage", None
     fov = item.target.fov or config.fov
@@ -171,15 +108,33 @@ def write_item(config: BuildConfig, item: Item, bands) -> tuple[str, dict | None
            "surveys": ";".join(b.name for b in bands), "split": item.split}
     for band in bands:
         row[coverage_column(band.name)] = f"{band.coverage:.4f}"
+    files = []
     if config.fits:
         grid = OutputGrid(item.target.ra, item.target.dec, fov, config.size, config.size, config.projection)
         cube = [dict(name=b.name, location=b.location, values=b.values if b.cube is None else b.cube,
                      unit=b.unit if b.cube is None else b.cube_unit, coverage=b.coverage,
                      tile_format=b.tile_format if b.cube is None else b.cube_format) for b in bands]
-        atomic_write_bytes(config.out / item.fits_file, fits_cube(grid, cube, item.target.name))
+        files.append((item.fits_file, fits_cube(grid, cube, item.target.name)))
         row["fits"] = item.fits_file
-    atomic_write_bytes(config.out / item.file, panels_png(panels))  # PNG last: it marks the item done
+    files.append((item.file, panels_png(panels)))  # PNG last: it marks the item done
+    written = []
+    try:
+        for relative, data in files:
+            atomic_write_bytes(config.out / relative, data)
+            written.append(relative)
+    except OSError as err:
+        for relative in written:  # a cube without its PNG would be a half-written item
+            (config.out / relative).unlink(missing_ok=True)
+        raise UserError(write_failure(config.out, relative, err)) from None
     return "written", row
+
+
+def write_failure(out: Path, relative: str, err: OSError) -> str:
+    """One line for a failed write: a full disk says what to do, as does any other OS error."""
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (f"--out {out}: the disk is full ({err.strerror}) writing {relative}; free some space and "
+                f"re-run: the targets written so far are kept")
+    return f"--out {out}: cannot write {relative} ({err.strerror or err}); the targets written so far are kept"
 
 
 def process_items(renderer: Renderer, config: BuildConfig, items: list[Item]) -> list[tuple[Item, str, dict | None]]:
@@ -187,108 +142,69 @@ def process_items(renderer: Renderer, config: BuildConfig, items: list[Item]) ->
                         config.projection) for i in items]
     try:
         all_bands = renderer.render(grids)
+    except ServerUnreachable:
+        raise  # the run stops: every other target would wait for the same dead server
     except FetchError as err:
         if len(items) == 1:
             return [(items[0], f"failed: {err}", None)]
         return [result for item in items for result in process_items(renderer, config, [item])]
     results = []
     for item, bands in zip(items, all_bands):
-        status, row = write_item(config, item, bands)
+        try:
+            status, row = write_item(config, item, bands)
+        except UserError as err:  # a full disk: report what is written, then stop
+            results.append((item, "stop", str(err)))
+            break
         results.append((item, status, row))
     return results
 
 
-# ---- worker processes (each builds its own renderer once) -----------------------------------
-_WORKER: dict = {}  # per worker process only: its config and renderer, set by the pool initializer
+# ---- worker processes (each builds its own renderer once; workers.py) -----------------------------
+def _worker_setup(config: BuildConfig) -> dict:
+    return {"config": config, "renderer": make_renderer(config)}
 
 
-def _worker_init(config: BuildConfig) -> None:
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    _WORKER["config"] = config
-    _WORKER["renderer"] = make_renderer(config)
-
-
-def _worker_run(items: list[Item]):
-    return process_items(_WORKER["renderer"], _WORKER["config"], items)
+def _worker_job(state: dict, items: list[Item]):
+    return process_items(state["renderer"], state["config"], items)
 
 
 # ---- driver ----------------------------------------------------------------------------------
-def finished_rows(out: Path, manifest_name: str, with_fits: bool) -> dict[str, dict]:
-    """Manifest rows whose files are all on disk, by file."""
-    rows = {}
-    for row in read_manifest(out / manifest_name):
-        if not (out / row.get("file", "")).is_file():
-            continue
-        if with_fits and not (row.get("fits") and (out / row["fits"]).is_file()):
-            continue
-        rows[row["file"]] = row
-    return rows
-
-
-def remove_stale_temps(out: Path, todo: list[Item], manifest_name: str) -> None:
-    """Delete temp files a killed run left for our own targets (util.fileio names them .NAME.*.tmp).
-
-    Only this run's targets and manifest: another shard writing into the same folder is left alone.
-    """
-    names = [manifest_name] + [name for item in todo for name in (item.file, item.fits_file)]
-    for relative in names:
-        path = out / relative
-        for stale in path.parent.glob(f".{path.name}.*.tmp"):
-            stale.unlink(missing_ok=True)
-
-
 def build_dataset(config: BuildConfig, spec: TargetSpec) -> Summary:
     check_writable(config.out)
     summary = Summary()
     engines = open_engines(config)
+    summary.target_survey = engines[0].name
     renderer = make_renderer(config, engines)
-    single = spec.position is not None or spec.single_name is not None
+    check_memory(config.size, engines, config.fits, config.workers)
+    single = spec.position is not None or spec.single_name is not None or config.inputs_only
     split_order = config.split_order if config.split_order is not None else auto_split_order(config.fov)
-    labelled = survey_footprints(screening_renderer(renderer))
-    footprints = [footprint for _, footprint in labelled]
-    if any(not isinstance(e, CutoutEngine) for e in engines):  # FITS images are small: check up front
-        check_common_area(labelled)
+    settings = settings_of(config, spec, engines, split_order)
+    replacing = check_dataset(config.out, settings, config.overwrite)  # refuse before any slow work
+    targets, cell_split = choose_targets(config, spec, renderer, engines, split_order, single, summary)
 
-    cell_split = None
-    if spec.sample:
-        targets, cell_split = sampled_targets(config, spec, renderer, footprints, split_order)
-    else:
-        targets, summary.unknown = explicit_targets(config, spec)
-        if targets:
-            ras = np.array([t.ra for t in targets])
-            decs = np.array([t.dec for t in targets])
-            any_inside = np.zeros(len(targets), dtype=bool)
-            for footprint in footprints[:len(engines)]:
-                any_inside |= footprint.contains(ras, decs) if footprint is not None else True
-            summary.outside = [t.name for t, ok in zip(targets, any_inside) if not ok]
-            targets = [t for t, ok in zip(targets, any_inside) if ok]
-        if single and summary.outside:
-            raise UserError(f"position of {summary.outside[0]} is outside every survey")
-    if not targets:
-        if summary.unknown:
-            raise UserError(f"no target resolved; unknown: {', '.join(summary.unknown)}")
-        if summary.outside:
-            raise UserError(f"every target is outside every survey ({len(summary.outside)} given)")
-        raise UserError("no targets to cut out")
-
-    items = plan_items(config, targets, split_order, single, cell_split, summary)
+    kept, earlier = ({}, {}) if replacing else earlier_rows(config.out, config.shard, config.fits)
+    items = plan_items(config, targets, split_order, single, cell_split, summary, list(earlier.values()))
     if config.shard is not None:
         index, count = config.shard
         items = items[index::count]
     manifest_name = shard_manifest_name(config.shard)
-    done = finished_rows(config.out, manifest_name, config.fits)
-    if config.shard is None:  # a plain run after sharded ones merges their manifests
-        for shard_file in sorted(config.out.glob("manifest.shard*of*.csv")):
-            done.update(finished_rows(config.out, shard_file.name, config.fits))
-    wanted = {item.file for item in items}
-    done = {file: row for file, row in done.items() if file in wanted}
-    rows = dict(done)
-    todo = [item for item in items if item.file not in done]
+    todo = split_done(items, earlier, config)
+    if replacing:
+        log.info("--overwrite: removed %d files of the earlier dataset", clear_dataset(config.out))
+    write_record(config.out, settings, list(config.surveys))
     remove_stale_temps(config.out, todo, manifest_name)
     summary.already_done = len(items) - len(todo)
     cols = columns(renderer.survey_names, config.fits)
-    _run(config, renderer, todo, rows, cols, manifest_name, summary)
+    _run(config, renderer, todo, dict(kept), cols, manifest_name, summary)
     return summary
+
+
+def _save_manifest(path: Path, rows: dict, cols: list[str]) -> UserError | None:
+    try:
+        write_manifest(path, sorted(rows.values(), key=lambda r: r["file"]), cols)
+    except OSError as err:
+        return UserError(write_failure(path.parent, path.name, err))
+    return None
 
 
 def _run(config: BuildConfig, renderer: Renderer, todo: list[Item], rows: dict, cols: list[str],
@@ -300,11 +216,15 @@ def _run(config: BuildConfig, renderer: Renderer, todo: list[Item], rows: dict, 
     chunks = [todo[i:i + chunk] for i in range(0, len(todo), chunk)]
     bar = tqdm(total=len(todo), unit="target", disable=not config.progress, file=sys.stderr, leave=False)
     last_save = time.monotonic()
+    stopped = None
 
     def collect(results) -> None:
         nonlocal last_save
+        stop = None
         for item, status, row in results:
-            if status == "written":
+            if status == "stop":
+                stop = UserError(row)
+            elif status == "written":
                 rows[item.file] = row
                 summary.written += 1
                 lowest = min((float(v), k[len("coverage_"):]) for k, v in row.items() if k.startswith("coverage_"))
@@ -313,13 +233,20 @@ def _run(config: BuildConfig, renderer: Renderer, todo: list[Item], rows: dict, 
             elif status == "low_coverage":
                 summary.low_coverage.append(item.target.name)
                 log.info("skipped %s: coverage below %.2f", item.target.name, config.min_coverage)
+            elif status == "no_target":
+                summary.no_target.append(item.target.name)
+                log.info("skipped %s: no data in the target survey", item.target.name)
             elif status == "outside":
                 summary.outside.append(item.target.name)
             else:
                 summary.failed.append(f"{item.target.name} ({status})")
         bar.update(len(results))
+        if stop is not None:
+            raise stop
         if time.monotonic() - last_save > MANIFEST_EVERY_S:
-            write_manifest(manifest_path, list(rows.values()), cols)
+            unsaved = _save_manifest(manifest_path, rows, cols)
+            if unsaved:
+                raise unsaved
             last_save = time.monotonic()
 
     try:
@@ -327,10 +254,15 @@ def _run(config: BuildConfig, renderer: Renderer, todo: list[Item], rows: dict, 
             for piece in chunks:
                 collect(process_items(renderer, config, piece))
         else:
-            with ProcessPoolExecutor(max_workers=config.workers, initializer=_worker_init,
-                                     initargs=(replace(config, progress=False),)) as pool:
-                for results in pool.map(_worker_run, chunks):
-                    collect(results)
+            for results in run_in_workers(config.workers, _worker_setup, (replace(config, progress=False),),
+                                          _worker_job, chunks):
+                collect(results)
+    except ServerUnreachable as err:
+        stopped = UserError(f"{err}: stopped, the targets written so far are kept; re-run to resume")
+    except UserError as err:
+        stopped = err
     finally:
         bar.close()
-        write_manifest(manifest_path, sorted(rows.values(), key=lambda r: r["file"]), cols)
+        unsaved = _save_manifest(manifest_path, rows, cols)
+    if stopped or unsaved:
+        raise stopped or unsaved

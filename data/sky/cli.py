@@ -12,6 +12,7 @@ from util.errors import UserError
 from .config import BuildConfig, TargetSpec
 from .fetch import FetchSettings
 from .geometry import PROJECTIONS
+from .services import HIPS2FITS_URL, MOCSERVER_URL, SESAME_URL
 from .split import parse_fractions
 from .stretch import STRETCHES, StretchSettings, parse_cuts
 
@@ -37,7 +38,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sample_mode", choices=["random", "grid"], default="random")
     p.add_argument("--fov", type=float, required=True, help="full width of the square image, deg")
     p.add_argument("--size", type=int, required=True, help="width = height of each panel, px")
-    p.add_argument("--out", required=True, help="dataset folder")
+    p.add_argument("--out", required=True, help="dataset folder (a re-run adds targets; other settings are "
+                   "refused unless --overwrite)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the dataset in --out (its PNG, FITS, manifests and dataset.json) instead of adding")
+    p.add_argument("--inputs_only", action="store_true",
+                   help="every survey is an input band: B|C|D items in test/ for test.py --dataset_mode single "
+                        "(inference where the target band has no data); without it, targets without data in the "
+                        "first survey (panel A) are skipped and listed")
     p.add_argument("--projection", default="TAN", choices=PROJECTIONS)
     p.add_argument("--tile_format", nargs="+", choices=["jpeg", "png", "fits"],
                    help="HiPS tile format of the PNG panels: one for all surveys or one per survey (default: the "
@@ -62,9 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=20.0, help="HTTP timeout per request, s")
     p.add_argument("--retries", type=int, default=4)
     p.add_argument("--offline", action="store_true", help="never ask Sesame for names OpenNGC lacks")
-    p.add_argument("--sesame_url", default="https://cds.unistra.fr/cgi-bin/nph-sesame/-oI/A")
-    p.add_argument("--mocserver_url", default="https://alasky.cds.unistra.fr/MocServer/query")
-    p.add_argument("--hips2fits_url", default="https://alasky.cds.unistra.fr/hips-image-services/hips2fits")
+    p.add_argument("--sesame_url", default=SESAME_URL,
+                   help="Sesame server for astropy's SkyCoord.from_name (default: astropy's, CDS then a mirror)")
+    p.add_argument("--mocserver_url", default=MOCSERVER_URL, help="CDS MocServer (resolves CDS IDs)")
+    p.add_argument("--hips2fits_url", default=HIPS2FITS_URL,
+                   help="hips2fits service for --backend hips2fits (default: astroquery's)")
     p.add_argument("--aladin_jar", help="Aladin.jar (default: the Debian package's)")
     p.add_argument("--no_progress", action="store_true")
     p.add_argument("--quiet", action="store_true", help="warnings only")
@@ -115,9 +125,10 @@ def config_from_args(args: argparse.Namespace) -> tuple[BuildConfig, TargetSpec]
         stretch=StretchSettings(args.stretch, low, high), backend=args.backend,
         fetch=FetchSettings(cache_dir=Path(args.cache_dir) if args.cache_dir else None, timeout_s=args.timeout,
                             retries=max(0, args.retries)),
-        mocserver_url=args.mocserver_url, sesame_url=None if args.offline else args.sesame_url,
+        mocserver_url=args.mocserver_url, sesame_url=args.sesame_url, offline=args.offline,
         hips2fits_url=args.hips2fits_url, black_is_blank={"auto": None, "yes": True, "no": False}[args.black_is_blank],
-        aladin_jar=args.aladin_jar, progress=not args.no_progress, resample=args.resample)
+        aladin_jar=args.aladin_jar, progress=not args.no_progress, resample=args.resample,
+        inputs_only=args.inputs_only, overwrite=args.overwrite)
     return config, spec
 
 
@@ -134,6 +145,10 @@ def main(argv: list[str] | None = None) -> int:
     from .build import build_dataset
 
     summary = build_dataset(config, spec)
+    target_survey = summary.target_survey
+    if summary.no_target and not summary.written and (spec.position is not None or spec.single_name):
+        raise UserError(f"{summary.no_target[0]}: the target survey {target_survey} has no data there; "
+                        f"--inputs_only writes the input surveys' panels for inference")
     print(f"wrote {summary.written} targets to {config.out} ({summary.already_done} already done)",
           file=sys.stderr)
     if summary.low_coverage:
@@ -146,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
         target, survey, lowest = min(summary.partial, key=lambda entry: entry[2])
         print(f"{len(summary.partial)} written with part of the field without data (lowest: {target}, {survey} "
               f"covers {lowest:.1%}); --min_coverage F skips targets below F", file=sys.stderr)
+    if summary.no_target:
+        print(f"skipped {len(summary.no_target)} without data in the target survey {target_survey} (panel A; "
+              f"--inputs_only writes input panels for inference): {_listing(summary.no_target)}", file=sys.stderr)
     if summary.outside:
         print(f"skipped {len(summary.outside)} outside every survey: {_listing(summary.outside)}", file=sys.stderr)
     if summary.failed:

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .fetch import FetchSettings
+from .services import HIPS2FITS_URL, MOCSERVER_URL, SESAME_URL
 from .stretch import StretchSettings
 
 
@@ -40,11 +41,14 @@ class BuildConfig:
     stretch: StretchSettings = field(default_factory=StretchSettings)
     backend: str = "builtin"
     fetch: FetchSettings = field(default_factory=FetchSettings)
-    mocserver_url: str = "https://alasky.cds.unistra.fr/MocServer/query"
-    sesame_url: str | None = "https://cds.unistra.fr/cgi-bin/nph-sesame/-oI/A"
-    hips2fits_url: str = "https://alasky.cds.unistra.fr/hips-image-services/hips2fits"
+    mocserver_url: str = MOCSERVER_URL
+    sesame_url: str | None = SESAME_URL  # None: astropy's Sesame servers
+    offline: bool = False  # names from OpenNGC only, never Sesame
+    hips2fits_url: str | None = HIPS2FITS_URL  # None: astroquery's hips2fits server
     aladin_jar: str | None = None
     cache_tiles: int = 96
     black_is_blank: bool | None = None  # None: colour surveys only
     resample: str = "interp"  # FITS-image surveys: reproject_interp (bilinear) or reproject_exact
+    inputs_only: bool = False  # every survey is an input (B|C|D items in test/ for inference); no panel A
+    overwrite: bool = False  # replace the dataset in --out (its PNG, FITS, manifests, dataset.json)
     progress: bool = True

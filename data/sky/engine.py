@@ -14,7 +14,7 @@ from .cutout import Cutout, coverage_fraction
 from .footprint import Footprint, survey_footprint
 from .geometry import (OutputGrid, bilinear_lookup, choose_tile_order, finest_needed_depth, icrs_to_frame,
                        pixel_frame_coords, zorder_rows_cols)
-from .source import Survey, allsky_path, tile_path
+from .source import ALLSKY_ORDER, Survey, allsky_path, tile_path
 from .tiles import (TileDecodeError, allsky_tile, allsky_tile_width, decode_tile,
                     separate_blank)
 from .tiles import fits_unit as read_fits_unit
@@ -199,7 +199,7 @@ class CutoutEngine:
         if self._allsky is False:
             data = None
             try:
-                data = self.survey.read_file(allsky_path(self.survey.properties.min_order, self.tile_format))
+                data = self.survey.read_file(allsky_path(self.allsky_order, self.tile_format))
             except Exception as err:  # a missing or broken preview only costs speed
                 log.info("%s: no Allsky (%s)", self.survey.name, err)
             try:
@@ -213,14 +213,37 @@ class CutoutEngine:
         """(tile order, tile width, use Allsky): Allsky when its pixels are already fine enough."""
         props = self.survey.properties
         needed = finest_needed_depth(grid.pixel_deg)
-        if self.use_allsky and needed <= props.min_order + int(math.log2(props.tile_width)) - 1:
+        sky_order = self.allsky_order
+        if self.use_allsky and needed <= sky_order + int(math.log2(props.tile_width)) - 1:
             allsky = self.allsky()
             if allsky is not None:
-                width = allsky_tile_width(allsky.pixels, props.min_order)
-                if width > 0 and needed <= props.min_order + int(math.log2(width)):
-                    return props.min_order, width, True
-        order = choose_tile_order(grid.pixel_deg, props.tile_width, props.min_order, props.max_order)
-        return order, props.tile_width, False
+                width = allsky_tile_width(allsky.pixels, sky_order)
+                if width > 0 and needed <= sky_order + int(math.log2(width)):
+                    return sky_order, width, True
+        return self.tile_order(grid.pixel_deg), props.tile_width, False
+
+    @property
+    def allsky_order(self) -> int:
+        """HiPS 1.0 keeps the Allsky preview in Norder3 (lower for surveys that stop earlier)."""
+        return min(ALLSKY_ORDER, self.survey.properties.max_order)
+
+    def tile_order(self, pixel_deg: float) -> int:
+        props = self.survey.properties
+        return choose_tile_order(pixel_deg, props.tile_width, self.survey.lowest_order, props.max_order)
+
+    def lacks_low_order(self, order: int, tiles) -> bool:
+        """Every wanted tile of a coarse order is missing, and hips_order_min was not given: the survey
+        (made before the keyword existed) starts at order 3, not at the standard's default 0. Read
+        order 3 from now on; the caller reads the tiles again. Local folders know it from the disk."""
+        props = self.survey.properties
+        if props.min_order_given or order >= min(ALLSKY_ORDER, props.max_order):
+            return False
+        if any(self.tile(order, int(t)) is not None for t in tiles if int(t) >= 0):
+            return False
+        log.info("%s: no order-%d tiles; reading from order %d (hips_order_min absent)", self.name, order,
+                 ALLSKY_ORDER)
+        self.survey.lowest_order = min(ALLSKY_ORDER, props.max_order)
+        return True
 
     def cutout(self, grid: OutputGrid, sky: tuple[np.ndarray, np.ndarray] | None = None,
                shared: dict | None = None) -> Cutout:
@@ -249,6 +272,8 @@ class CutoutEngine:
                 return Tile(allsky_tile(allsky.pixels, ipix, order), allsky.has_blank)
         else:
             self.prefetch(order, [ipix for ipix, _ in plan.groups])
+            if self.lacks_low_order(order, [ipix for ipix, _ in plan.groups]):
+                return self.cutout(grid, sky, shared)
 
             def source(ipix: int) -> Tile | None:
                 return self.tile(order, ipix)
@@ -263,7 +288,7 @@ class CutoutEngine:
         import cdshealpix.nested as healpix
 
         props = self.survey.properties
-        order = choose_tile_order(pixel_deg, props.tile_width, props.min_order, props.max_order)
+        order = self.tile_order(pixel_deg)
         bits = int(math.log2(props.tile_width))
         lon, lat = icrs_to_frame(np.asarray(ra, dtype=np.float64), np.asarray(dec, dtype=np.float64),
                                  props.frame)
@@ -276,6 +301,8 @@ class CutoutEngine:
         result = np.zeros(ipix.shape, dtype=bool)
         unique = np.unique(tiles)
         self.prefetch(order, unique)
+        if self.lacks_low_order(order, unique):
+            return self.has_data(ra, dec, pixel_deg)
         for tile_number in unique:
             tile = self.tile(order, int(tile_number))
             if tile is None:

@@ -60,7 +60,7 @@ def local_tiles(survey: Survey, tile_format: str) -> Footprint | None:
     """Tiles present in a local HiPS at its lowest order (the order every cutout can fall back on)."""
     if survey.local_root is None:
         return None
-    order = survey.properties.min_order
+    order = survey.lowest_order
     ext = TILE_EXTENSIONS[tile_format]
     pattern = re.compile(rf"^Npix(\d+)\.{ext}$")
     found = []

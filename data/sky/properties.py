@@ -14,12 +14,13 @@ class HipsProperties:
 
     frame: str  # "equatorial" or "galactic"
     max_order: int
-    min_order: int
+    min_order: int  # hips_order_min, 0 when absent (the standard's default)
     tile_width: int
     formats: tuple[str, ...]  # subset of TILE_EXTENSIONS, in the order the survey lists them
     is_colour: bool
     title: str
     creator_did: str
+    min_order_given: bool = True  # False: hips_order_min absent, so min_order is the standard's default
 
 
 def parse_properties_text(text: str, where: str = "properties") -> HipsProperties:
@@ -43,7 +44,7 @@ def parse_properties_text(text: str, where: str = "properties") -> HipsPropertie
         raise UserError(f"{where}: no valid hips_order") from None
     try:
         tile_width = int(values.get("hips_tile_width", "512"))
-        min_order = int(values.get("hips_order_min", "3" if max_order >= 3 else "0"))
+        min_order = int(values.get("hips_order_min", "0"))  # HiPS 1.0: optional, default 0
     except ValueError:
         raise UserError(f"{where}: hips_tile_width or hips_order_min is not an integer") from None
     if tile_width < 1 or tile_width & (tile_width - 1):
@@ -56,4 +57,5 @@ def parse_properties_text(text: str, where: str = "properties") -> HipsPropertie
                  or values.get("isColor", "").lower() == "true")
     title = values.get("obs_title") or values.get("label") or ""
     did = values.get("creator_did") or values.get("publisher_did") or values.get("ID") or ""
-    return HipsProperties(frame, max_order, min(min_order, max_order), tile_width, formats, is_colour, title, did)
+    return HipsProperties(frame, max_order, min(min_order, max_order), tile_width, formats, is_colour, title, did,
+                          "hips_order_min" in values)

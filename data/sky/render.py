@@ -11,9 +11,12 @@ from .geometry import OutputGrid, pixel_sky_coords
 
 
 @dataclass
-class Band:
-    """One survey's cutout: float32 (H, W, C), NaN = no data. `cube` (same grid) is what the --fits cube
-    holds when it differs from `values`: the FITS tiles of a HiPS whose PNG panels come from JPEG tiles."""
+class SurveyCut:
+    """One survey's cutout for one target, with what the writer needs to know of the survey (a panel of
+    the PNG, planes of the cube; the synthetic sky's blackbody `Band` is a filter, another thing).
+
+    values: float32 (H, W, C), NaN = no data. `cube` (same grid) is what the --fits cube holds when it
+    differs from `values`: the FITS tiles of a HiPS whose PNG panels come from JPEG tiles."""
 
     name: str
     location: str
@@ -30,7 +33,7 @@ class Band:
 class Renderer(Protocol):
     survey_names: list[str]
 
-    def render(self, grids: list[OutputGrid]) -> list[list[Band]]: ...
+    def render(self, grids: list[OutputGrid]) -> list[list[SurveyCut]]: ...
 
     def estimate_coverage(self, grid: OutputGrid) -> list[float]: ...
 
@@ -38,7 +41,7 @@ class Renderer(Protocol):
 class BuiltinRenderer:
     """The built-in engines, one per survey (each keeps its tile cache or open images across targets).
 
-    cube_engines: per survey, None or a second engine whose values fill the --fits cube (see Band.cube);
+    cube_engines: per survey, None or a second engine whose values fill the --fits cube (see SurveyCut.cube);
     coverage is then the smaller of the two, so --min_coverage holds for the PNG and the cube alike.
     """
 
@@ -47,12 +50,12 @@ class BuiltinRenderer:
         self.cube_engines = list(cube_engines) if cube_engines is not None else [None] * len(engines)
         self.survey_names = [e.name for e in engines]
 
-    def render_one(self, grid: OutputGrid) -> list[Band]:
+    def render_one(self, grid: OutputGrid) -> list[SurveyCut]:
         shared: dict = {}
         bands = []
         for engine, twin in zip(self.engines, self.cube_engines):
             cutout = engine.cutout(grid, shared=shared)
-            band = Band(engine.name, engine.location, engine.tile_format, cutout.values, cutout.coverage,
+            band = SurveyCut(engine.name, engine.location, engine.tile_format, cutout.values, cutout.coverage,
                         engine.unit, engine.is_8bit)
             if twin is not None:
                 science = twin.cutout(grid, shared=shared)
@@ -61,7 +64,7 @@ class BuiltinRenderer:
             bands.append(band)
         return bands
 
-    def render(self, grids: list[OutputGrid]) -> list[list[Band]]:
+    def render(self, grids: list[OutputGrid]) -> list[list[SurveyCut]]:
         return [self.render_one(grid) for grid in grids]
 
     def estimate_coverage_many(self, ra: np.ndarray, dec: np.ndarray, fov: float, size: int,

@@ -11,14 +11,17 @@ from util.errors import UserError
 
 from .fetch import Fetcher, FetchError
 from .properties import TILE_EXTENSIONS, HipsProperties, parse_properties_text
+from .services import MOCSERVER_URL
 
-DEFAULT_MOCSERVER = "https://alasky.cds.unistra.fr/MocServer/query"
 CDS_ID = re.compile(r"^[A-Za-z0-9_.-]+/P/[^\s]+$")
 
 
 def tile_path(order: int, ipix: int, fmt: str) -> str:
     """Path of a tile inside a HiPS (IVOA HiPS 1.0 layout)."""
     return f"Norder{order}/Dir{(ipix // 10000) * 10000}/Npix{ipix}.{TILE_EXTENSIONS[fmt]}"
+
+
+ALLSKY_ORDER = 3  # HiPS 1.0 keeps the Allsky preview in Norder3
 
 
 def allsky_path(order: int, fmt: str) -> str:
@@ -36,6 +39,10 @@ class Survey:
     local_root: Path | None = None
     read_many: Callable[[list[str], Callable[[bytes], None] | None], dict[str, bytes | None]] | None = None
     spec: str = ""  # as the user gave it (folder, URL or CDS ID)
+    lowest_order: int = 0  # coarsest tile order to read: hips_order_min, raised to the lowest NorderK on disk
+
+    def __post_init__(self):
+        self.lowest_order = max(self.lowest_order, self.properties.min_order)
 
     def read_file(self, relative: str, validate: Callable[[bytes], None] | None = None) -> bytes | None:
         return self.read(relative, validate)
@@ -50,7 +57,7 @@ def survey_name(spec: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", base)
 
 
-def open_survey(spec: str, fetcher: Fetcher | None = None, mocserver_url: str = DEFAULT_MOCSERVER) -> Survey:
+def open_survey(spec: str, fetcher: Fetcher | None = None, mocserver_url: str = MOCSERVER_URL) -> Survey:
     """Resolve `spec` and read its properties; every failure is a one-line UserError."""
     path = Path(spec).expanduser()
     if path.is_dir():
@@ -80,7 +87,16 @@ def _open_local(root: Path, spec: str) -> Survey:
         file = root / relative
         return file.read_bytes() if file.is_file() else None
 
-    return Survey(survey_name(spec), str(root), props, read, local_root=root)
+    return Survey(survey_name(spec), str(root), props, read, local_root=root,
+                  lowest_order=lowest_order_on_disk(root, props.max_order))
+
+
+def lowest_order_on_disk(root: Path, max_order: int) -> int:
+    """The coarsest NorderK folder of a local HiPS (0 when none): a copy or subset may lack the coarse
+    orders that its hips_order_min (or the standard's default 0) promises, and absent tiles read as no data."""
+    orders = [int(match.group(1)) for match in (re.fullmatch(r"Norder(\d+)", p.name) for p in root.glob("Norder*"))
+              if match]
+    return min(min(orders), max_order) if orders else 0
 
 
 def _open_remote(base_url: str, spec: str, fetcher: Fetcher) -> Survey:
@@ -102,7 +118,7 @@ def _open_remote(base_url: str, spec: str, fetcher: Fetcher) -> Survey:
     return Survey(survey_name(spec), base_url, props, read, read_many=read_many)
 
 
-def resolve_cds_id(hips_id: str, fetcher: Fetcher, mocserver_url: str = DEFAULT_MOCSERVER) -> str:
+def resolve_cds_id(hips_id: str, fetcher: Fetcher, mocserver_url: str = MOCSERVER_URL) -> str:
     """HiPS base URL of a CDS ID, asked from the CDS MocServer (needs the network)."""
     import json
 

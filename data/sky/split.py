@@ -45,15 +45,24 @@ def cells_of(ra: np.ndarray, dec: np.ndarray, order: int) -> np.ndarray:
     return healpix.lonlat_to_healpix(Longitude(ra * u.deg), Latitude(dec * u.deg), order).astype(np.int64)
 
 
-def assign_cells(cells: np.ndarray, fractions: tuple[float, float, float], seed: int) -> dict[int, str]:
+def assign_cells(cells: np.ndarray, fractions: tuple[float, float, float], seed: int,
+                 fixed: dict[int, str] | None = None) -> dict[int, str]:
     """Give each cell a split so the target counts follow the fractions; cell order is seeded-random.
 
-    Greedy: each cell (in shuffled order) joins the split furthest below its share so far.
+    Greedy: each cell (in shuffled order) joins the split furthest below its share so far. `fixed`:
+    cells whose split an earlier run decided (they keep it and count first; '' = no split, see
+    `earlier_cells`).
     """
     unique, counts = np.unique(np.asarray(cells, dtype=np.int64), return_counts=True)
-    order = np.random.default_rng(seed).permutation(len(unique))
+    fixed = fixed or {}
     assigned = np.zeros(3)
-    result: dict[int, str] = {}
+    result: dict[int, str] = dict(fixed)
+    for cell, weight in zip(unique, counts):
+        if fixed.get(int(cell)) in SPLITS:
+            assigned[SPLITS.index(fixed[int(cell)])] += weight
+    free = np.array([int(cell) not in fixed for cell in unique], dtype=bool)
+    unique, counts = unique[free], counts[free]
+    order = np.random.default_rng(seed).permutation(len(unique))
     for index in order:
         weight = counts[index]
         deficit = np.array(fractions) * (assigned.sum() + weight) - assigned
@@ -62,6 +71,25 @@ def assign_cells(cells: np.ndarray, fractions: tuple[float, float, float], seed:
         assigned[choice] += weight
         result[int(unique[index])] = SPLITS[choice]
     return result
+
+
+def earlier_cells(rows: list[dict], order: int, fov_deg: float, guard: bool) -> dict[int, str]:
+    """Cells an earlier run's targets fix: each one's own cell, and (with the split guard) the cells its
+    field reaches, so a new target there cannot overlap it from another split; a cell reached from two
+    splits gets '' (no split: the guard drops targets there)."""
+    if not rows:
+        return {}
+    ras = np.array([float(r["ra"]) for r in rows])
+    decs = np.array([float(r["dec"]) for r in rows])
+    fixed = {int(cell): row["split"] for cell, row in zip(cells_of(ras, decs, order), rows)}
+    if guard:
+        reached: dict[int, set[str]] = {}
+        for ra, dec, row in zip(ras.tolist(), decs.tolist(), rows):
+            for cell in footprint_cells(ra, dec, float(row.get("fov") or fov_deg), 1.0, order).tolist():
+                if cell not in fixed:
+                    reached.setdefault(cell, set()).add(row["split"])
+        fixed.update({cell: splits.pop() if len(splits) == 1 else "" for cell, splits in reached.items()})
+    return fixed
 
 
 def footprint_cells(ra: float, dec: float, fov_deg: float, aspect: float, order: int) -> np.ndarray:

@@ -12,11 +12,12 @@ from .engine import CutoutEngine
 from .fetch import Fetcher
 from .fits_image import image_spec
 from .image_engine import open_image_engine
-from .source import DEFAULT_MOCSERVER, open_survey
+from .services import MOCSERVER_URL
+from .source import open_survey
 
 
 def open_engine(spec: str, tile_format: str | None = None, *, science: bool = False, fetcher: Fetcher | None = None,
-                mocserver_url: str = DEFAULT_MOCSERVER, cache_tiles: int = 96, black_is_blank: bool | None = None,
+                mocserver_url: str = MOCSERVER_URL, cache_tiles: int = 96, black_is_blank: bool | None = None,
                 resample: str = "interp") -> SurveyEngine:
     """A FITS image / mosaic folder, else a HiPS (folder, URL or CDS ID); every failure is a UserError.
 

@@ -1,7 +1,8 @@
-"""Targets: OpenNGC catalogues and names (offline, via pyongc), Sesame names (online), CSV coordinates."""
+"""Targets: OpenNGC catalogues and names (offline, via pyongc), Sesame names (online, astropy), CSV coordinates."""
 from __future__ import annotations
 
 import csv
+import hashlib
 import logging
 import math
 import re
@@ -10,9 +11,10 @@ from pathlib import Path
 
 from util.errors import UserError
 
+from .fetch import AttemptFailed, FetchError, FetchSettings, Retrier, ServerUnreachable
+
 log = logging.getLogger(__name__)
 
-DEFAULT_SESAME = "https://cds.unistra.fr/cgi-bin/nph-sesame/-oI/A"
 SKIPPED_TYPES = {"Duplicated record", "Nonexistent object"}
 
 
@@ -61,36 +63,55 @@ def resolve_offline(name: str) -> Target | None:
     return Target(name.strip(), ra % 360.0, dec)
 
 
-def resolve_sesame(name: str, sesame_url: str, timeout_s: float = 5.0) -> Target | None:
-    """Ask CDS Sesame; None when unknown or unreachable (the caller lists the name as unresolved)."""
-    import urllib.parse
+def resolve_sesame(name: str, retrier: Retrier, sesame_url: str | None = None) -> Target | None:
+    """Position from CDS Sesame through astropy's `SkyCoord.from_name`; None when Sesame does not know it.
 
-    import requests
+    `sesame_url` replaces astropy's list of Sesame servers (a mirror, or the tests' stand-in); --timeout
+    becomes astropy's remote_timeout and --retries the retry count (astropy asks each server once).
+    """
+    from contextlib import ExitStack
 
-    try:
-        reply = requests.get(f"{sesame_url}?{urllib.parse.quote(name.strip())}", timeout=timeout_s)
-    except requests.RequestException as err:
-        log.info("Sesame unreachable for %s: %s", name, err)
-        return None
-    if reply.status_code != 200:
-        return None
-    for line in reply.text.splitlines():
-        if line.startswith("%J "):
-            parts = line[3:].split()
+    from astropy.coordinates import SkyCoord, name_resolve
+    from astropy.utils import data as astropy_data
+
+    def attempt():
+        with ExitStack() as stack:
+            if sesame_url:
+                stack.enter_context(name_resolve.sesame_url.set([sesame_url]))
+            stack.enter_context(astropy_data.conf.set_temp("remote_timeout", retrier.settings.timeout_s))
             try:
-                return Target(name.strip(), float(parts[0]) % 360.0, float(parts[1]))
-            except (IndexError, ValueError):
-                return None
-    return None
+                return SkyCoord.from_name(name.strip(), frame="icrs", cache=False)
+            except name_resolve.NameResolveError as err:
+                if "Unable to find coordinates" in str(err):  # Sesame answered: it does not know the name
+                    return None
+                # every server failed (refused, timed out, HTTP error): astropy gives the reasons in one text
+                reason = " ".join(str(err).split())[-160:]
+                raise AttemptFailed(f"Sesame: {reason}", connection=True) from None
+
+    coord = retrier.call(sesame_url or "Sesame", attempt)
+    if coord is None:
+        return None
+    return Target(name.strip(), float(coord.ra.deg) % 360.0, float(coord.dec.deg))
 
 
-def resolve_names(names: list[str], sesame_url: str | None) -> tuple[list[Target], list[str]]:
-    """(resolved targets, unknown names): OpenNGC first, then Sesame when a URL is given."""
+def resolve_names(names: list[str], online: bool, sesame_url: str | None = None,
+                  retrier: Retrier | None = None) -> tuple[list[Target], list[str]]:
+    """(resolved targets, unknown names): OpenNGC first, then Sesame when online.
+
+    A name whose Sesame queries all fail is listed as unknown; a Sesame server that keeps refusing
+    connections stops the run with one line (ServerUnreachable -> UserError).
+    """
+    retrier = retrier or Retrier(FetchSettings())
     found, unknown = [], []
     for name in names:
         target = resolve_offline(name)
-        if target is None and sesame_url:
-            target = resolve_sesame(name, sesame_url)
+        if target is None and online:
+            try:
+                target = resolve_sesame(name, retrier, sesame_url)
+            except ServerUnreachable as err:
+                raise UserError(f"cannot resolve {name!r}: {err}; --offline resolves names with OpenNGC only") from None
+            except FetchError as err:
+                log.warning("Sesame gave no answer for %s (%s)", name, err)
         if target is None:
             unknown.append(name)
         else:
@@ -136,10 +157,17 @@ def read_coords_csv(path: str | Path) -> list[Target]:
     return targets
 
 
+MAX_STEM = 100  # characters of a file stem: file names stay far below the 255-byte limit, with temp suffixes
+
+
 def safe_file_stem(name: str) -> str:
-    """A file name for a target name ('NGC 6523' -> 'NGC_6523')."""
-    stem = re.sub(r"[^A-Za-z0-9_.+-]+", "_", name.strip()).strip("._")
-    return stem or "target"
+    """A file name for a target name ('NGC 6523' -> 'NGC_6523'); a long name is cut and given a hash
+    suffix of the full name, so it stays unique and the same on every run (resume)."""
+    stem = re.sub(r"[^A-Za-z0-9_.+-]+", "_", name.strip()).strip("._") or "target"
+    if len(stem) <= MAX_STEM:
+        return stem
+    digest = hashlib.sha1(name.strip().encode("utf-8")).hexdigest()[:12]
+    return f"{stem[:MAX_STEM - 13].rstrip('._')}_{digest}"
 
 
 def unique_stems(targets: list[Target]) -> list[str]:

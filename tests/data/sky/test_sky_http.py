@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import collections
+import gzip
 import json
 import threading
 import time
@@ -34,12 +35,14 @@ class FaultyHandler(SimpleHTTPRequestHandler):
             action = actions.pop(0) if actions else None
         if path.endswith("/MocServer/query"):
             return self._send(200, json.dumps(server.moc_records).encode())
-        if path.endswith("/sesame"):
-            return self._send(200, server.sesame_reply)
+        if path.startswith("/sesame/"):  # astropy asks BASE/<databases>?<name>
+            return self._send(500, b"busy") if action == "500" else self._send(200, server.sesame_reply)
         if path.endswith("/hips2fits"):
             if action == "500":
                 return self._send(500, b"busy")
             return self._send(200, hips2fits_stand_in(self.path, Path(self.directory), server))
+        if server.missing_prefix and path.startswith(server.missing_prefix) and "/Norder" in path:
+            return self._send(404, b"")
         if action == "500":
             return self._send(500, b"boom")
         if action == "404":
@@ -60,11 +63,15 @@ class FaultyHandler(SimpleHTTPRequestHandler):
             return
         if action == "corrupt":
             body = b"\xff\xd8" + bytes(len(body) - 2)
+        if action == "gzip":  # Content-Length then counts the compressed bytes, as HTTP says
+            return self._send(200, gzip.compress(body), {"Content-Encoding": "gzip"})
         self._send(200, body)
 
-    def _send(self, code: int, body: bytes):
+    def _send(self, code: int, body: bytes, headers: dict | None = None):
         self.send_response(code)
         self.send_header("Content-Length", str(len(body)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
         self.end_headers()
         self.wfile.write(body)
 
@@ -105,6 +112,7 @@ def hips_server(samples):
     server.moc_records = []
     server.hips2fits_queries = []
     server.sesame_reply = b""
+    server.missing_prefix = ""
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     server.url = f"http://127.0.0.1:{server.server_address[1]}"
@@ -114,6 +122,7 @@ def hips_server(samples):
 
 
 GRID = OutputGrid(267.2, -28.0, 3.0, 48, 48)  # needs several DSS2Red tiles
+SETTINGS = FetchSettings(timeout_s=2.0, retries=2, backoff_s=0.01, max_connection_failures=4)
 
 
 def _fast(tmp_path=None, retries=4) -> Fetcher:
@@ -168,6 +177,15 @@ def test_timeout_then_success(hips_server):
     hips_server.faults[path] = ["slow"]
     assert b"hips_frame" in _fast().get(hips_server.url + path)
     assert hips_server.hits[path] == 2
+
+
+def test_gzip_encoded_replies_are_not_truncated(hips_server, samples):
+    """Content-Length counts the compressed bytes: a gzip reply is complete, fetched once."""
+    path = "/DSS2Red/Norder3/Dir0/Npix450.jpg"
+    hips_server.faults[path] = ["gzip"]
+    body = _fast(retries=1).get(hips_server.url + path)
+    assert body == (samples / path.lstrip("/")).read_bytes()
+    assert hips_server.hits[path] == 1
 
 
 def test_cds_id_resolved_by_mocserver_stand_in(hips_server):
@@ -236,14 +254,63 @@ def test_failed_targets_are_listed_and_retried_on_rerun(hips_server, tmp_path, c
     assert cli_main(argv) == 0 and len(list((tmp_path / "ds" / "test").glob("*.png"))) == 1
 
 
+def test_dead_server_stops_the_run_with_one_line(hips_server, tmp_path):
+    """A server that refuses every connection: after a few failed connections in a row the run stops with
+    one line and a non-zero exit, instead of ~9 s of retries per target (issue 13, case 13)."""
+    from data.sky.cli import main as cli_main
+
+    survey = f"{hips_server.url}/DSS2Red"
+    cache = tmp_path / "cache"
+    Fetcher(FetchSettings(cache_dir=cache)).get(f"{survey}/properties")  # the survey opened once, then
+    hips_server.shutdown()  # the server dies
+    hips_server.server_close()
+    coords = tmp_path / "many.csv"
+    coords.write_text("name,ra,dec\n" + "".join(f"p{i},{264 + 0.5 * i:.2f},-27.0\n" for i in range(24)))
+    out = tmp_path / "ds"
+    with pytest.raises(UserError, match=r"127\.0\.0\.1:\d+ unreachable: \d+ failed connections in a row.*re-run"):
+        cli_main(["--surveys", survey, "--coords", str(coords), "--fov", "0.5", "--size", "16", "--out", str(out),
+                  "--cache_dir", str(cache), "--retries", "1", "--timeout", "2", "--no_progress", "--quiet"])
+    assert not list(out.rglob("*.png")) and not list(out.rglob("*.tmp"))
+
+
+def test_target_survey_without_any_tile_is_skipped_not_black(hips_server, tmp_path, capsys):
+    """Every tile of panel A's survey is 404: the target is skipped and listed, not written with a black A."""
+    from data.sky.cli import main as cli_main
+
+    hips_server.missing_prefix = "/DSS2Red/"
+    out = tmp_path / "ds"
+    argv = ["--surveys", f"{hips_server.url}/DSS2Red", f"{hips_server.url}/FermiColor", "--coords", "", "--fov",
+            "1", "--size", "16", "--out", str(out), "--no_progress", "--quiet"]
+    coords = tmp_path / "two.csv"
+    coords.write_text("name,ra,dec\nfield1,266.4,-28.9\nfield2,268.0,-26.0\n")
+    argv[argv.index("--coords") + 1] = str(coords)
+    assert cli_main(argv) == 0
+    assert "skipped 2 without data in the target survey DSS2Red" in capsys.readouterr().err
+    assert not list(out.rglob("*.png"))
+
+
 def test_sesame_resolves_names_openngc_lacks(hips_server, tmp_path):
+    """Sesame through astropy's SkyCoord.from_name, pointed at the stand-in; --retries and --timeout apply."""
+    from data.sky.fetch import Retrier
     from data.sky.targets import resolve_names
 
-    sesame = hips_server.url + "/sesame"
+    sesame = hips_server.url + "/sesame/"
     hips_server.sesame_reply = b"# Sgr A*\n%J 266.41681662 -29.00782497 = 17:45:40.03 -29:00:28.1\n"
-    found, unknown = resolve_names(["NGC 6523", "Sgr A*"], sesame_url=sesame)
+    hips_server.faults["/sesame/SNV"] = ["500"]  # one server error: retried
+    found, unknown = resolve_names(["NGC 6523", "Sgr A*"], True, sesame, Retrier(SETTINGS))
     assert [t.name for t in found] == ["NGC 6523", "Sgr A*"] and not unknown
     assert found[1].ra == pytest.approx(266.41681662) and found[1].dec == pytest.approx(-29.00782497)
-    assert hips_server.hits["/sesame"] == 1  # OpenNGC answered for NGC 6523
-    found, unknown = resolve_names(["Sgr A*"], sesame_url="http://127.0.0.1:9/sesame")  # unreachable
+    assert hips_server.hits["/sesame/SNV"] == 2  # OpenNGC answered for NGC 6523; Sgr A*: a 500, then the answer
+    hips_server.sesame_reply = b"# nothing\n#! *** Nothing found *** \n"
+    found, unknown = resolve_names(["Nowhere 42"], True, sesame, Retrier(SETTINGS))
+    assert not found and unknown == ["Nowhere 42"] and hips_server.hits["/sesame/SNV"] == 3  # unknown: asked once
+    found, unknown = resolve_names(["Sgr A*"], True, "http://127.0.0.1:9/sesame/", Retrier(SETTINGS))  # refused
     assert not found and unknown == ["Sgr A*"]
+
+
+def test_dead_sesame_stops_with_one_line():
+    from data.sky.fetch import Retrier
+    from data.sky.targets import resolve_names
+
+    with pytest.raises(UserError, match="unreachable.*--offline"):
+        resolve_names([f"Star {i}" for i in range(10)], True, "http://127.0.0.1:9/sesame/", Retrier(SETTINGS))

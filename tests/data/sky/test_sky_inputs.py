@@ -94,7 +94,7 @@ def test_coords_csv_good_and_bad(tmp_path):
 
 
 def test_names_offline_and_catalogue():
-    found, unknown = resolve_names(["NGC 6523", "M 20", "no such object 123"], sesame_url=None)
+    found, unknown = resolve_names(["NGC 6523", "M 20", "no such object 123"], online=False)
     assert [t.name for t in found] == ["NGC 6523", "M 20"] and unknown == ["no such object 123"]
     assert found[0].ra == pytest.approx(270.92, abs=0.05) and found[0].dec == pytest.approx(-24.38, abs=0.05)
     ngc = catalog_targets("ngc")
@@ -104,6 +104,24 @@ def test_names_offline_and_catalogue():
 def test_unique_file_stems():
     stems = unique_stems([Target("NGC 1", 0, 0), Target("NGC 1", 1, 0), Target("a/b", 2, 0)])
     assert stems == ["NGC_1", "NGC_1_2", "a_b"]
+    long_a, long_b = "x" * 299 + "a", "x" * 299 + "b"
+    stems = unique_stems([Target(long_a, 0, 0), Target(long_b, 1, 0), Target(long_a, 2, 0)])
+    assert all(len(stem) <= 120 for stem in stems) and len(set(stems)) == 3
+    assert stems == unique_stems([Target(long_a, 0, 0), Target(long_b, 1, 0), Target(long_a, 2, 0)])  # resume
+
+
+def test_hips_order_min_defaults_to_the_standard_zero(samples, tmp_path):
+    """HiPS 1.0: hips_order_min is optional with default 0; a local copy reads the orders it really has."""
+    from data.sky.engine import CutoutEngine
+    from data.sky.geometry import OutputGrid
+    from data.sky.source import open_survey
+
+    assert parse_properties_text("hips_order = 9\nhips_frame = equatorial\n").min_order == 0
+    assert parse_properties_text("hips_order = 9\nhips_order_min = 2\n").min_order == 2
+    survey = open_survey(str(samples / "DSS2Red"))  # no hips_order_min, tiles in Norder3 only
+    assert survey.properties.min_order == 0 and survey.lowest_order == 3
+    coarse = CutoutEngine(survey).cutout(OutputGrid(266.4, -28.9, 8.0, 32, 32))  # 900"/px: order 0 would do
+    assert coarse.order == 3 and coarse.coverage > 0.5
 
 
 def test_builder_imports_stay_light():
@@ -119,7 +137,7 @@ def test_builder_imports_stay_light():
 
 
 def test_stale_temp_files_of_own_targets_are_removed(tmp_path):
-    from data.sky.build import Item, remove_stale_temps
+    from data.sky.planning import Item, remove_stale_temps
 
     mine = Item(Target("a", 1.0, 2.0), "a", "train")
     (tmp_path / "train").mkdir()

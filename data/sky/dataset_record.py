@@ -1,0 +1,120 @@
+"""DIR/dataset.json: the settings a dataset was built with, so that a re-run into the same --out either
+adds to it or is refused.
+
+Files of another --size, --fov or --surveys beside the earlier ones would make training die mid-epoch,
+so a re-run whose settings differ is refused in one line unless --overwrite, which first removes what
+the builder wrote there (PNG and FITS files of train/ val/ test/, the manifests, dataset.json). The
+target list is not a setting: a re-run with more targets appends to the dataset.
+A folder built before dataset.json existed is checked against its manifest (size, surveys, cubes).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from util.errors import UserError
+from util.fileio import atomic_write_text
+
+from .manifest import read_manifest
+
+RECORD = "dataset.json"
+RECORD_VERSION = 1
+OUTPUT_FOLDERS = ("train", "val", "test")
+
+
+def target_selection(spec, config) -> str:
+    """The part of the target choice that is a setting: --sample N names its list by index, so another N
+    or coverage gives other positions under the same names; lists of names and positions may grow."""
+    if spec.sample:
+        return f"--sample {spec.sample} ({spec.sample_mode}, min_coverage {config.min_coverage:g})"
+    if config.inputs_only:
+        return "inputs only (test/)"
+    if spec.position is not None or spec.single_name is not None:
+        return "one position (test/)"
+    return "a list (split by sky cell)"
+
+
+def settings_of(config, spec, engines, split_order: int) -> dict:
+    """What decides the files' content and which split a target joins (JSON-ready, compared on re-runs)."""
+    return {
+        "surveys": [f"{e.name} ({e.tile_format}, {e.channels} ch)" for e in engines],
+        "size": config.size, "fov": config.fov, "projection": config.projection, "fits": config.fits,
+        "stretch": config.stretch.name, "cuts": [config.stretch.low_percentile, config.stretch.high_percentile],
+        "black_is_blank": config.black_is_blank, "backend": config.backend, "resample": config.resample,
+        "split": [round(f, 9) for f in config.split], "split_order": split_order,
+        "split_guard": config.split_guard, "seed": config.seed, "targets": target_selection(spec, config),
+    }
+
+
+def _legacy_settings(out: Path) -> dict | None:
+    """size, survey names and cubes of a dataset written before dataset.json (its manifest rows)."""
+    rows = read_manifest(out / "manifest.csv")
+    for shard in sorted(out.glob("manifest.shard*of*.csv")):
+        rows = rows or read_manifest(shard)
+    if not rows:
+        return None
+    row = rows[0]
+    return {"size": int(row.get("size") or 0), "surveys": row.get("surveys", "").split(";"), "fits": "fits" in row}
+
+
+def holds_targets(out: Path) -> bool:
+    """Whether `out` holds a written target (a PNG in train/ val/ test/, listed or not)."""
+    return any(next((out / folder).glob("*.png"), None) for folder in OUTPUT_FOLDERS if (out / folder).is_dir())
+
+
+def _show(value) -> str:
+    return json.dumps(value) if isinstance(value, (list, dict)) else str(value)
+
+
+def differences(old: dict, new: dict) -> list[str]:
+    return [f"{key} {_show(old.get(key))}, now {_show(new.get(key))}" for key in new if old.get(key) != new.get(key)]
+
+
+def check_dataset(out: Path, settings: dict, overwrite: bool) -> bool:
+    """True when --overwrite must first clear an existing dataset in `out`; UserError when `out` holds a
+    dataset made with other settings and --overwrite is not given."""
+    record = out / RECORD
+    if not holds_targets(out):
+        return False  # nothing built there yet (or a run that wrote no target)
+    if record.is_file():
+        try:
+            old = json.loads(record.read_text(encoding="utf-8")).get("settings", {})
+        except (ValueError, OSError, AttributeError) as err:
+            raise UserError(f"--out {out}: {RECORD} is unreadable ({err}); --overwrite replaces the dataset") from None
+        changed = differences(old, settings)
+    else:
+        legacy = _legacy_settings(out)
+        if legacy is None:
+            return overwrite  # PNG files without a manifest: nothing to compare them with
+        now = {"size": settings["size"], "fits": settings["fits"],
+               "surveys": [name.rsplit(" (", 1)[0] for name in settings["surveys"]]}
+        changed = differences(legacy, now)
+    if overwrite:
+        return True
+    if changed:
+        shown = "; ".join(changed[:3]) + (f" (+{len(changed) - 3} more)" if len(changed) > 3 else "")
+        raise UserError(f"--out {out} holds a dataset built with other settings ({shown}); use another --out, "
+                        f"or --overwrite to replace it")
+    return False
+
+
+def clear_dataset(out: Path) -> int:
+    """Remove what the builder wrote in `out` (nothing else): returns the number of files removed."""
+    removed = 0
+    candidates = [out / RECORD, out / "manifest.csv", *out.glob("manifest.shard*of*.csv"), *out.glob(".manifest*.tmp")]
+    for folder in OUTPUT_FOLDERS:
+        if (out / folder).is_dir():
+            candidates += [p for p in (out / folder).iterdir()
+                           if p.suffix in (".png", ".fits") or (p.name.startswith(".") and p.suffix == ".tmp")]
+    for path in candidates:
+        if path.is_file():
+            path.unlink()
+            removed += 1
+    return removed
+
+
+def write_record(out: Path, settings: dict, sources: list[str]) -> None:
+    """dataset.json, written before the first target so that a killed run leaves it too."""
+    text = json.dumps({"format": RECORD_VERSION, "made_by": "aladin_data.py", "settings": settings,
+                       "sources": list(sources)}, indent=1)
+    atomic_write_text(out / RECORD, text + "\n")
