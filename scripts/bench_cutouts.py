@@ -3,8 +3,10 @@
 
 Per core = per CPU second of this single-threaded process (robust on a shared machine); wall figures too.
 With --aladin (default when Aladin Desktop is installed) the same HiPS cutouts go through Aladin for a ratio.
-The FITS-image case runs on the Galactic-centre field of ../shared/data/real-fields when it is there
-(2MASS K, J, H 721x720 TAN + MSX 599x599 galactic CAR; 64 px, 0.0889 deg, as the demo's data set).
+The library case cuts the DSS2Red FITS tiles out with reproject's own HiPS reader (hips_as_dask_array +
+reproject_interp) beside the built-in engine: the measured reason the builder keeps its own engine.
+The FITS-image case runs on a Galactic-centre field when it is found in $SKYTRANS_EXTRA_DATA/real-fields
+(real data, not in the repo; 2MASS K, J, H 721x720 TAN + MSX 599x599 galactic CAR; 64 px, 0.0889 deg).
 
     .venv/bin/python scripts/bench_cutouts.py            # 40 HiPS positions (256 px, 1.8 deg) + 200 FITS ones
 """
@@ -34,7 +36,7 @@ from data.sky.surveys import open_engine  # noqa: E402
 
 DEFAULT_SURVEYS = [str(REPO / "data" / "sky_samples" / s) for s in ("DSS2Red", "GLIMPSE360", "Planck-HFI143",
                                                                     "FermiColor")]
-FIELD = REPO.parent / "shared" / "data" / "real-fields" / "galactic-centre"
+FIELD = Path(os.environ.get("SKYTRANS_EXTRA_DATA") or REPO.parent / "shared" / "data") / "real-fields" / "galactic-centre"
 DEFAULT_FITS = [str(FIELD / f) for f in ("2mass_k.fits.gz", "2mass_j.fits.gz", "2mass_h.fits.gz", "msx_e.fits.gz")]
 
 
@@ -59,6 +61,7 @@ def main() -> None:
     parser.add_argument("--fits_fov", type=float, default=0.0889)
     args = parser.parse_args()
     bench_fits(args)
+    bench_library(args)
 
     engines = [CutoutEngine(open_survey(s)) for s in args.surveys]
     footprints = [survey_footprint(e.survey, e.tile_format) for e in engines]
@@ -106,10 +109,47 @@ def main() -> None:
           f"{per_sample / (wall / len(grids)):.0f}x")
 
 
+def bench_library(args, n: int = 12) -> None:
+    """DSS2Red FITS tiles, 256 px over 1 deg: built-in engine vs reproject_interp on reproject's HiPS reader."""
+    import tempfile
+    import warnings
+
+    import numpy as np
+    from reproject import reproject_interp
+    from reproject.hips import hips_as_dask_array
+
+    from data.sky.geometry import make_wcs
+
+    source = REPO / "data" / "sky_samples" / "DSS2Red"
+    with tempfile.TemporaryDirectory() as tmp:  # reproject needs dataproduct_type, absent from the sample
+        mirror = Path(tmp)
+        (mirror / "properties").write_text((source / "properties").read_text() + "dataproduct_type = image\n")
+        (mirror / "Norder3").symlink_to(source / "Norder3")
+        engine = CutoutEngine(open_survey(str(mirror)), "fits")
+        ra, dec = random_candidates([engine.footprint()], 4 * n, args.seed)
+        grids = [g for g in (OutputGrid(float(r), float(d), 1.0, 256, 256) for r, d in zip(ra, dec))
+                 if engine.cutout(g).coverage == 1.0][:n]
+        array, wcs = hips_as_dask_array(str(mirror), level=3)
+
+        def library(grid):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return reproject_interp((array, wcs), make_wcs(grid), shape_out=(256, 256), return_footprint=False)
+
+        library(grids[0])
+        ours, wall_ours, cpu_ours = timed(lambda: [engine.cutout(g).values[..., 0] for g in grids])
+        theirs, wall_lib, cpu_lib = timed(lambda: [library(g)[::-1] for g in grids])
+    r = min(float(np.corrcoef(a.ravel(), b.ravel())[0, 1]) for a, b in zip(ours, theirs))
+    print(f"{len(grids)} DSS2Red FITS-tile cutouts, 256x256 px, 1 deg: built-in {1e3 * cpu_ours / len(grids):.0f} ms "
+          f"CPU ({1e3 * wall_ours / len(grids):.0f} wall), reproject's HiPS reader + reproject_interp "
+          f"{1e3 * cpu_lib / len(grids):.0f} ms CPU ({1e3 * wall_lib / len(grids):.0f} wall); "
+          f"{cpu_lib / cpu_ours:.1f}x; lowest r between them {r:.6f}")
+
+
 def bench_fits(args) -> None:
     """FITS-image surveys: reproject cutouts per survey, interp vs exact, and N-band samples per core."""
     if not args.fits_surveys or not all(Path(f).is_file() for f in args.fits_surveys):
-        print("FITS-image case skipped: files not found (../shared/data/real-fields absent?)")
+        print("FITS-image case skipped: files not found (real data, not in the repo: set SKYTRANS_EXTRA_DATA)")
         return
     engines = [open_engine(f) for f in args.fits_surveys]
     footprints = [e.footprint() for e in engines]

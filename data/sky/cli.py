@@ -110,6 +110,9 @@ def config_from_args(args: argparse.Namespace) -> tuple[BuildConfig, TargetSpec]
         raise UserError("--ra and --dec go together")
     if args.ra is not None and not (-360 < args.ra < 720 and -90 <= args.dec <= 90):
         raise UserError(f"--ra {args.ra} --dec {args.dec}: not a sky position (deg)")
+    if args.overwrite and args.shard is not None:
+        raise UserError("--overwrite with --shard: every shard would remove the others' files; clear --out once "
+                        "(a plain run with --overwrite, or remove it), then start the shards")
     if args.split_order is not None and not 0 <= args.split_order <= 20:
         raise UserError(f"--split_order {args.split_order}: out of range [0, 20]")
     low, high = parse_cuts(args.cuts)

@@ -1,9 +1,9 @@
 """Memory a cutout needs against what the machine has: refuse a --size that cannot fit, with the figures.
 
-Measured peaks of one target (scripts-free: /tmp runs of BuiltinRenderer + PNG/FITS encoding at 1024-2048 px,
-bundled HiPS sample, 2026-12): one grey HiPS 196-207 B/px, DSS2Red + FermiColor (one frame) 220, DSS2Red +
-Planck (two frames) 296-300 with --fits, four surveys (two frames, 8 channels) 306; a FITS-image survey
-(reproject_interp) 160, reproject_exact 126. Most of it is the per-pixel coordinate and sampling-plan
+Measured peak RSS growth of one target (ru_maxrss around BuiltinRenderer.render + 8-bit + PNG/FITS
+encoding at 1024-2048 px on the bundled HiPS sample, tiles already cached): one grey HiPS 196-207 B/px,
+DSS2Red + FermiColor (one frame) 220, DSS2Red + Planck (two frames) 296-300 with --fits, four surveys (two
+frames, 8 channels) 306; a FITS-image survey (reproject_interp) 160, reproject_exact 126. Most of it is the per-pixel coordinate and sampling-plan
 arrays (float64 coordinates, four neighbours' weights and indices), built once per frame and freed after.
 """
 from __future__ import annotations

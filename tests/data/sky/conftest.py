@@ -1,13 +1,25 @@
-"""Shared fixtures for the sky builder tests: paths of the bundled HiPS sample and of the shared set."""
+"""Shared fixtures for the sky builder tests: the bundled HiPS sample, and optional real data outside the repo.
+
+A default run needs only data/sky_samples (in the repo). A few checks also use real data that the repo does
+not ship (the full HiPS samples with IRAC4, the sn2010ag FITS images): they look in $SKYTRANS_EXTRA_DATA
+(a folder holding hips-samples/ and real-fields/; on the project's machines ../shared/data beside the repo)
+and skip with a reason when it is not there.
+"""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[3]
 SAMPLES = REPO / "data" / "sky_samples"
-SHARED_HIPS = REPO.parent / "shared" / "data" / "hips-samples"
+EXTRA_DATA = Path(os.environ.get("SKYTRANS_EXTRA_DATA") or REPO.parent / "shared" / "data")
+
+
+def extra_data(relative: str) -> Path:
+    """A path under the optional real-data folder (it may not exist: callers skip then)."""
+    return EXTRA_DATA / relative
 
 
 @pytest.fixture
@@ -17,6 +29,15 @@ def samples() -> Path:
 
 @pytest.fixture
 def shared_hips() -> Path:
-    if not (SHARED_HIPS / "IRAC4" / "properties").is_file():
-        pytest.skip("../shared/data/hips-samples absent (fresh clone)")
-    return SHARED_HIPS
+    hips = extra_data("hips-samples")
+    if not (hips / "IRAC4" / "properties").is_file():
+        pytest.skip(f"real HiPS samples not found ({hips}): set SKYTRANS_EXTRA_DATA; they are not in the repo")
+    return hips
+
+
+@pytest.fixture
+def sn2010ag() -> Path:
+    folder = extra_data("real-fields/sn2010ag")
+    if not (folder / "2mass_k.fits.gz").is_file():
+        pytest.skip(f"sn2010ag images not found ({folder}): set SKYTRANS_EXTRA_DATA; they are not in the repo")
+    return folder

@@ -308,6 +308,20 @@ def test_sesame_resolves_names_openngc_lacks(hips_server, tmp_path):
     assert not found and unknown == ["Sgr A*"]
 
 
+def test_long_name_from_sesame_gets_a_short_file_name(hips_server, tmp_path):
+    """A 300-character name given with --targets (resolved by Sesame) is written under a short name."""
+    from data.sky.cli import main as cli_main
+
+    long_name = "Cloud " + "x" * 294
+    hips_server.sesame_reply = b"%J 266.40 -28.90 = 17:45:36.0 -28:54:00\n"
+    out = tmp_path / "ds"
+    assert cli_main(["--surveys", f"{hips_server.url}/DSS2Red", "--targets", long_name, "--fov", "1", "--size",
+                     "16", "--out", str(out), "--sesame_url", hips_server.url + "/sesame/", "--retries", "1",
+                     "--no_progress", "--quiet"]) == 0
+    files = list(out.rglob("*.png"))
+    assert len(files) == 1 and len(files[0].stem) <= 100 and files[0].stem.startswith("Cloud_xxx")
+
+
 def test_dead_sesame_stops_with_one_line():
     from data.sky.fetch import Retrier
     from data.sky.targets import resolve_names

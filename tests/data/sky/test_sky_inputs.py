@@ -102,8 +102,8 @@ def test_names_offline_and_catalogue():
 
 
 def test_unique_file_stems():
-    stems = unique_stems([Target("NGC 1", 0, 0), Target("NGC 1", 1, 0), Target("a/b", 2, 0)])
-    assert stems == ["NGC_1", "NGC_1_2", "a_b"]
+    stems = unique_stems([Target("NGC 1", 0, 0), Target("NGC 1", 1, 0), Target("a/b", 2, 0), Target("../../x", 3, 0)])
+    assert stems == ["NGC_1", "NGC_1_2", "a_b", "x"]
     long_a, long_b = "x" * 299 + "a", "x" * 299 + "b"
     stems = unique_stems([Target(long_a, 0, 0), Target(long_b, 1, 0), Target(long_a, 2, 0)])
     assert all(len(stem) <= 120 for stem in stems) and len(set(stems)) == 3
