@@ -170,6 +170,13 @@ def _worker_job(state: dict, items: list[Item]):
 
 # ---- driver ----------------------------------------------------------------------------------
 def build_dataset(config: BuildConfig, spec: TargetSpec) -> Summary:
+    try:
+        return _build(config, spec)
+    except FetchError as err:  # while screening or sampling, before the per-target loop: one line too
+        raise UserError(f"{err}: stopped, the targets written so far are kept; re-run to resume") from None
+
+
+def _build(config: BuildConfig, spec: TargetSpec) -> Summary:
     check_writable(config.out)
     summary = Summary()
     engines = open_engines(config)

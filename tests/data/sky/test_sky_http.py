@@ -271,6 +271,10 @@ def test_dead_server_stops_the_run_with_one_line(hips_server, tmp_path):
         cli_main(["--surveys", survey, "--coords", str(coords), "--fov", "0.5", "--size", "16", "--out", str(out),
                   "--cache_dir", str(cache), "--retries", "1", "--timeout", "2", "--no_progress", "--quiet"])
     assert not list(out.rglob("*.png")) and not list(out.rglob("*.tmp"))
+    with pytest.raises(UserError, match="unreachable.*re-run"):  # also while screening --sample candidates
+        cli_main(["--surveys", survey, "--sample", "5", "--min_coverage", "0.5", "--fov", "0.5", "--size", "16",
+                  "--out", str(out), "--cache_dir", str(cache), "--retries", "1", "--timeout", "2",
+                  "--no_progress", "--quiet"])
 
 
 def test_target_survey_without_any_tile_is_skipped_not_black(hips_server, tmp_path, capsys):
