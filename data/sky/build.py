@@ -20,7 +20,7 @@ from util.errors import UserError
 from util.fileio import atomic_write_bytes
 
 from .config import BuildConfig, TargetSpec
-from .cutout import SurveyEngine
+from .cutout import SurveyEngine, coverage_fraction
 from .dataset_record import check_dataset, clear_dataset, settings_of, write_record
 from .engine import CutoutEngine
 from .fetch import Fetcher, FetchError, ServerUnreachable
@@ -97,7 +97,7 @@ def write_item(config: BuildConfig, item: Item, bands) -> tuple[str, dict | None
     coverages = [b.coverage for b in bands]
     if max(coverages) == 0.0:
         return "outside", None
-    if coverages[0] == 0.0 and not config.inputs_only:
+    if not config.inputs_only and coverage_fraction(bands[0].values) == 0.0:
         return "no_target", None  # a black panel A would teach the model that this sky is empty
     if min(coverages) < config.min_coverage:
         return "low_coverage", None
