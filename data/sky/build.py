@@ -13,6 +13,7 @@ import os
 import sys
 import tempfile
 import time
+from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
 
@@ -123,8 +124,8 @@ def write_item(config: BuildConfig, item: Item, bands) -> tuple[str, dict | None
             atomic_write_bytes(config.out / relative, data)
             written.append(relative)
     except OSError as err:
-        for relative in written:  # a cube without its PNG would be a half-written item
-            (config.out / relative).unlink(missing_ok=True)
+        for done in written:  # a cube without its PNG would be a half-written item
+            (config.out / done).unlink(missing_ok=True)
         raise UserError(write_failure(config.out, relative, err)) from None
     return "written", row
 
@@ -261,9 +262,10 @@ def _run(config: BuildConfig, renderer: Renderer, todo: list[Item], rows: dict, 
             for piece in chunks:
                 collect(process_items(renderer, config, piece))
         else:
-            for results in run_in_workers(config.workers, _worker_setup, (replace(config, progress=False),),
-                                          _worker_job, chunks):
-                collect(results)
+            with closing(run_in_workers(config.workers, _worker_setup, (replace(config, progress=False),),
+                                        _worker_job, chunks)) as results_in_order:
+                for results in results_in_order:  # closing: a stop cancels the chunks not started
+                    collect(results)
     except ServerUnreachable as err:
         stopped = UserError(f"{err}: stopped, the targets written so far are kept; re-run to resume")
     except UserError as err:

@@ -214,7 +214,7 @@ def test_full_disk_is_one_line_and_leaves_nothing_half_written(tmp_path, monkeyp
     coords = write_coords(tmp_path / "c.csv", IN_FITS_TILES)
     argv = ["--surveys", DSS, "--coords", str(coords), "--fov", "0.5", "--size", "16", "--out", str(out),
             "--fits", "--split", "1,0,0"]
-    with pytest.raises(UserError, match="disk is full .*re-run"):
+    with pytest.raises(UserError, match=r"disk is full \(No space left on device\) writing train/t2\.png.*re-run"):
         build(*argv)
     assert not [p for p in out.rglob("*") if p.suffix == ".tmp"]
     written = {p.stem for p in out.rglob("*.png")}
