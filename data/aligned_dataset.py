@@ -11,6 +11,7 @@ import torch
 
 from data.base_dataset import (BaseDataset, add_panel_options, check_preprocess, get_params,
                                get_transform, load_rgb, read_image_size, to_normalized_array)
+from data.image_check import check_image_files, colour_panels, grey_note, grey_readings, refuse_implied_grey
 from data.image_folder import list_images_under
 from data.panels import count_panels, input_panel_indices, panel_boxes, panel_channels
 from util.errors import UserError
@@ -35,6 +36,23 @@ class AlignedDataset(BaseDataset):
         self.panel_channels = panel_channels(opt, len(inputs))
         check_panel_channel_counts(self.panel_channels, self.panel_indices)
         check_preprocess(opt, _panel_size(width, height, self.n_panels), f"a panel of {first}")
+        check_image_files(self.AB_paths, self._check_shape, getattr(opt, "check_images", "header"))
+        self._check_colour()
+
+    def _check_colour(self) -> None:
+        """Colour panels read into one channel: an error where only the even split of
+        --input_nc/--output_nc over the panels implies it, a note where the user asked for it."""
+        grey = grey_readings(self.panel_channels, self.panel_indices,
+                             colour_panels(self.AB_paths, lambda w, h: panel_boxes(w, h, self.n_panels)))
+        if not grey:
+            return
+        b_panels = self.panel_indices[1]
+        explicit = bool(getattr(self.opt, "panel_nc", "")) or len(b_panels) == 1
+        implied = [index for index in grey if index in b_panels and not explicit]
+        if implied:
+            option = "--input_nc" if self.opt.direction == "BtoA" else "--output_nc"
+            refuse_implied_grey(implied, self.AB_paths[0], option, sum(self.panel_channels[1]), len(b_panels))
+        print(grey_note(grey, "--panel_nc" if getattr(self.opt, "panel_nc", "") else "one channel asked for"))
 
     def __len__(self) -> int:
         return len(self.AB_paths)
@@ -58,7 +76,8 @@ class AlignedDataset(BaseDataset):
         return {"A": torch.from_numpy(a_array), "B": torch.from_numpy(b_array), "A_paths": path, "B_paths": path}
 
     def _check_shape(self, path: str, width: int, height: int) -> None:
-        """Every file must have the panel count and a usable size; checked per item, decoded once."""
+        """Every file must have the panel count and a usable size: checked on every header before
+        training (image_check) and again per item, on the decoded size."""
         if getattr(self.opt, "n_panels", 0) <= 0 and width != self.n_panels * height:
             raise UserError(f"{path} is {width}x{height}, but the dataset has {self.n_panels} square "
                             f"panels per image (from its first image); give --n_panels or fix the file")

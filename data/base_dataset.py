@@ -70,6 +70,10 @@ class BaseDataset(torch_data.Dataset):
                                   panel_indices=getattr(self, "panel_indices", None),
                                   bands=band_names(self.opt.dataroot))
 
+    def save_run_files(self) -> None:
+        """Files the dataset keeps with the run (e.g. a fitted normalisation). The engine calls it
+        when the run really starts, so a failed start overwrites nothing of an earlier run."""
+
     def __len__(self) -> int:
         raise NotImplementedError
 

@@ -10,7 +10,8 @@ import numpy as np
 import torch
 
 from data.aligned_dataset import list_aligned_images
-from data.base_dataset import BaseDataset, check_preprocess, get_transform, load_rgb, read_image_size
+from data.base_dataset import BaseDataset, check_preprocess, get_transform, load_rgb
+from data.image_check import check_image_files
 from util.errors import UserError
 from util.util import rgb_to_normalized_lab
 
@@ -29,7 +30,8 @@ class ColorizationDataset(BaseDataset):
             raise UserError(f"--dataset_mode colorization gives L (1 channel) -> ab (2 channels), AtoB; drop "
                             f"--input_nc {opt.input_nc} / --output_nc {opt.output_nc} / --direction {opt.direction}")
         self.AB_paths = list_aligned_images(opt.dataroot, opt.phase, opt.max_dataset_size)
-        check_preprocess(opt, read_image_size(self.AB_paths[0]), f"image {self.AB_paths[0]}")
+        check_image_files(self.AB_paths, lambda path, w, h: check_preprocess(opt, (w, h), f"image {path}"),
+                          getattr(opt, "check_images", "header"))
 
     def __len__(self) -> int:
         return len(self.AB_paths)

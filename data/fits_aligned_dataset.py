@@ -68,11 +68,11 @@ class FitsAlignedDataset(BaseDataset):
         self.norm_file = norm_path(opt.checkpoints_dir, opt.name)
         fit_here = opt.isTrain and not (getattr(opt, "continue_train", False) and self.norm_file.is_file())
         self.cube_paths, samplers = self._scan(paths, need_target=opt.isTrain, fit=fit_here)
-        if fit_here:
+        self.norm_fitted = fit_here
+        if fit_here:  # written by save_run_files when the run starts: a failed start keeps the run's file
             self.norm = fit_cube_norm(samplers, self.norm_mode, self.cuts, self.labels, len(self.cube_paths))
-            save_norm(self.norm, self.norm_file)
             print(f"fitted the {self.norm_mode} normalisation of {self.n_planes} planes on "
-                  f"{len(self.cube_paths)} cubes -> {self.norm_file}")
+                  f"{len(self.cube_paths)} cubes (for {self.norm_file})")
         else:
             self.norm = load_norm(self.norm_file)
             if self.norm.mode != self.norm_mode or tuple(self.norm.cuts) != tuple(self.cuts):
@@ -150,6 +150,11 @@ class FitsAlignedDataset(BaseDataset):
         valid = np.isfinite(normalized)
         normalized[~valid] = 0.0
         return torch.from_numpy(normalized), torch.from_numpy(valid)
+
+    def save_run_files(self) -> None:
+        """The normalisation fitted here, saved with the checkpoints (test.py reads it back)."""
+        if self.norm_fitted:
+            save_norm(self.norm, self.norm_file)
 
     # ------------------------------------------------------------------ what test.py needs
     def describe(self) -> DatasetDescription:

@@ -18,6 +18,7 @@ import torch
 from data.aligned_dataset import check_panel_channel_counts
 from data.base_dataset import (BaseDataset, add_panel_options, check_preprocess, get_params,
                                get_transform, load_rgb, read_image_size, to_normalized_array)
+from data.image_check import check_image_files, colour_panels, grey_note, grey_readings, refuse_implied_grey
 from data.image_folder import make_dataset
 from data.panels import count_panels, input_panel_indices, panel_boxes, panel_channels
 from util.errors import UserError
@@ -74,6 +75,31 @@ class SingleDataset(BaseDataset):
             size = (width, height)
         check_panel_channel_counts(self.panel_channels, self.panel_indices)
         check_preprocess(opt, size, f"image {first}" if not self.split_panels else f"a panel of {first}")
+        check_image_files(self.A_paths, self._check_size, getattr(opt, "check_images", "header"))
+        if self.split_panels:
+            self._check_colour()
+
+    def _check_size(self, path: str, width: int, height: int) -> None:
+        """What __getitem__ checks on the decoded image, from the header (image_check)."""
+        if not self.split_panels:
+            check_preprocess(self.opt, (width, height), f"image {path}")
+            return
+        if self.opt.n_panels <= 0 and width != self.n_panels * height:
+            raise UserError(f"{path} is {width}x{height}, but the images have {self.n_panels} square panels; "
+                            f"give --n_panels or fix the file")
+        check_preprocess(self.opt, (width // self.n_panels, height), f"a panel of {path}")
+
+    def _check_colour(self) -> None:
+        """Colour input panels read into one channel (see data.image_check): an error where the even
+        split of --input_nc over several panels implies it, a note where --panel_nc asks for it."""
+        inputs, channels = self._input_side()
+        grey = grey_readings([channels], [inputs], colour_panels(
+            self.A_paths, lambda w, h: panel_boxes(w, h, self.n_panels)))
+        if not grey:
+            return
+        if len(inputs) > 1 and not getattr(self.opt, "panel_nc", ""):
+            refuse_implied_grey(grey, self.A_paths[0], "--input_nc", sum(channels), len(inputs))
+        print(grey_note(grey, "--panel_nc" if getattr(self.opt, "panel_nc", "") else "--input_nc 1"))
 
     def __len__(self) -> int:
         return len(self.A_paths)
@@ -86,11 +112,8 @@ class SingleDataset(BaseDataset):
             nc = self.panel_channels[0][0]
             return {"A": get_transform(self.opt, grayscale=(nc == 1))(image), "A_paths": path}
         width, height = image.size
-        if self.opt.n_panels <= 0 and width != self.n_panels * height:
-            raise UserError(f"{path} is {width}x{height}, but the images have {self.n_panels} square panels; "
-                            f"give --n_panels or fix the file")
+        self._check_size(path, width, height)
         panel_size = (width // self.n_panels, height)
-        check_preprocess(self.opt, panel_size, f"a panel of {path}")
         params = get_params(self.opt, panel_size)
         transforms = {nc: get_transform(self.opt, params, grayscale=(nc == 1), convert=False) for nc in (1, 3)}
         boxes = panel_boxes(width, height, self.n_panels)

@@ -11,6 +11,7 @@ import torch
 
 from data.aligned_dataset import list_aligned_images
 from data.base_dataset import BaseDataset, check_preprocess, get_params, get_transform, load_rgb
+from data.image_check import check_image_files
 from util.errors import UserError
 
 
@@ -32,6 +33,9 @@ class TemplateDataset(BaseDataset):
             if getattr(opt, option) not in (1, 3):
                 raise UserError(f"--dataset_mode template reads plain images: --{option} must be 1 or 3")
         self.image_paths = list_aligned_images(opt.dataroot, opt.phase, opt.max_dataset_size)
+        # every file's header (size) now, so a bad file stops the run before training, not mid-epoch
+        check_image_files(self.image_paths, lambda path, w, h: check_preprocess(opt, (w, h), f"image {path}"),
+                          getattr(opt, "check_images", "header"))
 
     def __len__(self) -> int:
         return len(self.image_paths)

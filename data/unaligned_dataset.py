@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 
 from data.base_dataset import BaseDataset, check_preprocess, get_params, get_transform, load_rgb, read_image_size
+from data.image_check import check_image_files, colour_panels, grey_note
 from data.image_folder import list_images_under
 from data.panels import count_panels, panel_boxes
 from util.errors import UserError
@@ -78,16 +79,30 @@ class UnalignedDataset(BaseDataset):
         self.A_size, self.B_size = len(self.A_paths), len(self.B_paths)
         b_to_a = opt.direction == "BtoA"
         nc_A, nc_B = (opt.output_nc, opt.input_nc) if b_to_a else (opt.input_nc, opt.output_nc)
-        channels_A = self._layout(nc_A, opt.n_panels_A, self.A_paths[0])
-        channels_B = self._layout(nc_B, opt.n_panels_B, self.B_paths[0])
+        channels_A = self._layout(nc_A, opt.n_panels_A, self.A_paths, 0)
+        channels_B = self._layout(nc_B, opt.n_panels_B, self.B_paths, 1)
         self.panel_channels = (channels_A, channels_B)
         self.panel_indices = (list(range(len(channels_A))), list(range(len(channels_B))))
 
-    def _layout(self, nc: int, n_panels: int, first: str) -> list[int]:
+    def _layout(self, nc: int, n_panels: int, paths: list[str], side: int) -> list[int]:
+        """A domain's panel channels (from its first file), then every file's header checked
+        against them; a note when colour panels are read into one channel each."""
+        first = paths[0]
         width, height = read_image_size(first)
         channels = domain_panel_channels(nc, n_panels, width, height, first)
-        what = f"image {first}" if len(channels) == 1 else f"a panel of {first}"
-        check_preprocess(self.opt, (width // len(channels), height), what)
+
+        def check_size(path: str, w: int, h: int) -> None:
+            if len(channels) > 1 and n_panels <= 0 and w != len(channels) * h:
+                raise UserError(f"{path} is {w}x{h}, but its folder's images have {len(channels)} square panels "
+                                f"(from the first image); fix the file or set --n_panels_{'AB'[side]}")
+            what = f"image {path}" if len(channels) == 1 else f"a panel of {path}"
+            check_preprocess(self.opt, (w // len(channels), h), what)
+
+        check_image_files(paths, check_size, getattr(self.opt, "check_images", "header"))
+        if len(channels) > 1 and 1 in channels:
+            colour = colour_panels(paths, lambda w, h: panel_boxes(w, h, len(channels)))
+            if colour:
+                print(grey_note(sorted(colour), f"{nc} channels over the {len(channels)} panels of {first}"))
         return channels
 
     def __len__(self) -> int:

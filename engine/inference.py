@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine.context import open_run
+from engine.storage import check_writable_folder, storage_errors_as_user_errors
 from util.errors import UserError
 from util.progress import progress, write
 
@@ -16,7 +17,8 @@ def run_test(opt) -> Path:
     from engine.results import ResultsWriter, results_dir_for
     from engine.setup import prepare_model, record_options
 
-    with open_run(opt) as ctx:  # --seed / --deterministic: repeatable dropout and data order
+    check_writable_folder(results_dir_for(opt), "--results_dir")
+    with open_run(opt) as ctx, storage_errors_as_user_errors("test.py stopped; the page shows the images done"):
         if ctx.is_distributed:
             raise UserError("test.py runs in one process; start it without torchrun")
         dataset = create_dataset(opt, pin_memory=ctx.pin_memory)
@@ -29,12 +31,21 @@ def run_test(opt) -> Path:
         if opt.eval:
             model.eval()
         total = int(min(len(dataset), opt.num_test))
-        for i, data in enumerate(progress(dataset, total=total, desc="test images", unit="image")):
-            if i >= opt.num_test:
-                break
-            model.set_input(data)
-            model.test()
-            if i % 5 == 0:
-                write(f"processing ({i:04d})-th image... {model.get_image_paths()}")
-            results.add(data, model)
+        try:
+            for i, data in enumerate(progress(dataset, total=total, desc="test images", unit="image")):
+                if i >= opt.num_test:
+                    break
+                model.set_input(data)
+                model.test()
+                if i % 5 == 0:
+                    write(f"processing ({i:04d})-th image... {model.get_image_paths()}")
+                results.add(data, model)
+        except BaseException:  # a bad image, a full disk, Ctrl-C: the page shows what was done
+            if results.manifest.items:
+                try:
+                    page = results.save_page()
+                    write(f"stopped after {len(results.manifest.items)} of {total} images; their page: {page}")
+                except OSError:
+                    pass
+            raise
         return results.save()

@@ -1,18 +1,28 @@
 """What test.py writes per image: the HTML page and its PNGs (upstream's layout), the float FITS of
 cube datasets, and manifest.json, which says which file is the input, the generated band and the
-real target, for which panel and band (util.results_manifest holds its schema)."""
+real target, for which panel and band (util.results_manifest holds its schema).
+
+The page is rewritten as the images come (at most every PAGE_INTERVAL_S, and once more when the
+run stops, finished or not), so a run that fails part-way leaves a page of what it did. The
+manifest is written only by a finished run: evaluation must not take a partial run for a whole
+one, so the manifest of an earlier run in the same folder is removed when a new run starts.
+"""
 from __future__ import annotations
 
 import ntpath
 import os
+import time
 from pathlib import Path
 from typing import Mapping
 
 from data.base_dataset import DatasetDescription
 from engine.fits_results import FitsResultWriter
 from util.html import HTML
-from util.results_manifest import Generated, InputFile, Item, ResultsManifest, RunInfo, Target, write_manifest
+from util.results_manifest import (MANIFEST, Generated, InputFile, Item, ResultsManifest, RunInfo, Target,
+                                   write_manifest)
 from util.util import save_image, tensor2im
+
+PAGE_INTERVAL_S = 2.0
 
 
 def results_dir_for(opt) -> Path:
@@ -73,6 +83,8 @@ class ResultsWriter:
         # float cubes: each generated band also as FITS in physical units with the WCS of its pixels
         self.fits = FitsResultWriter(opt, description.cube, self.web_dir) if description.cube else None
         self.manifest = ResultsManifest(run=run_info(opt, description, model))
+        (self.web_dir / MANIFEST).unlink(missing_ok=True)  # it described the images this run replaces
+        self._page_saved_at: float | None = None
 
     def add(self, data: dict, model) -> Item:
         """The current visuals of `model` for batch `data`: PNGs, FITS, one manifest item."""
@@ -94,7 +106,15 @@ class ResultsWriter:
             else:
                 item.other[part.label] = file
         self.manifest.items.append(item)
+        now = time.monotonic()
+        if self._page_saved_at is None or now - self._page_saved_at >= PAGE_INTERVAL_S:
+            self.save_page()
         return item
+
+    def save_page(self) -> Path:
+        """index.html of the images so far (also what a failed run leaves)."""
+        self._page_saved_at = time.monotonic()
+        return Path(self.page.save())
 
     def _target(self, file: str, data: dict) -> Target:
         """The real target's picture, and where its values come from (for cubes: planes, crop, flip)."""
@@ -107,5 +127,6 @@ class ResultsWriter:
         return target
 
     def save(self) -> Path:
+        """The finished run: the page and the manifest."""
         write_manifest(self.web_dir, self.manifest)
-        return Path(self.page.save())
+        return self.save_page()

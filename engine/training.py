@@ -10,12 +10,15 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from engine import distributed
 from engine.context import RunContext, open_run
-from models.checkpoint import capture_rng_state, restore_rng_state
+from engine.storage import check_writable_folder, storage_error_line, storage_errors_as_user_errors
+from models.checkpoint import capture_rng_state, recover_interrupted_saves, restore_rng_state
 from util.errors import UserError
+from util.fileio import FileGroup
 from util.progress import progress, write
 
 
@@ -70,9 +73,13 @@ def make_progress(epoch: int, epoch_finished: bool, batches_done: int, epoch_ite
 
 
 def save_checkpoint(model, prefix: str | int, progress_: dict[str, Any], ctx: RunContext) -> None:
-    """Network files (upstream format) then the resume state, each written atomically.
+    """Network files (upstream format) and the resume state, all or none (util.fileio.FileGroup):
+    a kill or a full disk half-way leaves the previous set whole. Weights and buffers with a NaN
+    or an infinity are never saved: the run stops and the last good set stays.
     Under DDP every rank calls this: the ranks prove they hold the same weights and hand rank 0
     their random streams (each rank augments and drops out with its own), then rank 0 alone writes."""
+    stop_on_non_finite(model, progress_["epoch"], ctx)
+    stop_on_non_finite_weights(model, progress_, ctx)
     streams = distributed.gather_objects({"rng": capture_rng_state(), "epoch_start_rng": progress_["epoch_start_rng"]},
                                          ctx)
     if ctx.is_distributed:
@@ -81,22 +88,45 @@ def save_checkpoint(model, prefix: str | int, progress_: dict[str, Any], ctx: Ru
             return
         print(f"weights identical on all {ctx.world_size} ranks (sha256 {digest[:16]})")
     progress_ = {**progress_, "epoch_start_rng_ranks": [s["epoch_start_rng"] for s in streams]}
-    model.save_networks(prefix)
-    model.save_train_state(prefix, progress_, rng_ranks=[s["rng"] for s in streams])
+    try:
+        with FileGroup(model.save_dir) as group:
+            model.save_networks(prefix, group)
+            model.save_train_state(prefix, progress_, rng_ranks=[s["rng"] for s in streams], group=group)
+    except OSError as err:
+        raise UserError(storage_error_line(err, f"checkpoint '{prefix}' not saved, the previous one in "
+                                                f"{model.save_dir} is kept (resume with --continue_train)")) from None
 
 
-def stop_on_non_finite(model, epoch: int, total_iters: int, ctx: RunContext) -> None:
-    """Stop before anything is saved from a diverged step; the last good checkpoint stays. Under
-    DDP the check is reduced over the ranks, so every rank stops at the same step (a rank that
-    stopped alone would leave the others waiting in their next gradient reduction)."""
-    bad = model.non_finite_losses()
+def stop_on_non_finite_weights(model, progress_: dict[str, Any], ctx: RunContext) -> None:
+    """Before a save: losses can be finite while weights or BatchNorm statistics are not (an
+    extreme input pixel), so check the tensors themselves (reduced over ranks under DDP)."""
+    bad = model.non_finite_weights()
     ranks = distributed.ranks_with(bool(bad), ctx)
     if not ranks:
         return
     where = f" on rank {', '.join(map(str, ranks))}" if ctx.is_distributed else ""
-    losses = model.get_current_losses()
-    values = ": " + ", ".join(f"{name}={losses[name]}" for name in bad) if bad else ""
-    raise UserError(f"non-finite loss at iteration {total_iters} (epoch {epoch}){where}{values}; stopped without "
+    more = f" (+{len(bad) - 3} more)" if len(bad) > 3 else ""
+    names = f": {', '.join(bad[:3])}{more}" if bad else ""
+    raise UserError(f"non-finite weights at iteration {progress_['total_iters']} (epoch {progress_['epoch']}){where}"
+                    f"{names}; stopped without saving, the last good checkpoint in {model.save_dir} is kept "
+                    f"(lower --lr? extreme values in the data?)")
+
+
+def stop_on_non_finite(model, epoch: int, ctx: RunContext) -> None:
+    """Stop before anything is saved from a diverged step; the last good checkpoint stays.
+
+    Every step only folds its losses into the model's LossWatch (no device sync); this reads it
+    back at the check points (loss lines, saves, epoch ends), naming the first bad iteration.
+    Under DDP the check is reduced over the ranks at those same points, so every rank stops
+    together (a rank that stopped alone would leave the others waiting in their next reduction)."""
+    found = model.first_non_finite_losses()
+    ranks = distributed.ranks_with(found is not None, ctx)
+    if not ranks:
+        return
+    first = min((f for f in distributed.gather_objects(found, ctx) if f is not None), key=lambda f: f[0])
+    where = f" on rank {', '.join(map(str, ranks))}" if ctx.is_distributed else ""
+    values = ": " + ", ".join(f"{name}={value}" for name, value in first[1].items()) if first[1] else ""
+    raise UserError(f"non-finite loss at iteration {first[0]} (epoch {epoch}){where}{values}; stopped without "
                     f"saving, the last good checkpoint in {model.save_dir} is kept (lower --lr?)")
 
 
@@ -107,7 +137,14 @@ def run_training(opt, stop_after_iters: int | None = None, stop_after_epoch: int
     from engine.setup import prepare_model, record_options
     from engine.visualizer import SilentVisualizer, Visualizer
 
-    with open_run(opt) as ctx:
+    save_dir = Path(opt.checkpoints_dir) / opt.name
+    check_writable_folder(save_dir, "--checkpoints_dir")
+    with open_run(opt) as ctx, storage_errors_as_user_errors(
+            f"training stopped, the last complete checkpoint in {save_dir} is kept"):
+        if ctx.is_main:
+            for note in recover_interrupted_saves(save_dir):
+                print(note)
+        distributed.gather_objects(None, ctx)  # the other ranks load the checkpoint once it is whole
         dataset = create_dataset(opt, ctx.rank, ctx.world_size, ctx.pin_memory)
         if ctx.is_distributed:
             if ctx.is_main:
@@ -117,6 +154,8 @@ def run_training(opt, stop_after_iters: int | None = None, stop_after_epoch: int
             print(f"The number of training images = {len(dataset)}")
         model = prepare_model(opt, ctx, dataset.dataset.describe())
         record_options(opt, ctx)
+        if ctx.is_main:
+            dataset.dataset.save_run_files()
         visualizer = Visualizer(opt, ctx) if ctx.is_main else SilentVisualizer(opt, ctx)
         try:
             return _train_epochs(opt, dataset, model, visualizer, ctx, stop_after_iters, stop_after_epoch)
@@ -177,13 +216,14 @@ def _train_epochs(opt, dataset, model, visualizer, ctx: RunContext, stop_after_i
                 epoch_iter += samples_per_step
                 model.set_input(data)
                 model.optimize_parameters()
-                stop_on_non_finite(model, epoch, total_iters, ctx)
+                model.track_non_finite_losses(total_iters)  # read back at the check points below
 
                 if main and total_iters % opt.display_freq == 0:
                     save_result = total_iters % opt.update_html_freq == 0
                     model.compute_visuals()
                     visualizer.display_current_results(model.get_current_visuals(), epoch, total_iters, save_result)
                 if total_iters % opt.print_freq == 0:
+                    stop_on_non_finite(model, epoch, ctx)
                     losses = distributed.average_losses(model.get_current_losses(), ctx)
                     t_comp = (time.time() - iter_start_time) / opt.batch_size
                     visualizer.print_current_losses(epoch, epoch_iter, losses, t_comp, t_data, total_iters)
@@ -197,9 +237,11 @@ def _train_epochs(opt, dataset, model, visualizer, ctx: RunContext, stop_after_i
                                                                  epoch_start_rng), ctx)
                 iter_data_time = time.time()
                 if stop_after_iters is not None and total_iters >= stop_after_iters:
+                    stop_on_non_finite(model, epoch, ctx)
                     return {"epoch": epoch, "total_iters": total_iters}
         if skip and seen < skip and plan.rng is not None:  # the data shrank since the save: continue from its RNG
             restore_rng_state(plan.rng)
+        stop_on_non_finite(model, epoch, ctx)
         old_lr, lr = model.update_learning_rate()
         if main:
             print(f"learning rate {old_lr:.7f} -> {lr:.7f}")

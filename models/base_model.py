@@ -14,9 +14,11 @@ from typing import Any, Callable, Iterable, NamedTuple, Sequence
 import torch
 from torch import nn
 
-from models import checkpoint, networks
+from models import checkpoint, networks, schedule
+from models.loss_watch import LossWatch
 from models.precision import Precision
 from util.errors import UserError
+from util.fileio import FileGroup
 
 class VisualPart(NamedTuple):
     """One picture of get_current_visuals(): its label, the visual it comes from, the file panel
@@ -67,6 +69,7 @@ class BaseModel(ABC):
         self._panel_indices: tuple[list[int], list[int]] | None = None
         #: --amp: autocast for forward passes, loss scaling (fp16) for backward/step
         self.precision = Precision(getattr(opt, "amp", "none") or "none", self.device)
+        self.loss_watch = LossWatch()  # non-finite losses, read back only at the engine's check points
 
     @staticmethod
     def modify_commandline_options(parser, is_train: bool):
@@ -148,11 +151,20 @@ class BaseModel(ABC):
 
     # ------------------------------------------------------------------ losses
     def get_current_losses(self) -> "OrderedDict[str, float]":
-        losses: OrderedDict[str, float] = OrderedDict()
-        for name in self.loss_names:
-            value = getattr(self, "loss_" + name)
-            losses[name] = float(value.detach()) if isinstance(value, torch.Tensor) else float(value)
-        return losses
+        """The losses of the last step as floats (the tensors are read back in one device sync)."""
+        values = [getattr(self, "loss_" + name) for name in self.loss_names]
+        tensors = [v.detach().reshape(()).double() for v in values if isinstance(v, torch.Tensor)]  # exact
+        read = iter(torch.stack(tensors).tolist() if tensors else [])
+        return OrderedDict((name, next(read) if isinstance(v, torch.Tensor) else float(v))
+                           for name, v in zip(self.loss_names, values))
+
+    def track_non_finite_losses(self, iteration: int) -> None:
+        """Note this step's losses for the non-finite check without reading them back (LossWatch)."""
+        self.loss_watch.track(self.loss_names, [getattr(self, "loss_" + n, None) for n in self.loss_names], iteration)
+
+    def first_non_finite_losses(self) -> tuple[int, dict[str, float]] | None:
+        """(iteration, its non-finite losses) of the first tracked step that diverged, or None (one sync)."""
+        return self.loss_watch.first()
 
     def non_finite_losses(self) -> list[str]:
         """Names of losses that are NaN or infinite (one device sync for all of them)."""
@@ -236,10 +248,11 @@ class BaseModel(ABC):
         return getattr(self, name, None) if name else None
 
     # ------------------------------------------------------------------ checkpoints
-    def save_networks(self, prefix: str | int) -> None:
-        """`{save_dir}/{prefix}_net_{name}.pth`, upstream format, atomic."""
+    def save_networks(self, prefix: str | int, group: FileGroup | None = None) -> None:
+        """`{save_dir}/{prefix}_net_{name}.pth`, upstream format, atomic (all or none with the
+        other files of `group`, which the engine uses for a checkpoint's whole set)."""
         self._saved_sha256[str(prefix)] = {
-            name: checkpoint.save_network(net, checkpoint.network_path(self.save_dir, prefix, name))
+            name: checkpoint.save_network(net, checkpoint.network_path(self.save_dir, prefix, name), group)
             for name, net in self.networks()}
 
     def load_networks(self, prefix: str | int) -> None:
@@ -251,12 +264,14 @@ class BaseModel(ABC):
             checkpoint.load_network(net, path, options_hint=hint)
 
     def save_train_state(self, prefix: str | int, progress: dict[str, Any],
-                         rng_ranks: list[dict[str, Any]] | None = None) -> None:
-        """Call right after save_networks(prefix): the state records those files' hashes.
-        `rng_ranks`: every rank's random streams (the engine gathers them under DDP); None = this process's."""
+                         rng_ranks: list[dict[str, Any]] | None = None, group: FileGroup | None = None) -> None:
+        """Call right after save_networks(prefix) (with the same `group`): the state records those
+        files' hashes. `rng_ranks`: every rank's random streams (the engine gathers them under
+        DDP); None = this process's."""
         checkpoint.save_train_state(checkpoint.train_state_path(self.save_dir, prefix), self.optimizers,
                                     self.schedulers, progress, self._saved_sha256.get(str(prefix)),
-                                    extra={"grad_scaler": self.precision.state_dict()}, rng_ranks=rng_ranks)
+                                    extra={"grad_scaler": self.precision.state_dict()}, rng_ranks=rng_ranks,
+                                    schedule=schedule.schedule_of(self.opt), group=group)
 
     def load_train_state(self, prefix: str | int) -> dict[str, Any] | None:
         """Restore optimizers/schedulers; None (weights-only resume, as upstream) without the file
@@ -273,9 +288,33 @@ class BaseModel(ABC):
             print(f"warning: {path} was saved with other network files than {', '.join(str(files[n]) for n in changed)} "
                   f"(a save was interrupted?); resuming from the weights only, --epoch_count {self.opt.epoch_count}")
             return None
-        restored = checkpoint.apply_train_state(state, self.optimizers, self.schedulers, path)
+        saved, wanted = schedule.saved_schedule(state), schedule.schedule_of(self.opt)
+        changed = saved is not None and saved != wanted
+        restored = checkpoint.apply_train_state(state, self.optimizers, self.schedulers, path,
+                                                restore_schedulers=not changed)
+        if changed:  # another --n_epochs/--n_epochs_decay/--lr/--lr_policy: the options' schedule, not the saved one
+            epoch = schedule.resumed_epoch(restored["progress"])
+            self.schedulers = schedule.rebuild_schedulers(self.optimizers, self.opt, epoch, schedule.steps_taken(state))
+            print(f"note: the learning-rate schedule changed since the save ({schedule.describe_change(saved, wanted)}); "
+                  f"rebuilt for these options: learning rate {self.optimizers[0].param_groups[0]['lr']:.7f} "
+                  f"at epoch {epoch}")
         self.precision.load_state_dict(state.get("extra", {}).get("grad_scaler"))
         return restored
+
+    def non_finite_weights(self) -> list[str]:
+        """Parameters and buffers (BatchNorm statistics...) of every network, and the optimizers'
+        state, holding a NaN or an infinity, named like 'G model.1.running_var'. Checked before a
+        save, since finite losses do not prove finite weights."""
+        tensors: dict[str, torch.Tensor] = {}
+        for name, net in self.networks():
+            for key, value in checkpoint.bare_module(net).state_dict().items():
+                tensors[f"{name} {key}"] = value
+        for index, optimizer in enumerate(self.optimizers):
+            for param_index, (param, state) in enumerate(optimizer.state.items()):
+                for key, value in state.items():
+                    if isinstance(value, torch.Tensor):
+                        tensors[f"optimizer {index} param {param_index} {key}"] = value
+        return checkpoint.non_finite_entries(tensors)
 
     def print_networks(self, verbose: bool) -> None:
         print("---------- Networks initialized -------------")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import pickle
 import random
 from collections import OrderedDict
 from pathlib import Path
@@ -18,7 +19,7 @@ import torch
 from torch import nn
 
 from util.errors import UserError
-from util.fileio import atomic_write_bytes
+from util.fileio import FileGroup, atomic_write_bytes, recover_file_groups
 
 WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 TRAIN_STATE_FORMAT = 1
@@ -58,23 +59,47 @@ def bare_module(net: nn.Module) -> nn.Module:
             return net
 
 
-def save_network(net: nn.Module, path: str | Path) -> str:
-    """Upstream format: a plain state_dict of the bare module, CPU tensors, written atomically.
-    Returns the file's SHA-256, which the train state records to detect a save cut in half."""
+def save_network(net: nn.Module, path: str | Path, group: FileGroup | None = None) -> str:
+    """Upstream format: a plain state_dict of the bare module, CPU tensors, written atomically
+    (as one file of `group` when given). Returns the file's SHA-256, which the train state records."""
     state = strip_wrapper_prefixes(bare_module(net).state_dict())
     cpu_state = OrderedDict((key, value.detach().cpu()) for key, value in state.items())
     buffer = io.BytesIO()
     torch.save(cpu_state, buffer)
     data = buffer.getvalue()
-    atomic_write_bytes(path, data)
+    atomic_write_bytes(path, data, group)
     return hashlib.sha256(data).hexdigest()
 
 
-def atomic_save_torch(obj: Any, path: str | Path) -> Path:
+def atomic_save_torch(obj: Any, path: str | Path, group: FileGroup | None = None) -> Path:
     """torch.save through a temp file (util.fileio): the previous file survives a kill mid-save."""
     buffer = io.BytesIO()
     torch.save(obj, buffer)
-    return atomic_write_bytes(path, buffer.getvalue())
+    return atomic_write_bytes(path, buffer.getvalue(), group)
+
+
+def recover_interrupted_saves(save_dir: str | Path) -> list[str]:
+    """Finish a checkpoint save killed while its files were being renamed into place, remove the
+    temp files of saves killed earlier; the notes to print (none when there was nothing to do)."""
+    completed, removed = recover_file_groups(save_dir)
+    notes = []
+    if completed:
+        notes.append(f"note: completed an interrupted checkpoint save in {save_dir}: {', '.join(completed)}")
+    if removed:
+        notes.append(f"note: removed {len(removed)} temporary file(s) of an interrupted save in {save_dir}")
+    return notes
+
+
+def non_finite_entries(tensors: Mapping[str, torch.Tensor]) -> list[str]:
+    """Names of the floating-point tensors holding a NaN or an infinity (one device sync for all)."""
+    named = [(name, t.detach()) for name, t in tensors.items()
+             if isinstance(t, torch.Tensor) and (t.is_floating_point() or t.is_complex()) and t.numel()]
+    if not named:
+        return []
+    finite = torch.stack([torch.isfinite(t).all() for _, t in named])
+    if bool(finite.all()):
+        return []
+    return [name for (name, _), ok in zip(named, finite.tolist()) if not ok]
 
 
 def file_sha256(path: str | Path) -> str:
@@ -88,8 +113,20 @@ def read_torch_file(path: str | Path) -> Any:
         raise UserError(f"checkpoint {path} not found")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # corrupt, truncated or not a weights-only file
+    except pickle.UnpicklingError as err:  # Python objects beyond tensors: loading them could run code
+        raise UserError(f"{path} is not a plain weights file ({_blocked_object(err)}); it will not be "
+                        f"loaded") from None
+    except Exception as err:  # corrupt, truncated or not a torch file
         raise UserError(f"cannot read checkpoint {path}: {type(err).__name__}: {str(err).splitlines()[0][:200]}") from None
+
+
+def _blocked_object(err: Exception) -> str:
+    """What torch's weights-only unpickler refused, from its message (not its advice)."""
+    for line in str(err).splitlines():
+        line = line.strip()
+        if "GLOBAL" in line or line.lower().startswith("unsupported"):
+            return line.rstrip(".")[:200]
+    return "it holds Python objects besides tensors"
 
 
 def drop_instance_norm_stats(net: nn.Module, state: "OrderedDict[str, Any]") -> None:
@@ -180,12 +217,14 @@ def restore_rng_state(state: Mapping[str, Any]) -> None:
 def save_train_state(path: str | Path, optimizers: list[torch.optim.Optimizer], schedulers: list[Any],
                      progress: Mapping[str, Any], network_sha256: Mapping[str, str] | None = None,
                      extra: Mapping[str, Any] | None = None,
-                     rng_ranks: list[dict[str, Any]] | None = None) -> Path:
+                     rng_ranks: list[dict[str, Any]] | None = None, schedule: Mapping[str, Any] | None = None,
+                     group: FileGroup | None = None) -> Path:
     """Optimizers, schedulers, counters and RNG streams; `progress` comes from the train loop;
     `network_sha256` ties the state to the network files saved just before it; `extra` holds
     model-side state such as the fp16 gradient scaler. `rng_ranks` holds each DDP rank's streams
     (index = rank; every rank augments and drops out with its own), default this process's.
-    `rng` (rank 0's) stays for readers of format 1 without `rng_ranks`."""
+    `rng` (rank 0's) stays for readers of format 1 without `rng_ranks`. `schedule`: the options
+    the LR schedule was built from (models.schedule), so a resume sees when they change."""
     rng_ranks = list(rng_ranks) if rng_ranks else [capture_rng_state()]
     state = {
         "network_sha256": dict(network_sha256 or {}),
@@ -198,7 +237,9 @@ def save_train_state(path: str | Path, optimizers: list[torch.optim.Optimizer], 
         "rng_ranks": rng_ranks,
         "extra": dict(extra or {}),
     }
-    return atomic_save_torch(state, path)
+    if schedule is not None:
+        state["schedule"] = dict(schedule)
+    return atomic_save_torch(state, path, group)
 
 
 def read_train_state(path: str | Path) -> dict[str, Any]:
@@ -216,18 +257,19 @@ def changed_networks(state: Mapping[str, Any], network_files: Mapping[str, Path]
 
 
 def apply_train_state(state: Mapping[str, Any], optimizers: list[torch.optim.Optimizer], schedulers: list[Any],
-                      path: str | Path = "train state") -> dict[str, Any]:
-    """Restore optimizers and schedulers in place; return the rest (progress, rng, rng_ranks) for the loop."""
+                      path: str | Path = "train state", restore_schedulers: bool = True) -> dict[str, Any]:
+    """Restore optimizers (and schedulers, unless the caller rebuilds them for a changed schedule)
+    in place; return the rest (progress, rng, rng_ranks) for the loop."""
     if len(state["optimizers"]) != len(optimizers) or len(state["schedulers"]) != len(schedulers):
         raise UserError(f"{path} holds {len(state['optimizers'])} optimizers, this model has {len(optimizers)}")
     kinds = [type(scheduler).__name__ for scheduler in schedulers]
-    if list(state.get("scheduler_kinds", kinds)) != kinds:
+    if restore_schedulers and list(state.get("scheduler_kinds", kinds)) != kinds:
         raise UserError(f"{path} was saved with LR schedulers {state['scheduler_kinds']}, these options give {kinds} "
                         f"(resume with the same --lr_policy)")
     try:
         for optimizer, saved in zip(optimizers, state["optimizers"]):
             optimizer.load_state_dict(saved)
-        for scheduler, saved in zip(schedulers, state["schedulers"]):
+        for scheduler, saved in zip(schedulers if restore_schedulers else [], state["schedulers"]):
             scheduler.load_state_dict(saved)
     except (ValueError, KeyError, RuntimeError) as err:
         raise UserError(f"{path} does not fit these options (other --lr_policy or networks?): {err}") from None

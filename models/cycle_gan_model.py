@@ -171,14 +171,14 @@ class CycleGANModel(BaseModel):
 
     # ------------------------------------------------------------------ exact resume
     def save_train_state(self, prefix: str | int, progress: dict[str, Any],
-                         rng_ranks: list[dict[str, Any]] | None = None) -> None:
+                         rng_ranks: list[dict[str, Any]] | None = None, group=None) -> None:
         """Also keep the image pools: without them a resumed run's D sees a different history.
         They carry the iteration count, so pools from another save (a kill between the two
         writes) are recognised and dropped instead of silently mixed in."""
         pools = {"total_iters": int(progress["total_iters"]),
                  "fake_A_pool": self.fake_A_pool.state_dict(), "fake_B_pool": self.fake_B_pool.state_dict()}
-        atomic_save_torch(pools, image_pools_path(self.save_dir, prefix))
-        super().save_train_state(prefix, progress, rng_ranks)
+        atomic_save_torch(pools, image_pools_path(self.save_dir, prefix), group)
+        super().save_train_state(prefix, progress, rng_ranks, group)
 
     def load_train_state(self, prefix: str | int) -> dict[str, Any] | None:
         state = super().load_train_state(prefix)

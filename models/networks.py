@@ -354,7 +354,9 @@ class LinearDecay:
         self.n_epochs_decay = n_epochs_decay
 
     def __call__(self, step: int) -> float:
-        return 1.0 - max(0, step + self.epoch_count - self.n_epochs) / float(self.n_epochs_decay + 1)
+        # never below 0: past the schedule's end (a resume with other epochs) the rate stays 0, it
+        # does not turn negative (gradient ascent)
+        return max(0.0, 1.0 - max(0, step + self.epoch_count - self.n_epochs) / float(self.n_epochs_decay + 1))
 
 
 def get_scheduler(optimizer: torch.optim.Optimizer, opt) -> lr_scheduler.LRScheduler:

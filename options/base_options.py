@@ -16,6 +16,7 @@ from typing import Sequence
 import data
 import models
 from data import available_dataset_modes
+from data.image_check import CHECK_MODES
 from models import available_models, networks
 from options.speed_options import add_speed_options
 from util.cli import ArgumentParser, CommandLineError
@@ -82,6 +83,9 @@ class BaseOptions:
         parser.add_argument("--preprocess", type=str, default="resize_and_crop",
                             help="resize_and_crop | crop | scale_width | scale_width_and_crop | none")
         parser.add_argument("--no_flip", action="store_true", help="if specified, do not flip the images")
+        parser.add_argument("--check_images", type=str, default="header", choices=CHECK_MODES,
+                            help="before the run: read every image's header (size, panel count), or with full "
+                                 "also decode every image (finds truncated files)")
         parser.add_argument("--display_winsize", type=int, default=256, help="display window size (HTML width)")
         # 2022-era display flags (visdom). Default 0 = off: visdom is used only when asked.
         parser.add_argument("--display_id", type=int, default=0,

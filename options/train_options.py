@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 from models import networks
 from options.base_options import BaseOptions
+from util.errors import UserError
 
 
 class TrainOptions(BaseOptions):
@@ -46,3 +48,17 @@ class TrainOptions(BaseOptions):
         parser.add_argument("--lr_decay_iters", type=int, default=50,
                             help="multiply by a gamma every lr_decay_iters epochs (step policy)")
         return parser
+
+    def finalize(self, opt: argparse.Namespace) -> argparse.Namespace:
+        opt = super().finalize(opt)
+        check_optimizer_options(opt)
+        return opt
+
+
+def check_optimizer_options(opt: argparse.Namespace) -> None:
+    """Values Adam refuses with a traceback, or takes and diverges with (a rate beyond float32
+    overflows in the first step), as one line each."""
+    if not (math.isfinite(opt.lr) and 0 < opt.lr <= 1):
+        raise UserError(f"--lr must be a positive learning rate of at most 1 (Adam's usual is 0.0002), got {opt.lr}")
+    if not (math.isfinite(opt.beta1) and 0 <= opt.beta1 < 1):
+        raise UserError(f"--beta1 must be in [0, 1) (Adam's momentum, usually 0.5), got {opt.beta1}")

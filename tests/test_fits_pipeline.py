@@ -95,7 +95,7 @@ def test_identity_round_trip_gives_back_the_fits_and_its_wcs(tmp_path, monkeypat
               "--dataset_mode", "fits_aligned", "--checkpoints_dir", str(tmp_path / "ck"), "--gpu_ids", "-1",
               "--input_nc", "1", "--output_nc", "1", "--netG", "resnet_6blocks", "--fits_norm", norm,
               "--num_threads", "0", *extra]
-    FitsAlignedDataset(TrainOptions().parse(common))  # the training side writes fits_norm.json
+    FitsAlignedDataset(TrainOptions().parse(common)).save_run_files()  # the training side writes fits_norm.json
     monkeypatch.setattr(models, "create_model", lambda opt: IdentityPix2Pix(opt))
     random.seed(1)  # the crop position (python's random, as upstream): an off-centre one, see below
     run_test(TestOptions().parse([*common, "--results_dir", str(tmp_path / "results")]))

@@ -1,35 +1,176 @@
-"""Atomic file writes: a killed process never leaves a half-written file in place of a good one."""
+"""Atomic file writes: a killed process never leaves a half-written file in place of a good one.
+
+A single file goes through a temp file beside it and one rename. A set of files that only make
+sense together (a checkpoint's G, D and training state) goes through a FileGroup: every file is
+written to a temp name first, then a small commit record lists the renames, then they happen.
+A kill before the record leaves the previous set (the temps are removed at the next start by
+recover_file_groups); a kill after it is finished by recover_file_groups. So a reader finds all
+the new files or none.
+
+Written files get the permissions `open()` would give (0666 minus the umask), not mkstemp's 0600:
+results in a shared group folder stay readable by the group.
+"""
 from __future__ import annotations
 
+import json
 import os
-import tempfile
+import re
+import secrets
 from pathlib import Path
-from typing import Any, Callable, BinaryIO
+from typing import Any, BinaryIO, Callable, Iterator
+
+COMMIT_SUFFIX = ".commit"
+# temp names: "." + target name + "." + token + ".tmp" (token: ours 12 hex digits, mkstemp's 8 characters)
+_TEMP_NAME = re.compile(r"^\..+\.[A-Za-z0-9_]{8,12}\.tmp$")
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], Any]) -> Path:
-    """Call write(f) on a temp file beside `path`, fsync it, then rename it over `path`."""
-    target = Path(path)
+def _create_temp(target: Path) -> tuple[int, Path]:
+    """A new, exclusive temp file beside `target`, mode 0666 minus the umask (as open() creates files)."""
+    while True:
+        temp = target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            return os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), temp
+        except FileExistsError:
+            continue
+
+
+def _write_temp(target: Path, write: Callable[[BinaryIO], Any]) -> Path:
+    """write(f) into a temp file beside `target`, flushed to disk; the temp's path (removed on failure)."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, temp = _create_temp(target)
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp_name, target)
     except BaseException:
-        try:
-            os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
+        _unlink(temp)
+        raise
+    return temp
+
+
+def _unlink(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make renames in `folder` durable (best effort: some file systems cannot open a folder)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], Any]) -> Path:
+    """Call write(f) on a temp file beside `path`, fsync it, then rename it over `path`."""
+    target = Path(path)
+    temp = _write_temp(target, write)
+    try:
+        os.replace(temp, target)
+    except BaseException:
+        _unlink(temp)
         raise
     return target
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, group: "FileGroup | None" = None) -> Path:
+    """`data` to `path` atomically; inside a FileGroup, as one file of that all-or-none set."""
+    if group is not None:
+        return group.write_bytes(path, data)
     return atomic_write(path, lambda handle: handle.write(data))
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    return atomic_write_bytes(path, text.encode("utf-8"))
+def atomic_write_text(path: str | os.PathLike, text: str, group: "FileGroup | None" = None) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"), group)
+
+
+class FileGroup:
+    """Files of one folder written all or none. Use as a context manager: the files are committed
+    when the block ends normally; on an exception (a full disk, Ctrl-C) the temps are removed and
+    the previous files stay as they were."""
+
+    def __init__(self, folder: str | os.PathLike):
+        self.folder = Path(folder)
+        self.token = secrets.token_hex(6)
+        self._pending: list[tuple[Path, Path]] = []  # (temp, target)
+
+    def write_bytes(self, path: str | os.PathLike, data: bytes) -> Path:
+        target = Path(path)
+        if target.parent.resolve() != self.folder.resolve():
+            raise ValueError(f"{target} is outside the group's folder {self.folder}")
+        self._pending.append((_write_temp(target, lambda handle: handle.write(data)), target))
+        return target
+
+    def __enter__(self) -> "FileGroup":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.discard()
+
+    def discard(self) -> None:
+        for temp, _ in self._pending:
+            _unlink(temp)
+        self._pending = []
+
+    def commit(self) -> None:
+        """Record the renames (atomically), do them, drop the record."""
+        if not self._pending:
+            return
+        record = self.folder / f".{self.token}{COMMIT_SUFFIX}"
+        renames = [[temp.name, target.name] for temp, target in self._pending]
+        try:
+            atomic_write_bytes(record, json.dumps({"renames": renames}).encode())
+        except BaseException:
+            self.discard()
+            raise
+        _fsync_dir(self.folder)
+        _finish(record, renames)
+        self._pending = []
+
+
+def _finish(record: Path, renames: list[list[str]]) -> None:
+    folder = record.parent
+    for temp_name, target_name in renames:
+        if (folder / temp_name).exists():
+            os.replace(folder / temp_name, folder / target_name)
+    _fsync_dir(folder)
+    _unlink(record)
+
+
+def _commit_records(folder: Path) -> Iterator[Path]:
+    return (p for p in sorted(folder.iterdir()) if p.name.startswith(".") and p.name.endswith(COMMIT_SUFFIX))
+
+
+def recover_file_groups(folder: str | os.PathLike) -> tuple[list[str], list[str]]:
+    """Finish the groups whose commit record was written (a kill during the renames), then remove
+    the temp files of writes that never committed. Returns (files completed, temps removed)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return [], []
+    completed: list[str] = []
+    for record in _commit_records(folder):
+        try:
+            renames = json.loads(record.read_text(encoding="utf-8"))["renames"]
+        except (OSError, ValueError, KeyError, TypeError):
+            _unlink(record)  # a torn record: its renames never started, the temps go below
+            continue
+        completed += [target for temp, target in renames if (folder / temp).exists()]
+        _finish(record, renames)
+    removed = []
+    for path in sorted(folder.iterdir()):
+        if _TEMP_NAME.match(path.name) and path.is_file():
+            _unlink(path)
+            removed.append(path.name)
+    return completed, removed

@@ -72,6 +72,8 @@ def test_items_share_crop_and_flip_and_match_the_saved_normalisation(cubes):
     dataset = FitsAlignedDataset(opt)
     assert len(dataset) == 3 and opt.direction == "BtoA" and opt.preprocess == "crop"
     assert dataset.panel_indices == ([0], [1, 2]) and dataset.panel_channels == ([1], [1, 1])
+    assert not (cubes / "ck" / "run").exists()  # nothing written before the run starts
+    dataset.save_run_files()
     saved = json.loads((cubes / "ck" / "run" / "fits_norm.json").read_text())
     assert saved["mode"] == "linear" and saved["n_files"] == 3
     assert [p["name"] for p in saved["planes"]] == ["survey1:I", "survey2:I", "survey3:I"]
@@ -97,7 +99,7 @@ def test_items_share_crop_and_flip_and_match_the_saved_normalisation(cubes):
 
 
 def test_test_phase_reloads_the_training_normalisation_and_masks_nan(cubes):
-    FitsAlignedDataset(options(cubes))  # training writes fits_norm.json
+    FitsAlignedDataset(options(cubes)).save_run_files()  # training writes fits_norm.json when it starts
     path = cubes / "ck" / "run" / "fits_norm.json"
     saved = json.loads(path.read_text())
     saved["planes"][0]["high"] *= 2  # test.py must use the file, not refit on test cubes
@@ -115,7 +117,7 @@ def test_test_phase_reloads_the_training_normalisation_and_masks_nan(cubes):
 
 
 def test_continue_train_keeps_the_saved_normalisation(cubes):
-    FitsAlignedDataset(options(cubes))
+    FitsAlignedDataset(options(cubes)).save_run_files()
     path = cubes / "ck" / "run" / "fits_norm.json"
     saved = json.loads(path.read_text())
     saved["planes"][1]["low"] = -5.0
@@ -131,6 +133,7 @@ def test_all_nan_cutouts_are_skipped_and_logged(cubes, capsys):
     no_target[0] = np.nan
     write_cube(cubes / "train" / "no_target.fits", no_target)
     dataset = FitsAlignedDataset(options(cubes))
+    dataset.save_run_files()  # the test phase below reads the normalisation of training
     assert [p.rsplit("/", 1)[1] for p in dataset.cube_paths] == ["c0.fits", "c1.fits", "c2.fits"]
     out = capsys.readouterr().out
     assert "all_nan.fits: every input pixel is NaN" in out and "no_target.fits: every target pixel is NaN" in out

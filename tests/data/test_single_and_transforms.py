@@ -48,7 +48,13 @@ def test_single_gives_the_input_panels_of_a_multi_panel_image(tmp_path):
     assert dataset.panel_indices == ([1, 3], []) and dataset.panel_channels == ([3, 3], [])
     item = dataset[0]
     assert item["A"][:, 0, 0].tolist() == pytest.approx([level(v) for v in (20, 30, 40, 80, 90, 100)])
-    grey = create_dataset(make_opt(tmp_path, input_nc=3, n_panels=4)).dataset
+    # --input_nc 3 over 3 colour panels would read them as grey: refused, unless asked for by --panel_nc
+    from util.errors import UserError
+
+    with pytest.raises(UserError, match="panels 1, 2, 3 of .* carry colour and would be read as grey: give "
+                                        "--input_nc 9 to keep the colours, or --panel_nc 1,1,1"):
+        create_dataset(make_opt(tmp_path, input_nc=3, n_panels=4))
+    grey = create_dataset(make_opt(tmp_path, input_nc=3, n_panels=4, panel_nc="1,1,1")).dataset
     assert grey.panel_channels == ([1, 1, 1], [])
     assert grey[0]["A"].shape == (3, 16, 16)
 

@@ -161,8 +161,11 @@ def test_train_state_restores_optimizers_schedulers_and_rng(tmp_path):
     for mine, theirs in zip(model.optimizers, other.optimizers):
         for key, value in mine.state_dict()["state"][0].items():
             assert torch.equal(torch.as_tensor(value), torch.as_tensor(theirs.state_dict()["state"][0][key]))
-    with pytest.raises(UserError, match="lr_policy"):
-        train_model(tmp_path, "--lr_policy", "cosine").load_train_state("latest")
+    # another --lr_policy on resume: the options' schedule, rebuilt where the saved one stood (1 step)
+    cosine = train_model(tmp_path, "--lr_policy", "cosine")
+    assert cosine.load_train_state("latest") is not None
+    assert cosine.schedulers[0].last_epoch == 1
+    assert cosine.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.0002 * (1 + np.cos(np.pi / 100)) / 2)
 
 
 def test_train_state_of_other_network_files_falls_back_to_weights_only(tmp_path, capsys):
