@@ -42,6 +42,8 @@ class AlignedDataset(BaseDataset):
     def _check_colour(self) -> None:
         """Colour panels read into one channel: an error where only the even split of
         --input_nc/--output_nc over the panels implies it, a note where the user asked for it."""
+        if 1 not in self.panel_channels[0] + self.panel_channels[1]:
+            return  # every panel keeps 3 channels: nothing to decode
         grey = grey_readings(self.panel_channels, self.panel_indices,
                              colour_panels(self.AB_paths, lambda w, h: panel_boxes(w, h, self.n_panels)))
         if not grey:

@@ -93,6 +93,8 @@ class SingleDataset(BaseDataset):
         """Colour input panels read into one channel (see data.image_check): an error where the even
         split of --input_nc over several panels implies it, a note where --panel_nc asks for it."""
         inputs, channels = self._input_side()
+        if 1 not in channels:
+            return
         grey = grey_readings([channels], [inputs], colour_panels(
             self.A_paths, lambda w, h: panel_boxes(w, h, self.n_panels)))
         if not grey:

@@ -173,3 +173,23 @@ def test_single_mode_feeds_the_input_panels_to_a_multi_band_generator(trained):
     stems = {name.split("_", 1)[0] for name in images}
     assert stems and all({f"{s}_real_p1.png", f"{s}_real_p2.png", f"{s}_real_p3.png", f"{s}_fake.png"} <= images
                          for s in stems), sorted(images)
+
+
+def test_a_test_run_that_fails_part_way_leaves_a_page_of_the_images_done(trained, tmp_path):
+    """test.py writes index.html as it goes: a bad image at the end stops it with one line, and
+    the page shows the images before it. A partial run writes no manifest (evaluation must not
+    take it for a whole one)."""
+    work, data, _ = trained
+    partial = tmp_path / "partial"
+    (partial / "test").mkdir(parents=True)
+    for name in ("sky0.png", "sky1.png"):
+        (partial / "test" / name).write_bytes((data / "test" / name).read_bytes())
+    (partial / "test" / "sky2.png").write_bytes((data / "test" / "sky0.png").read_bytes()[:3000])  # pixels cut off
+    result = run("test.py", "--dataroot", partial, "--name", "sky", "--checkpoints_dir", work / "ck",
+                 "--results_dir", tmp_path / "results", *TINY, cwd=work)
+    assert one_line_error(result).startswith(f"error: corrupt image file {partial / 'test' / 'sky2.png'}")
+    page = tmp_path / "results" / "sky" / "test_latest" / "index.html"
+    assert page.is_file()
+    text = page.read_text()
+    assert "images/sky0_fake_B.png" in text and "images/sky1_fake_B.png" in text and "sky2" not in text
+    assert not (page.parent / "manifest.json").exists()

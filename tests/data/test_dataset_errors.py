@@ -152,3 +152,66 @@ def test_a_cli_shows_the_line_without_traceback(tmp_path):
     assert result.stderr.strip().splitlines() == [
         f"error: {tmp_path / 'train' / 'a.png'} is 100x40: width is not a multiple of height, so the number "
         f"of square panels cannot be inferred; give --n_panels"]
+
+
+def test_every_image_header_is_checked_before_training(tmp_path):
+    """A file of the wrong width or too small for the crop is found when the dataset is built,
+    naming it and counting the others, not when an epoch reaches it."""
+    for name in ("a", "b", "d"):
+        write_image(tmp_path / "train" / f"{name}.png", 128, 32)
+    odd = write_image(tmp_path / "train" / "c.png", 96, 32)
+    write_image(tmp_path / "train" / "e.png", 64, 16)  # 4 panels of 16 px, smaller than the crop
+    with pytest.raises(UserError) as info:
+        create_dataset(make_opt(tmp_path, input_nc=9, direction="BtoA", preprocess="crop"))
+    assert str(info.value) == (f"{odd} is 96x32, but the dataset has 4 square panels per image (from its first "
+                               f"image); give --n_panels or fix the file (and 1 more of the 5 images)")
+
+
+def test_check_images_full_decodes_every_file_before_training(tmp_path):
+    write_image(tmp_path / "train" / "a.png", 64, 32)
+    rng = np.random.default_rng(0)
+    noisy = tmp_path / "noise.png"
+    Image.fromarray(rng.integers(0, 256, (32, 64, 3), dtype=np.uint8)).save(noisy)
+    bad = tmp_path / "train" / "b.png"
+    bad.write_bytes(noisy.read_bytes()[:200])  # header intact, pixels cut off
+    create_dataset(make_opt(tmp_path))  # the header check passes: it does not decode
+    with pytest.raises(UserError, match=f"^corrupt image file {bad}: "):
+        create_dataset(make_opt(tmp_path, check_images="full"))
+
+
+def write_colour_panels(path, colours, size=32):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(1)
+    panels = [np.clip(rng.normal(colour, 20, (size, size, 3)), 0, 255) for colour in colours]
+    Image.fromarray(np.concatenate(panels, axis=1).astype(np.uint8)).save(path)
+    return path
+
+
+def test_default_input_nc_on_colour_panels_is_an_error_not_grey(tmp_path):
+    """--input_nc 3 over three colour input panels used to read each as 1 grey channel, silently."""
+    first = write_colour_panels(tmp_path / "train" / "a.png", [(200, 40, 40), (40, 200, 40), (40, 40, 200), (90, 90, 9)])
+    write_colour_panels(tmp_path / "train" / "b.png", [(200, 40, 40), (40, 200, 40), (40, 40, 200), (90, 90, 9)])
+    assert user_error(make_opt(tmp_path, direction="BtoA", input_nc=3)) == (
+        f"--input_nc 3 over 3 panels gives 1 channel per panel, but panels 1, 2, 3 of {first} (and the files like "
+        f"it) carry colour and would be read as grey: give --input_nc 9 to keep the colours, or --panel_nc 1,1,1 "
+        f"to read them as grey on purpose")
+    assert "--output_nc 3 over 3 panels" in user_error(make_opt(tmp_path, direction="AtoB"))
+
+
+def test_colour_panels_read_as_grey_on_purpose_are_a_printed_choice(tmp_path, capsys):
+    write_colour_panels(tmp_path / "train" / "a.png", [(200, 40, 40), (40, 200, 40), (40, 40, 200), (90, 90, 9)])
+    dataset = create_dataset(make_opt(tmp_path, direction="BtoA", input_nc=3, panel_nc="1,1,1")).dataset
+    assert dataset.panel_channels == ([3], [1, 1, 1])
+    assert "note: panels 1, 2, 3 of the images carry colour and are read as grey (--panel_nc)" in capsys.readouterr().out
+    create_dataset(make_opt(tmp_path, direction="BtoA", input_nc=9))  # colour kept: no note, no error
+    assert "note" not in capsys.readouterr().out
+
+
+def test_grey_panels_stored_as_rgb_read_as_one_channel_each(tmp_path, capsys):
+    """The sky builder writes grey surveys as RGB with equal channels: one channel each loses nothing."""
+    grey = np.random.default_rng(2).integers(0, 256, (32, 32), dtype=np.uint8)
+    write_image(tmp_path / "train" / "a.png", 128, 32)
+    Image.fromarray(np.repeat(np.tile(grey, (1, 4))[..., None], 3, axis=2)).save(tmp_path / "train" / "a.png")
+    dataset = create_dataset(make_opt(tmp_path, direction="BtoA", input_nc=3, output_nc=1)).dataset
+    assert dataset.panel_channels == ([1], [1, 1, 1])
+    assert "note" not in capsys.readouterr().out

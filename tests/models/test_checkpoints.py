@@ -191,3 +191,37 @@ def test_prefix_and_result_folder_follow_epoch_and_load_iter(tmp_path):
     assert checkpoint_prefix(opt) == "latest" and results_dir_for(opt) == tmp_path / "n" / "test_latest"
     opt.epoch, opt.load_iter = "5", 300
     assert checkpoint_prefix(opt) == "iter_300" and results_dir_for(opt) == tmp_path / "n" / "test_5_iter300"
+
+
+def test_a_checkpoint_holding_python_objects_is_refused_without_torchs_advice(tmp_path):
+    """A pickle that would run a command when loaded: one line saying it is not a plain weights
+    file and will not be loaded, never torch's advice to load it with weights_only=False."""
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return os.system, (f"touch {marker}",)
+
+    folder = tmp_path / "ck" / "experiment_name"
+    folder.mkdir(parents=True)
+    torch.save({"model.0.weight": Payload()}, folder / "latest_net_G.pth")
+    with pytest.raises(UserError) as info:
+        built_for_testing(tmp_path)
+    message = str(info.value)
+    assert message.startswith(f"{folder / 'latest_net_G.pth'} is not a plain weights file (")
+    assert message.endswith("); it will not be loaded") and "system" in message
+    assert "weights_only" not in message and "\n" not in message
+    assert not marker.exists()
+
+
+def test_non_finite_weights_name_parameters_buffers_and_optimizer_state(tmp_path):
+    model = train_model(tmp_path, "--norm", "batch")
+    model.set_input(batch())
+    model.optimize_parameters()
+    assert model.non_finite_weights() == []
+    running_var = next(key for key in model.netG.state_dict() if key.endswith("running_var"))
+    model.netG.state_dict()[running_var][0] = float("inf")
+    model.netD.state_dict()["model.0.weight"][0, 0, 0, 0] = float("nan")
+    assert model.non_finite_weights() == [f"G {running_var}", "D model.0.weight"]
+    next(iter(model.optimizer_D.state.values()))["exp_avg"].fill_(float("nan"))
+    assert model.non_finite_weights()[-1] == "optimizer 1 param 0 exp_avg"
