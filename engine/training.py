@@ -7,6 +7,7 @@ restores the RNG of the save, so the run continues bit for bit (on the same devi
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -158,9 +159,13 @@ def run_training(opt, stop_after_iters: int | None = None, stop_after_epoch: int
             dataset.dataset.save_run_files()
         visualizer = Visualizer(opt, ctx) if ctx.is_main else SilentVisualizer(opt, ctx)
         try:
-            return _train_epochs(opt, dataset, model, visualizer, ctx, stop_after_iters, stop_after_epoch)
-        finally:
-            visualizer.close()
+            result = _train_epochs(opt, dataset, model, visualizer, ctx, stop_after_iters, stop_after_epoch)
+        except BaseException:
+            with contextlib.suppress(Exception):  # the final curves must not hide why training stopped
+                visualizer.close()
+            raise
+        visualizer.close()
+        return result
 
 
 def _train_epochs(opt, dataset, model, visualizer, ctx: RunContext, stop_after_iters: int | None,

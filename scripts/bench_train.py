@@ -7,10 +7,14 @@ Synthetic tensors feed the real model (same code path as train.py minus data loa
 warm-up steps, then the median of the timed steps. With --dataroot the data loader is timed
 alone as well. The pieces (build_model, synthetic_batch, time_calls) are importable so other
 comparisons (AMP, channels_last, compile) can reuse them.
+
+--overhead times train.py's real loop against the bare model step instead (engine.loop_bench):
+--steps steps in blocks of --block, then each piece of the loop alone.
 """
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -24,7 +28,7 @@ from engine.bench import (MODE_HELP, apply_bench_device_args, parse_modes, plain
                           ratio_table, summary, synchronize, time_interleaved, time_loader_items)
 from engine.context import RunContext  # noqa: E402
 from util.cli import ArgumentParser  # noqa: E402
-from util.errors import exit_on_user_error  # noqa: E402
+from util.errors import UserError, exit_on_user_error  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -50,6 +54,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="samples/s the loader must feed (with --dataroot: workers needed for it)")
     parser.add_argument("--loader_batches", type=int, default=0,
                         help="batches timed for the loader (default: warmup + steps)")
+    parser.add_argument("--overhead", action="store_true",
+                        help="time train.py's loop around the step (progress bar, non-finite watch, loss lines, "
+                             "curves, visuals) against the bare step, in blocks of --block steps, first mode's flags")
+    parser.add_argument("--block", type=int, default=25, help="steps per block with --overhead")
     return parser.parse_args(argv)
 
 
@@ -129,7 +137,9 @@ def main(argv: list[str] | None = None) -> None:
     opt = TrainOptions().parse(train_argv(args, args.dataroot or "/nonexistent-bench"))
     label = (f"{args.netG}+{args.netD} batch {args.batch_size} crop {args.crop_size} input_nc {args.input_nc} "
              f"on {RunContext.from_environment(opt.gpu_ids).device} ({torch.get_num_threads()} threads)")
-    if [mode.label for mode in modes] == ["fp32"]:
+    if args.overhead:
+        loop_overhead(args, modes[0], label)
+    elif [mode.label for mode in modes] == ["fp32"]:
         print(summary(label, time_training_steps(opt, args.warmup, args.steps), args.batch_size))
     else:
         compare_modes(args, modes, label)
@@ -156,6 +166,21 @@ def mode_step(args: argparse.Namespace, mode) -> Callable[[], None]:
         model.optimize_parameters()
 
     return step
+
+
+def loop_overhead(args: argparse.Namespace, mode, label: str) -> None:
+    """train.py's loop against the bare step of the same model (engine.loop_bench), then its pieces."""
+    from engine.loop_bench import component_table, measure_loop, overhead_lines
+
+    if mode.plain:
+        raise UserError("--overhead times our loop: give a mode of ours (fp32, bf16, ...), not plain")
+    argv = train_argv(args, "/nonexistent-bench") + mode.train_flags()
+    loop, bare = measure_loop(argv, synthetic_batch, args.warmup, args.steps, args.block)
+    print(f"[{mode.label}] {label}, {args.steps} steps in blocks of {args.block}")
+    for line in overhead_lines(loop, bare, args.block):
+        print(line)
+    for line in component_table(argv, synthetic_batch, statistics.median(bare)):
+        print(line)
 
 
 def compare_modes(args: argparse.Namespace, modes, label: str) -> None:

@@ -43,8 +43,10 @@ def _write_temp(target: Path, write: Callable[[BinaryIO], Any]) -> Path:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
-    except BaseException:
+    except BaseException as err:
         _unlink(temp)
+        if isinstance(err, OSError) and err.filename is None:
+            err.filename = str(target)  # a full disk at write() names no file: name the one being written
         raise
     return temp
 

@@ -188,7 +188,8 @@ def test_a_full_disk_at_a_save_is_one_line_and_keeps_the_previous_checkpoint(tmp
     message = one_line_error(capsys, lambda: train.main(argv(tmp_path, "full", "--n_epochs", 2, "--n_epochs_decay", 0,
                                                              "--save_epoch_freq", 1, "--continue_train")))
     monkeypatch.undo()
-    assert message.startswith("error: No space left on device")
+    assert message.startswith(f"error: No space left on device ({folder / 'latest_net_G.pth'}); checkpoint 'latest' "
+                              f"not saved")
     assert f"the previous one in {folder} is kept" in message
     assert {p.name: p.read_bytes() for p in folder.glob("*.pth")} == before
     assert not [p for p in os.listdir(folder) if p.endswith(".tmp")]
