@@ -55,14 +55,19 @@ NATIVE_DEG_PER_PX = 51.5 / 3600.0
 
 
 def make_budget(name: str, **overrides) -> Budget:
-    """A preset with some fields replaced (None = keep), checked for consistency."""
-    if name not in BUDGETS:
-        raise UserError(f"unknown --budget {name!r}; choose one of {', '.join(BUDGETS)}")
-    budget = replace(BUDGETS[name], **{k: v for k, v in overrides.items() if v is not None})
+    """A preset of the HiPS and synthetic ablations with some fields replaced (None = keep)."""
+    return make_budget_from(BUDGETS, name, **overrides)
+
+
+def make_budget_from(presets: dict[str, Budget], name: str, **overrides) -> Budget:
+    """A preset of `presets` with some fields replaced (None = keep), checked for consistency."""
+    if name not in presets:
+        raise UserError(f"unknown --budget {name!r}; choose one of {', '.join(presets)}")
+    budget = replace(presets[name], **{k: v for k, v in overrides.items() if v is not None})
     for key in ("n_samples", "size", "ngf", "ndf", "crop_size", "batch_size"):
         if getattr(budget, key) < 1:
             raise UserError(f"--{key} must be at least 1, got {getattr(budget, key)}")
-    if budget.n_epochs < 1 or budget.n_epochs_decay < 0 or budget.n_test < 1:
+    if budget.n_epochs < 1 or budget.n_epochs_decay < 0 or budget.n_test < (1 if presets is BUDGETS else 0):
         raise UserError("--n_epochs and --n_test must be at least 1 and --n_epochs_decay not negative")
     if budget.crop_size > budget.size:
         raise UserError(f"--crop_size {budget.crop_size} is larger than the images (--size {budget.size})")

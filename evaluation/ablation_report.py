@@ -63,7 +63,7 @@ def summary(metrics: dict) -> dict:
     return out
 
 
-def _figure(width: float, height: float):
+def new_figure(width: float, height: float):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -72,7 +72,7 @@ def _figure(width: float, height: float):
     return fig
 
 
-def _save_png(fig, path: Path) -> Path:
+def save_png(fig, path: Path) -> Path:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     return atomic_write_bytes(path, buffer.getvalue())
@@ -98,7 +98,7 @@ def plot_loss_curves(runs: list[tuple[str, Path | None]], png: Path) -> bool:
     names = list(dict.fromkeys(name for records in series.values() for r in records for name in r.losses))
     cols = min(2, len(names))
     rows = (len(names) + cols - 1) // cols
-    fig = _figure(5.0 * cols, 2.6 * rows + 0.4)
+    fig = new_figure(5.0 * cols, 2.6 * rows + 0.4)
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False).ravel())
     for ax, name in zip(axes, names):
         for label, records in series.items():
@@ -115,7 +115,7 @@ def plot_loss_curves(runs: list[tuple[str, Path | None]], png: Path) -> bool:
         ax.set_visible(False)
     axes[0].legend(fontsize=8)
     fig.tight_layout()
-    _save_png(fig, png)
+    save_png(fig, png)
     return True
 
 
@@ -147,7 +147,7 @@ def plot_examples(titles: list[str], row_names: list[str], grid: list[list[Path 
     if not grid:
         return False
     n_rows, n_cols = len(grid), len(titles)
-    fig = _figure(1.9 * n_cols, 2.0 * n_rows + 0.5)
+    fig = new_figure(1.9 * n_cols, 2.0 * n_rows + 0.5)
     axes = fig.subplots(n_rows, n_cols, squeeze=False)
     for r, row in enumerate(grid):
         for c, path in enumerate(row):
@@ -162,7 +162,7 @@ def plot_examples(titles: list[str], row_names: list[str], grid: list[list[Path 
             if c == 0:
                 ax.set_ylabel(row_names[r], fontsize=8)
     fig.tight_layout()
-    _save_png(fig, png)
+    save_png(fig, png)
     return True
 
 

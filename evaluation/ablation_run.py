@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -22,67 +20,10 @@ from evaluation.ablation_report import Variant, baseline_label, flat_label, writ
 from evaluation.evaluation import average_runs, evaluate_folder, format_table, write_metrics
 from evaluation.metrics import SSIM_SIGMA, SSIM_TRUNCATE
 from evaluation.photometry import PhotometryConfig
+from evaluation.stages import Stages
 from util.errors import UserError
-from util.fileio import atomic_write_text
 
 SYNTHETIC_BANDS = {0: "optical RGB", 1: "optical grey low-res", 2: "UV", 3: "IR"}
-
-
-class Stages:
-    """Runs commands with their output in OUT/logs, and remembers finished stages in OUT/stages."""
-
-    def __init__(self, out: Path, force: bool, threads: int | None = None):
-        self.out = out
-        self.force = force
-        self.started = time.monotonic()
-        self.env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        if threads:
-            self.env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-
-    def say(self, text: str) -> None:
-        minutes, seconds = divmod(int(time.monotonic() - self.started), 60)
-        print(f"[ablation {minutes:2d}:{seconds:02d}] {text}", flush=True)
-
-    def stamp_path(self, stage: str) -> Path:
-        return self.out / "stages" / f"{stage}.json"
-
-    def done(self, stage: str, params: dict) -> bool:
-        path = self.stamp_path(stage)
-        if self.force or not path.exists():
-            return False
-        try:
-            return json.loads(path.read_text()) == params
-        except (OSError, json.JSONDecodeError):
-            return False
-
-    def forget(self, stage: str) -> None:
-        self.stamp_path(stage).unlink(missing_ok=True)
-
-    def mark(self, stage: str, params: dict) -> None:
-        atomic_write_text(self.stamp_path(stage), json.dumps(params, indent=1, sort_keys=True) + "\n")
-
-    def run(self, stage: str, command: list[str]) -> None:
-        """Run a child: stdout to the log, stderr (progress bars, warnings) to the log and the terminal."""
-        log_path = self.out / "logs" / f"{stage}.log"
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(log_path, "wb") as log:
-            log.write((" ".join(command) + "\n\n").encode())
-            log.flush()
-            child = subprocess.Popen(command, stdout=log, stderr=subprocess.PIPE, cwd=ablation.REPO, env=self.env)
-            try:
-                while chunk := child.stderr.read1(4096):
-                    log.write(chunk)
-                    log.flush()
-                    sys.stderr.buffer.write(chunk)
-                    sys.stderr.flush()
-                code = child.wait()
-            except BaseException:  # Ctrl-C or SIGTERM: never leave a training running on its own
-                child.terminate()
-                child.wait()
-                raise
-        if code:
-            tail = log_path.read_text(errors="replace").strip().splitlines()[-1:] or [""]
-            raise UserError(f"{stage} failed (exit {code}): {tail[0][:300]} (full log: {log_path})")
 
 
 def build_dataset(args: argparse.Namespace, budget: ablation.Budget, stages: Stages) -> tuple[Path, dict[int, str]]:
@@ -211,7 +152,7 @@ def run(args: argparse.Namespace) -> dict:
         raise UserError(f"--repeats must be at least 1, got {args.repeats}")
     if args.threads < 0:
         raise UserError(f"--threads must be 0 (torch's choice) or more, got {args.threads}")
-    stages = Stages(out, args.force, args.threads)
+    stages = Stages(out, args.force, args.threads, cwd=ablation.REPO)
     stages.say(f"band ablation in {out} (budget {args.budget}: {budget})")
     dataset, names = build_dataset(args, budget, stages)
     dataset_params = json.loads(stages.stamp_path("dataset").read_text())

@@ -29,6 +29,7 @@ class PhotometryConfig:
     annulus: tuple[float, float] = (5.0, 8.0)
     match_radius: float = 2.0  # a generated source within this distance of a real one is real
     background_box: int = 15  # median filter size for the smooth background (nebulae, dust)
+    noise_floor: float = NOISE_FLOOR  # 8-bit pictures; 0 for float images in physical units
 
 
 @dataclass
@@ -39,6 +40,8 @@ class SourceComparison:
     n_false: int = 0
     n_recovered: int = 0
     flux_errors: list[float] = field(default_factory=list)
+    real_fluxes: list[float] = field(default_factory=list)  # the measurable sources' fluxes, for scatter plots
+    fake_fluxes: list[float] = field(default_factory=list)
     colour_errors: list[float] = field(default_factory=list)
     is_colour: bool = False
 
@@ -62,11 +65,12 @@ def subtract_background(grey: np.ndarray, box: int) -> np.ndarray:
     return grey - ndimage.median_filter(grey, size=box, mode="reflect")
 
 
-def noise_sigma(residual: np.ndarray) -> float:
-    """Sigma-clipped standard deviation of a background-subtracted image (floored at 8-bit noise)."""
+def noise_sigma(residual: np.ndarray, floor: float = NOISE_FLOOR) -> float:
+    """Sigma-clipped standard deviation of a background-subtracted image (an 8-bit picture cannot show
+    noise below about half a grey level: `floor`)."""
     _, _, std = sigma_clipped_stats(residual, sigma=3.0, maxiters=5)
     std = float(std) if np.isfinite(std) else 0.0
-    return max(std, NOISE_FLOOR)
+    return max(std, floor)
 
 
 def find_peaks(residual: np.ndarray, threshold: float, peak_radius: int, border: int) -> np.ndarray:
@@ -128,7 +132,7 @@ def detect_sources(grey: np.ndarray, cfg: PhotometryConfig, sigma: float | None 
     """Positions of sources above k sigma, and the sigma used (the image's own unless given)."""
     residual = subtract_background(grey, cfg.background_box)
     if sigma is None:
-        sigma = noise_sigma(residual)
+        sigma = noise_sigma(residual, cfg.noise_floor)
     border = int(np.ceil(cfg.aperture_radius))
     return find_peaks(residual, cfg.k_sigma * sigma, cfg.peak_radius, border), sigma
 
@@ -169,6 +173,8 @@ def compare_sources(fake: np.ndarray, real: np.ndarray, cfg: PhotometryConfig = 
     real_total, fake_total = real_flux.mean(axis=1), fake_flux.mean(axis=1)
     measurable = real_total > 0
     result.flux_errors = (np.abs(fake_total - real_total)[measurable] / real_total[measurable]).tolist()
+    result.real_fluxes = real_total[measurable].tolist()
+    result.fake_fluxes = fake_total[measurable].tolist()
     if result.is_colour:
         diff = np.abs(colour_shares(fake_flux) - colour_shares(real_flux)).mean(axis=1)
         result.colour_errors = diff[measurable & np.isfinite(diff)].tolist()

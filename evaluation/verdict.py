@@ -36,14 +36,17 @@ def paired_difference(reference: list[dict], other: list[dict], key: str) -> tup
     return float(np.mean(diffs)), se, n
 
 
-def compare(reference: dict, other: dict) -> dict[str, dict]:
-    """Per metric: the two headline values, the paired difference, and better/worse/unclear."""
+def compare(reference: dict, other: dict, min_effect: dict[str, float] | None = None) -> dict[str, dict]:
+    """Per metric: the two headline values, the paired difference, and better/worse/unclear.
+
+    `min_effect` replaces MIN_EFFECT's sizes (physical units: L1 is in the band's own unit)."""
+    sizes = {**MIN_EFFECT, **(min_effect or {})}
     out = {}
     for key, direction in DIRECTIONS.items():
         if reference.get(key) is None or other.get(key) is None:
             continue
         diff, se, n = paired_difference(reference["images"], other["images"], key)
-        clear = n >= MIN_IMAGES and math.isfinite(se) and abs(diff) > max(N_SIGMA * se, MIN_EFFECT[key])
+        clear = n >= MIN_IMAGES and math.isfinite(se) and abs(diff) > max(N_SIGMA * se, sizes[key])
         entry = {"from": reference[key], "to": other[key], "diff": diff, "se": se, "n": n}
         runs_se = training_noise(reference, other, key)
         if runs_se is not None:  # repeated trainings: the gain must also beat the retraining spread
@@ -56,14 +59,17 @@ def compare(reference: dict, other: dict) -> dict[str, dict]:
 
 def training_noise(reference: dict, other: dict, key: str) -> float | None:
     """Standard error of the difference of two variants' means over repeated trainings (`runs`),
-    or None when either was trained only once."""
+    or None when either was trained only once. A no-model reference (`deterministic`: fitted, not
+    trained) has no training noise and adds none."""
     spreads = []
     for metrics in (reference, other):
+        if metrics.get("deterministic"):
+            continue
         values = [run[key] for run in metrics.get("runs", []) if run.get(key) is not None]
         if len(values) < 2:
             return None
         spreads.append(float(np.var(values, ddof=1)) / len(values))
-    return math.sqrt(sum(spreads))
+    return math.sqrt(sum(spreads)) if spreads else None
 
 
 def _fmt(value: float) -> str:
@@ -74,11 +80,11 @@ def _list(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def minimal_sizes() -> str:
-    """MIN_EFFECT in words, neighbours with the same size named together:
-    'L1 0.002, PSNR 0.2 dB, SSIM and CC 0.005, ...'."""
+def minimal_sizes(min_effect: dict[str, float] | None = None) -> str:
+    """MIN_EFFECT (with `min_effect` replacing some) in words, neighbours with the same size named
+    together: 'L1 0.002, PSNR 0.2 dB, SSIM and CC 0.005, ...'."""
     groups: list[tuple[list[str], str]] = []
-    for key, size in MIN_EFFECT.items():
+    for key, size in {**MIN_EFFECT, **(min_effect or {})}.items():
         value = f"{size:g}{METRIC_UNITS.get(key, '')}"
         if groups and groups[-1][1] == value:
             groups[-1][0].append(METRIC_NAMES.get(key, key))
@@ -116,11 +122,12 @@ def overall(comparison: dict[str, dict]) -> str:
     return "no clear gain"
 
 
-def against_flat(label: str, metrics: dict, flat_label: str, flat: dict) -> tuple[str, dict]:
+def against_flat(label: str, metrics: dict, flat_label: str, flat: dict,
+                 min_effect: dict[str, float] | None = None) -> tuple[str, dict]:
     """A sentence naming the metrics in which a model does not clearly beat the flat image, and the numbers.
 
     `flat_label` names the reference in the sentence, e.g. 'the flat image (level 29/255)'."""
-    against = compare(flat, metrics)
+    against = compare(flat, metrics, min_effect)
     not_beaten = [k for k, v in against.items() if v["call"] != "better"]
     if not not_beaten:
         sentence = f"{label} beats {flat_label} in every metric."
@@ -133,8 +140,31 @@ def against_flat(label: str, metrics: dict, flat_label: str, flat: dict) -> tupl
     return sentence, {"variant": label, "not_beaten": not_beaten, "metrics": against}
 
 
+def against_reference(label: str, metrics: dict, reference_label: str, reference: dict,
+                      keys: tuple[str, ...] = ("CC", "L1", "flux_error"),
+                      min_effect: dict[str, float] | None = None) -> tuple[str, dict]:
+    """'X beats the linear fit (J + H) in CC (0.95 vs 0.94), ...' or names where it does not."""
+    against = {k: v for k, v in compare(reference, metrics, min_effect).items() if k in keys}
+    beaten = [k for k in keys if k in against and against[k]["call"] == "better"]
+    missed = [k for k in keys if k in against and against[k]["call"] != "better"]
+
+    def detail(k: str) -> str:
+        return f"{METRIC_NAMES.get(k, k)} ({_fmt(against[k]['to'])} vs {_fmt(against[k]['from'])})"
+
+    parts = []
+    if beaten:
+        parts.append(f"beats {reference_label} in {_list([detail(k) for k in beaten])}")
+    if missed:
+        calls = {k: "worse" if against[k]["call"] == "worse" else "no clear difference" for k in missed}
+        parts.append(f"does not beat it in {_list([f'{detail(k)}: {calls[k]}' for k in missed])}" if beaten else
+                     f"does not beat {reference_label} in {_list([f'{detail(k)}: {calls[k]}' for k in missed])}")
+    sentence = f"{label} {'; '.join(parts)}." if parts else f"{label}: nothing to compare with {reference_label}."
+    return sentence, {"variant": label, "reference": reference_label, "beaten": beaten, "not_beaten": missed,
+                      "metrics": against}
+
+
 def statement(variants: list[tuple[str, dict]], baseline: tuple[str, dict] | None,
-              flat: tuple[str, dict] | None = None) -> dict:
+              flat: tuple[str, dict] | None = None, min_effect: dict[str, float] | None = None) -> dict:
     """Sentences for the report, and the numbers behind them, for variants ordered by band count.
 
     `variants` holds (label, metrics) with the fewest bands first; `baseline` and `flat` are the
@@ -144,7 +174,7 @@ def statement(variants: list[tuple[str, dict]], baseline: tuple[str, dict] | Non
     first_label, first = variants[0]
     last_label, last = variants[-1]
     if len(variants) > 1:
-        headline = compare(first, last)
+        headline = compare(first, last, min_effect)
         verdict = overall(headline)
         details["most_vs_fewest"] = {"from": first_label, "to": last_label, "verdict": verdict, "metrics": headline}
         lead = {
@@ -157,18 +187,18 @@ def statement(variants: list[tuple[str, dict]], baseline: tuple[str, dict] | Non
         for (label_a, metrics_a), (label_b, metrics_b) in zip(variants[:-1], variants[1:]):
             if (label_a, label_b) == (first_label, last_label):
                 continue
-            step = compare(metrics_a, metrics_b)
+            step = compare(metrics_a, metrics_b, min_effect)
             details.setdefault("steps", []).append({"from": label_a, "to": label_b, "verdict": overall(step), "metrics": step})
             sentences.append(f"Step {label_a} -> {label_b}: {describe(step)}.")
     if baseline is not None:
         base_label, base = baseline
         details["vs_baseline"] = []
         for label, metrics in variants:
-            against = compare(base, metrics)
+            against = compare(base, metrics, min_effect)
             details["vs_baseline"].append({"variant": label, "verdict": overall(against), "metrics": against})
             sentences.append(f"{label} against the baseline ({base_label}): {describe(against)}.")
     if flat is not None:
-        sentence, details["vs_flat"] = against_flat(last_label, last, *flat)
+        sentence, details["vs_flat"] = against_flat(last_label, last, *flat, min_effect=min_effect)
         sentences.append(sentence)
     n_images = min(m.get("n_images", len(m.get("images", []))) for _, m in variants)
     n_runs = min(len(m.get("runs", [])) or 1 for _, m in variants)
@@ -179,5 +209,5 @@ def statement(variants: list[tuple[str, dict]], baseline: tuple[str, dict] | Non
                 "with caution (--repeats N trains each variant N times and accounts for it).")
     sentences.append(
         f"Error bars are standard errors of paired differences over {n_images} test images; a difference "
-        f"counts only beyond {N_SIGMA:g} of them and beyond a minimal size ({minimal_sizes()}). {training}")
+        f"counts only beyond {N_SIGMA:g} of them and beyond a minimal size ({minimal_sizes(min_effect)}). {training}")
     return {"sentences": sentences, **details}

@@ -1,0 +1,112 @@
+"""The default demo's plan: a real resolved field in FITS, float end to end.
+
+The bundled field is the 1 x 1 deg around the Galactic centre (data/real_fields/galactic_centre):
+2MASS J, H and Ks on one 5"/px grid and MSX band E (21 um) in galactic CAR. The target is Ks; the
+variants add J, then H, then MSX. Why this is physics: the stars' light is dimmed by dust in front
+of them, by a factor that falls steeply with wavelength. From J alone a model cannot know how much
+dust lies in front of each star, so not how bright it is in Ks; the J - H colour measures that
+reddening, and with it Ks. MSX sees warm dust glowing at 21 um, not the stars: a band that should
+add little for Ks, which the ablation checks.
+
+Pure functions only (no files touched); evaluation.field_run runs the plan stage by stage.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from evaluation.ablation import REPO, Budget, make_budget_from
+from util.errors import UserError
+
+FIELD_DIR = Path("data") / "real_fields" / "galactic_centre"
+
+
+@dataclass(frozen=True)
+class Field:
+    """Surveys in panel order (the target first), their display names and the cutout pixel scale."""
+    surveys: tuple[str, ...]
+    bands: tuple[str, ...]
+    pixel_arcsec: float
+    default_variants: str = "1;1,2;1,2,3"
+
+
+GALACTIC_CENTRE = Field(
+    surveys=tuple(str(FIELD_DIR / name) for name in ("2mass_k.fits.gz", "2mass_j.fits.gz", "2mass_h.fits.gz",
+                                                     "msx_e.fits.gz")),
+    bands=("2MASS Ks", "2MASS J", "2MASS H", "MSX 21um"),
+    pixel_arcsec=5.0)
+
+# batch 4 of 64-px cutouts; "small" is the default demo (well under 15 minutes on 2 CPU cores, two
+# trainings side by side); "tiny" is for the tests
+FIELD_BUDGETS = {
+    "tiny": Budget(n_samples=40, n_test=0, size=64, netG="unet_64", ngf=8, ndf=8, crop_size=64,
+                   n_epochs=1, n_epochs_decay=0, batch_size=4),
+    "small": Budget(n_samples=600, n_test=0, size=64, netG="unet_64", ngf=32, ndf=32, crop_size=64,
+                    n_epochs=6, n_epochs_decay=4, batch_size=4),
+    "medium": Budget(n_samples=1500, n_test=0, size=64, netG="unet_64", ngf=64, ndf=64, crop_size=64,
+                     n_epochs=25, n_epochs_decay=15, batch_size=4),
+}
+
+
+def make_field_budget(name: str, **overrides) -> Budget:
+    return make_budget_from(FIELD_BUDGETS, name, **overrides)
+
+
+def field_from_surveys(surveys: list[str], pixel_arcsec: float | None) -> Field:
+    """A user's own FITS surveys (target first): band names from the file names."""
+    if len(surveys) < 2:
+        raise UserError("--surveys needs a target band and at least one input band")
+    if pixel_arcsec is None:
+        raise UserError("with your own --surveys, give the cutout pixel scale: --fov (deg) or --pixel_arcsec")
+    bands = tuple(Path(s).name.split(".")[0] for s in surveys)
+    return Field(tuple(surveys), bands, pixel_arcsec, ";".join(",".join(map(str, range(1, k + 1)))
+                                                                 for k in range(1, len(surveys))))
+
+
+def absolute(survey: str) -> str:
+    """Repo-relative bundled paths resolve against the repo; URLs and CDS IDs stay as they are."""
+    if "://" in survey or survey.startswith("CDS/"):
+        return survey
+    path = Path(survey)
+    return str(path.resolve() if path.exists() else (REPO / path).resolve())
+
+
+def model_args(inputs: tuple[int, ...], budget: Budget) -> list[str]:
+    """Options train.py and test.py share: one target plane (0) from the chosen input planes."""
+    return ["--model", "pix2pix", "--dataset_mode", "fits_aligned", "--direction", "BtoA",
+            "--target_planes", "0", "--input_planes", ",".join(map(str, inputs)),
+            "--input_nc", str(len(inputs)), "--output_nc", "1",
+            "--netG", budget.netG, "--ngf", str(budget.ngf), "--ndf", str(budget.ndf)]
+
+
+def train_command(python: str, dataroot: Path, name: str, checkpoints: Path, inputs: tuple[int, ...],
+                  budget: Budget, n_train: int, seed: int, extra: list[str] = ()) -> list[str]:
+    epochs = budget.n_epochs + budget.n_epochs_decay
+
+    def every(n_samples: int) -> str:  # a frequency must be a multiple of the batch size to fire
+        return str(max(1, -(-n_samples // budget.batch_size)) * budget.batch_size)
+
+    return [python, str(REPO / "train.py"), "--dataroot", str(dataroot), "--name", name,
+            "--checkpoints_dir", str(checkpoints), *model_args(inputs, budget),
+            "--preprocess", "crop", "--load_size", str(budget.size), "--crop_size", str(budget.crop_size),
+            "--batch_size", str(budget.batch_size), "--n_epochs", str(budget.n_epochs),
+            "--n_epochs_decay", str(budget.n_epochs_decay), "--save_epoch_freq", str(epochs + 1),
+            "--print_freq", every(max(1, n_train * epochs // 50)), "--display_freq", every(n_train),
+            "--display_id", "0", "--num_threads", "0", "--seed", str(seed), *extra]
+
+
+def test_command(python: str, dataroot: Path, name: str, checkpoints: Path, results: Path,
+                 inputs: tuple[int, ...], budget: Budget, extra: list[str] = ()) -> list[str]:
+    """Whole test cutouts, dropout off (--eval): the variants are compared on the same deterministic output."""
+    return [python, str(REPO / "test.py"), "--dataroot", str(dataroot), "--name", name,
+            "--checkpoints_dir", str(checkpoints), "--results_dir", str(results), *model_args(inputs, budget),
+            "--preprocess", "none", "--load_size", str(budget.size), "--crop_size", str(budget.size),
+            "--phase", "test", "--eval", "--num_test", "100000", "--display_id", "0", *extra]
+
+
+def dataset_command(python: str, field: Field, out: Path, budget: Budget, split: str, min_coverage: float,
+                    seed: int) -> list[str]:
+    fov = round(budget.size * field.pixel_arcsec / 3600.0, 6)
+    return [python, str(REPO / "aladin_data.py"), "--surveys", *(absolute(s) for s in field.surveys),
+            "--sample", str(budget.n_samples), "--fov", f"{fov:g}", "--size", str(budget.size), "--fits",
+            "--split", split, "--min_coverage", str(min_coverage), "--seed", str(seed), "--out", str(out)]

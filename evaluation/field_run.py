@@ -1,0 +1,185 @@
+"""The default demo stage by stage: a real FITS field, float end to end, scored in the survey's units.
+
+dataset (aladin_data.py --fits on the field's FITS images, split by sky region) -> train pix2pix on the
+float cubes for every input-band set, each with several seeds, two trainings side by side -> test.py
+(generated bands as FITS in physical units + results manifest) -> scores in physical units for every
+training and for the no-model references fitted on the training cubes (flat image, input band resampled,
+linear colour fit) -> report (OUT/report/index.html and metrics.json). Every stage is skipped when it
+was already done with the same settings, so a killed run resumes.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from evaluation import ablation, field_plan
+from evaluation.evaluation import average_runs
+from evaluation.field_report import FieldRun, write_field_report
+from evaluation.references import (LinearFit, best_correlated, fit_linear, flat_level, level_ratio, sample_pixels,
+                                   training_cubes)
+from evaluation.science import AsinhStretch, data_range, load_items, score_predictions
+from evaluation.stages import Stages
+from util.errors import UserError
+
+
+@dataclass(frozen=True)
+class Training:
+    """One training of one variant: its name (checkpoints/NAME), label and seed."""
+    inputs: tuple[int, ...]
+    repeat: int
+    name: str
+    label: str
+    seed: int
+
+
+def plan_trainings(variants: list[tuple[int, ...]], repeats: int, bands: dict[int, str], seed: int) -> list[Training]:
+    out = []
+    for inputs in variants:
+        for repeat in range(1, repeats + 1):
+            suffix = f"_r{repeat}" if repeat > 1 else ""
+            out.append(Training(inputs, repeat, ablation.variant_name(inputs) + suffix,
+                                ablation.variant_label(inputs, bands), seed + repeat - 1))
+    return out
+
+
+def build_dataset(args: argparse.Namespace, field: field_plan.Field, budget: ablation.Budget,
+                  stages: Stages) -> tuple[Path, dict]:
+    dataset = stages.out / "dataset"
+    command = field_plan.dataset_command(sys.executable, field, dataset, budget, args.split, args.min_coverage,
+                                         args.seed)
+    params = {"kind": "fits_field", "command": command[1:]}
+    if stages.done("dataset", params) and any((dataset / "test").glob("*.fits")):
+        stages.say(f"dataset: already built in {dataset}")
+        return dataset, params
+    if dataset.exists():
+        shutil.rmtree(dataset)  # built with other settings (or half-way): start again
+    stages.say(f"dataset: cutting {budget.n_samples} fields of {budget.size} px out of {', '.join(field.bands)}")
+    stages.run("dataset", command)
+    for phase in ("train", "test"):
+        if not any((dataset / phase).glob("*.fits")):
+            raise UserError(f"the dataset has no {phase} cubes in {dataset / phase}; use more --n_samples "
+                            f"or another --split")
+    stages.mark("dataset", params)
+    return dataset, params
+
+
+def train_and_test(trainings: list[Training], dataset: Path, budget: ablation.Budget, args: argparse.Namespace,
+                   stages: Stages, dataset_params: dict) -> dict[str, Path]:
+    """Train what is not trained yet (args.jobs at a time), then test; returns name -> results folder."""
+    checkpoints, results_root = stages.out / "checkpoints", stages.out / "results"
+    extra = ["--gpu_ids", args.gpu_ids] if args.gpu_ids is not None else []
+    n_train = len(list((dataset / "train").glob("*.fits")))
+    train_jobs, test_jobs, folders = [], [], {}
+    for run in trainings:
+        train = field_plan.train_command(sys.executable, dataset, run.name, checkpoints, run.inputs, budget, n_train,
+                                         run.seed, extra)
+        train_params = {"command": train[1:], "dataset": dataset_params}
+        weights = checkpoints / run.name / "latest_net_G.pth"
+        if not (stages.done(f"train_{run.name}", train_params) and weights.exists()):
+            stages.forget(f"test_{run.name}")  # new weights: old results no longer describe them
+            shutil.rmtree(checkpoints / run.name, ignore_errors=True)
+            train_jobs.append((f"train_{run.name}", train, train_params))
+        test = field_plan.test_command(sys.executable, dataset, run.name, checkpoints, results_root, run.inputs,
+                                       budget, extra)
+        folders[run.name] = results_root / run.name / "test_latest"
+        test_jobs.append((run, test, {"command": test[1:], "train": train_params}))
+    done = len(trainings) - len(train_jobs)
+    stages.say(f"train: {len(train_jobs)} trainings of {n_train} cubes x {budget.n_epochs + budget.n_epochs_decay} "
+               f"epochs ({budget.netG}, ngf {budget.ngf}), {args.jobs} at a time"
+               + (f"; {done} already trained" if done else ""))
+    stages.run_parallel(train_jobs, args.jobs)
+    todo = [(f"test_{run.name}", command, params) for run, command, params in test_jobs
+            if not (stages.done(f"test_{run.name}", params) and (folders[run.name] / "manifest.json").is_file())]
+    for stage, _, _ in todo:
+        shutil.rmtree(folders[stage[len("test_"):]], ignore_errors=True)
+    stages.say(f"test: {len(todo)} of {len(trainings)} trainings on the test cubes")
+    stages.run_parallel(todo, args.jobs)
+    return folders
+
+
+def score_runs(trainings: list[Training], folders: dict[str, Path]) -> tuple[dict, list, AsinhStretch, float, str]:
+    """Physical-unit scores of every training (grouped by variant), the test items of the first training,
+    the shared display stretch and the PSNR range (both from the real test targets only), and the band's unit."""
+    first_run, items = load_items(folders[trainings[0].name])
+    stretch = AsinhStretch.fit(np.concatenate([i.real.ravel() for i in items]))
+    peak = data_range([i.real for i in items])
+    by_variant: dict[tuple[int, ...], list[dict]] = {}
+    for run in trainings:
+        _, run_items = load_items(folders[run.name]) if run is not trainings[0] else (first_run, items)
+        scores = score_predictions([(i.stem, i.generated, i.real) for i in run_items], stretch, peak)
+        scores["seed"] = run.seed
+        by_variant.setdefault(run.inputs, []).append(scores)
+    return by_variant, items, stretch, peak, first_run.units.get(0, "")
+
+
+def fit_references(dataset: Path, variants: list[tuple[int, ...]], bands: dict[int, str], items: list,
+                   stretch: AsinhStretch, peak: float, reference_band: int | None, seed: int) -> list[dict]:
+    """The no-model references, fitted on training cubes, applied to the test items, scored alike."""
+    widest = max(variants, key=len)
+    planes = tuple(sorted({0, *[p for v in variants for p in v]}))
+    pixels = sample_pixels(training_cubes(dataset), planes, seed=seed)
+    band = reference_band if reference_band is not None else best_correlated(pixels, 0, widest)
+    if band not in widest:
+        raise UserError(f"--reference_band {band} is not an input band of the variants ({list(widest)})")
+    level, ratio = flat_level(pixels, 0), level_ratio(pixels, 0, band)
+
+    def scored(predict) -> dict:
+        return {**score_predictions([(i.stem, predict(i), i.real) for i in items], stretch, peak),
+                "deterministic": True}
+
+    refs = [{"name": "flat", "label": f"flat image (training median {level:.4g})", "level": level,
+             **scored(lambda i: np.full(i.real.shape, level))},
+            {"name": "input_resampled", "label": f"{bands[band]} resampled, x {ratio:.4g} (training medians)",
+             "input_panels": [band], "scale": ratio, **scored(lambda i: i.inputs[band] * ratio)}]
+    for inputs in variants:
+        fit: LinearFit = fit_linear(pixels, 0, inputs)
+        refs.append({"name": "linear_fit", "label": f"linear fit ({' + '.join(bands[p] for p in inputs)})",
+                     "input_panels": list(inputs), "coefficients": list(fit.coefficients), "intercept": fit.intercept,
+                     "formula": fit.describe(bands), **scored(lambda i: fit.predict(i.inputs))})
+    return refs
+
+
+def run_field(args: argparse.Namespace) -> dict:
+    """Every stage for the parsed command line of scripts/run_ablation.py (default mode)."""
+    field = (field_plan.field_from_surveys(args.surveys, args.pixel_arcsec) if args.surveys
+             else field_plan.GALACTIC_CENTRE)
+    budget = field_plan.make_field_budget(args.budget, n_samples=args.n_samples, size=args.size, netG=args.netG,
+                                          ngf=args.ngf, ndf=args.ndf, crop_size=args.crop_size,
+                                          n_epochs=args.n_epochs, n_epochs_decay=args.n_epochs_decay,
+                                          batch_size=args.batch_size)
+    variants = ablation.parse_variants(args.variants or field.default_variants)
+    if max(max(v) for v in variants) >= len(field.surveys):
+        raise UserError(f"--variants names plane {max(max(v) for v in variants)} but there are "
+                        f"{len(field.surveys)} surveys (planes 0..{len(field.surveys) - 1})")
+    out = Path(args.out or "runs/ablation").resolve()
+    stages = Stages(out, args.force, args.threads, cwd=ablation.REPO)
+    bands = dict(enumerate(field.bands))
+    stages.say(f"band ablation in {out}: {bands[0]} from {'; '.join(ablation.variant_label(v, bands) for v in variants)}"
+               f", {args.repeats} seeds each (budget {args.budget}: {budget})")
+    dataset, dataset_params = build_dataset(args, field, budget, stages)
+    trainings = plan_trainings(variants, args.repeats, bands, args.seed)
+    folders = train_and_test(trainings, dataset, budget, args, stages, dataset_params)
+    stages.say("scoring in physical units and fitting the references on the training cubes")
+    by_variant, items, stretch, peak, unit = score_runs(trainings, folders)
+    references = fit_references(dataset, variants, bands, items, stretch, peak, args.reference_band, args.seed)
+    runs = []
+    for inputs in variants:
+        group = [t for t in trainings if t.inputs == inputs]
+        metrics = average_runs(by_variant[inputs])
+        runs.append(FieldRun(ablation.variant_name(inputs), group[0].label, list(inputs), metrics,
+                             folders[group[0].name], stages.out / "checkpoints" / group[0].name,
+                             seeds=[t.seed for t in group]))
+    settings = {"budget_preset": args.budget, "budget": ablation.budget_dict(budget), "dataset": dataset_params,
+                "band_names": bands, "surveys": list(field.surveys), "repeats": args.repeats,
+                "command": " ".join(sys.argv), "minutes": round((time.monotonic() - stages.started) / 60, 2)}
+    report = write_field_report(out / "report", runs, references, items, stretch, bands, settings, unit)
+    for sentence in report["verdict"]["sentences"][:2]:
+        print(sentence)
+    stages.say(f"report: {out / 'report' / 'index.html'}")
+    return report

@@ -1,0 +1,107 @@
+"""No-model references a trained generator must beat, built from the TRAINING cubes only.
+
+- flat: every pixel the median of the training target pixels (knows the typical sky level, nothing
+  about where the light is).
+- input_resampled: one input band as the builder cut it onto the target grid, brought to the target's
+  level by the ratio of the training medians (knows where the light is, nothing about colour). The
+  band is the one whose training pixels correlate best with the target's, unless one is chosen.
+- linear_fit: the target as a least-squares linear combination (plus a constant) of the input bands,
+  fitted on training pixels: the first thing an astronomer would try, a per-pixel colour relation.
+  A network that does not beat it has not earned its cost.
+
+Nothing here looks at the test set: the references are fitted on training data and only applied to
+the test cutouts, like the models.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from data.sky.fits_io import is_fits_name, read_cube
+from util.errors import UserError
+
+MAX_TRAINING_PIXELS = 2_000_000
+
+
+@dataclass(frozen=True)
+class TrainingPixels:
+    """A random sample of training pixels where every plane has data: values[:, i] is plane planes[i]."""
+    planes: tuple[int, ...]
+    values: np.ndarray  # (N, P) float64
+
+    def column(self, plane: int) -> np.ndarray:
+        return self.values[:, self.planes.index(plane)]
+
+
+@dataclass(frozen=True)
+class LinearFit:
+    """target = intercept + sum_i coefficients[i] * plane_i, least squares on training pixels."""
+    planes: tuple[int, ...]
+    coefficients: tuple[float, ...]
+    intercept: float
+
+    def predict(self, inputs: dict[int, np.ndarray]) -> np.ndarray:
+        out = np.full(next(iter(inputs.values())).shape, self.intercept, dtype=np.float64)
+        for plane, coefficient in zip(self.planes, self.coefficients):
+            out = out + coefficient * inputs[plane]
+        return out
+
+    def describe(self, names: dict[int, str]) -> str:
+        terms = " ".join(f"{c:+.4g} x {names.get(p, f'plane {p}')}" for p, c in zip(self.planes, self.coefficients))
+        return f"{self.intercept:.4g} {terms}"
+
+
+def training_cubes(dataroot: str | Path, phase: str = "train") -> list[Path]:
+    folder = Path(dataroot) / phase
+    paths = sorted(p for p in folder.glob("*") if is_fits_name(p.name)) if folder.is_dir() else []
+    if not paths:
+        raise UserError(f"no FITS cubes in {folder}: the references are fitted on the training cubes")
+    return paths
+
+
+def sample_pixels(paths: list[Path], planes: tuple[int, ...], max_pixels: int = MAX_TRAINING_PIXELS,
+                  seed: int = 0) -> TrainingPixels:
+    """Pixels where all `planes` are finite, at most max_pixels of them drawn evenly over the cubes."""
+    rng = np.random.default_rng(seed)
+    per_cube = max(1, max_pixels // len(paths))
+    parts = []
+    for path in paths:
+        cube = read_cube(str(path)).planes
+        if max(planes) >= cube.shape[0]:
+            raise UserError(f"{path} has {cube.shape[0]} planes; plane {max(planes)} was asked for")
+        values = cube[list(planes)].reshape(len(planes), -1).T.astype(np.float64)
+        values = values[np.all(np.isfinite(values), axis=1)]
+        if len(values) > per_cube:
+            values = values[rng.choice(len(values), per_cube, replace=False)]
+        parts.append(values)
+    values = np.concatenate(parts) if parts else np.empty((0, len(planes)))
+    if len(values) < len(planes) + 1:
+        raise UserError(f"too few training pixels with data in planes {list(planes)} to fit a reference")
+    return TrainingPixels(tuple(planes), values)
+
+
+def fit_linear(pixels: TrainingPixels, target: int, inputs: tuple[int, ...]) -> LinearFit:
+    """Ordinary least squares of the target plane on the input planes with a constant term."""
+    design = np.column_stack([pixels.column(p) for p in inputs] + [np.ones(len(pixels.values))])
+    solution, *_ = np.linalg.lstsq(design, pixels.column(target), rcond=None)
+    return LinearFit(tuple(inputs), tuple(float(c) for c in solution[:-1]), float(solution[-1]))
+
+
+def flat_level(pixels: TrainingPixels, target: int) -> float:
+    return float(np.median(pixels.column(target)))
+
+
+def best_correlated(pixels: TrainingPixels, target: int, inputs: tuple[int, ...]) -> int:
+    """The input plane whose training pixels correlate best with the target's."""
+    scores = [abs(float(np.corrcoef(pixels.column(p), pixels.column(target))[0, 1])) for p in inputs]
+    return inputs[int(np.nanargmax(scores))]
+
+
+def level_ratio(pixels: TrainingPixels, target: int, band: int) -> float:
+    """median(target) / median(band) on training pixels: brings a band to the target's level, no colour."""
+    below = float(np.median(pixels.column(band)))
+    if below == 0.0:
+        raise UserError(f"plane {band} has a training median of 0: it cannot be scaled to the target's level")
+    return flat_level(pixels, target) / below

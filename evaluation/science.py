@@ -1,0 +1,152 @@
+"""Scores in the survey's own units, for test results of float FITS cubes (--dataset_mode fits_aligned).
+
+An astronomer judges a generated band by its values, not by an 8-bit picture of them: every figure
+here is computed on the generated FITS (the network's output with the training normalisation
+inverted) against the real target plane read from the source cube (evaluation.physical).
+
+- L1: mean |generated - real| in the band's unit; CC: Pearson r over all test pixels pooled.
+- PSNR: 20 log10(range / RMS error), range = max - min of all real test pixels (one number for the
+  whole test set, so images and variants share one scale).
+- SSIM: on one shared asinh stretch of the real test targets (`AsinhStretch`), applied alike to the
+  real band, every generated band and every reference: SSIM needs a bounded picture, and the stretch
+  is the one the report shows.
+- Photometry: point sources detected in the real band (evaluation.photometry), aperture fluxes in the
+  band's unit in real and generated images; flux_error = median |f_gen - f_real| / f_real.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from evaluation.metrics import pearson_cc, ssim
+from evaluation.photometry import PhotometryConfig, compare_sources, summarise
+from evaluation.physical import physical_pair
+from evaluation.results import load_results, natural_key
+from data.sky.fits_io import read_cube
+from util.errors import UserError
+from util.results_manifest import RunInfo
+
+MAD_TO_SIGMA = 1.4826
+SCIENCE_PHOTOMETRY = PhotometryConfig(noise_floor=0.0)
+PIXEL_KEYS = ("L1", "PSNR", "SSIM", "CC")
+PHOTOMETRY_KEYS = ("flux_error", "false_source_rate", "completeness", "n_sources")
+
+
+@dataclass(frozen=True)
+class AsinhStretch:
+    """x -> asinh((x - low) / s) / asinh((high - low) / s), clipped to [0, 1]: linear near the sky
+    background (s = its robust noise), logarithmic for stars, one mapping for every image it is given."""
+    low: float
+    high: float
+    softening: float
+
+    @staticmethod
+    def fit(values: np.ndarray, low_percentile: float = 0.5, high_percentile: float = 99.9) -> "AsinhStretch":
+        finite = np.asarray(values, dtype=np.float64)
+        finite = finite[np.isfinite(finite)]
+        if finite.size == 0:
+            raise UserError("no finite pixel in the real target band: nothing to stretch")
+        low, high = (float(v) for v in np.percentile(finite, [low_percentile, high_percentile]))
+        if not high > low:
+            high = low + max(abs(low), 1.0)
+        noise = MAD_TO_SIGMA * float(np.median(np.abs(finite - np.median(finite))))
+        return AsinhStretch(low, high, max(noise, 1e-3 * (high - low)))
+
+    def apply(self, values: np.ndarray) -> np.ndarray:
+        x = (np.asarray(values, dtype=np.float64) - self.low) / self.softening
+        span = math.asinh((self.high - self.low) / self.softening)
+        return np.clip(np.arcsinh(x) / span, 0.0, 1.0)
+
+
+@dataclass
+class ScienceItem:
+    """One test cutout in FITS row order (row 0 = south): the real target band, the model's band,
+    and every plane of the source cube over the same pixels (the references and figures use input bands
+    that this model may not have seen)."""
+    stem: str
+    real: np.ndarray
+    generated: np.ndarray
+    inputs: dict[int, np.ndarray] = field(default_factory=dict)
+
+
+def load_items(results_dir: str | Path) -> tuple[RunInfo, list[ScienceItem]]:
+    """Every scored item of a FITS results folder, in natural order, as float64 (NaN = no data)."""
+    manifest = load_results(results_dir)
+    run = manifest.run
+    if run.kind != "planes" or len(run.target) != 1:
+        raise UserError(f"{results_dir}: physical-unit scores need the results of a one-band FITS model "
+                        f"(--dataset_mode fits_aligned); this folder holds {run.kind} results")
+    items = []
+    for item in sorted(manifest.items, key=lambda i: natural_key(i.stem)):
+        if item.generated is None or item.target is None:
+            continue
+        generated, real = physical_pair(results_dir, item)
+        inputs = crop_planes(item.target.source, None, item.target.crop_box, real.shape[1:])
+        items.append(ScienceItem(item.stem, real[0].astype(np.float64), generated[0].astype(np.float64), inputs))
+    if not items:
+        raise UserError(f"{results_dir} holds no generated band with a real target to compare it with")
+    return run, items
+
+
+def crop_planes(source: str, planes: list[int] | None, crop_box: list[int] | None, shape: tuple[int, int]) -> dict:
+    """Planes of the source cube (None = all) over the crop box (FITS row order), float64."""
+    cube = read_cube(source).planes
+    planes = list(range(cube.shape[0])) if planes is None else planes
+    height, width = cube.shape[1:]
+    x, y, w, h = crop_box or (0, 0, width, height)
+    bottom = height - y - h
+    out = {p: cube[p, bottom:bottom + h, x:x + w].astype(np.float64) for p in planes}
+    for plane, values in out.items():
+        if values.shape != tuple(shape):
+            raise UserError(f"{source}: plane {plane} crop is {values.shape}, the target's {shape}")
+    return out
+
+
+def data_range(reals: list[np.ndarray]) -> float:
+    """max - min over every finite real test pixel: the PSNR peak."""
+    finite = np.concatenate([r[np.isfinite(r)] for r in reals])
+    return float(np.ptp(finite)) if finite.size else 1.0
+
+
+def _fill(image: np.ndarray, like: np.ndarray) -> np.ndarray:
+    """NaN (no input data) -> the real image's median, so photometry never reads NaN."""
+    return np.where(np.isfinite(image), image, np.nanmedian(like))
+
+
+def score_predictions(predictions: list[tuple[str, np.ndarray, np.ndarray]], stretch: AsinhStretch, peak: float,
+                      cfg: PhotometryConfig = SCIENCE_PHOTOMETRY) -> dict:
+    """Headline figures, per-image rows and matched star fluxes for (stem, predicted, real) triples."""
+    rows, comparisons, errors, preds, reals = [], [], [], [], []
+    for stem, predicted, real in predictions:
+        valid = np.isfinite(predicted) & np.isfinite(real)
+        if not valid.any():
+            raise UserError(f"{stem}: no pixel where both the prediction and the real band have data")
+        p, r = predicted[valid], real[valid]
+        comparison = compare_sources(_fill(predicted, real), _fill(real, real), cfg)
+        comparisons.append(comparison)
+        mse = float(np.mean((p - r) ** 2))
+        rows.append({"image": stem, "L1": float(np.mean(np.abs(p - r))),
+                     "PSNR": _psnr(mse, peak), "CC": pearson_cc(p[:, None], r[:, None]),
+                     "SSIM": ssim(stretch.apply(_fill(predicted, real)), stretch.apply(_fill(real, real))),
+                     **{key: summarise([comparison])[key] for key in PHOTOMETRY_KEYS}})
+        errors.append(p - r)
+        preds.append(p)
+        reals.append(r)
+    pooled_error = np.concatenate(errors)
+    result = {"L1": float(np.mean(np.abs(pooled_error))),
+              "PSNR": _psnr(float(np.mean(pooled_error ** 2)), peak),
+              "SSIM": float(np.mean([row["SSIM"] for row in rows])),
+              "CC": pearson_cc(np.concatenate(preds)[:, None], np.concatenate(reals)[:, None]),
+              "std": {key: float(np.std([row[key] for row in rows])) for key in PIXEL_KEYS},
+              **summarise(comparisons), "n_images": len(rows), "images": rows,
+              "star_fluxes": {"real": [f for c in comparisons for f in c.real_fluxes],
+                              "generated": [f for c in comparisons for f in c.fake_fluxes]}}
+    result.pop("colour_error", None)
+    return result
+
+
+def _psnr(mse: float, peak: float) -> float:
+    return 100.0 if mse <= 0 else float(10.0 * math.log10(peak * peak / mse))
