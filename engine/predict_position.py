@@ -23,6 +23,7 @@ from data.sky.hips_quality import calibration
 from data.sky.properties import parse_properties_text
 from data.sky.source import Survey, tile_path
 from data.sky.stretch import to_uint8
+from data.sky.fetch import Retrier
 from data.sky.targets import Target, check_position, resolve_names, safe_file_stem
 from data.sky.tile_grid import tile_pixel_deg, tiles_under
 from util.errors import UserError
@@ -39,9 +40,9 @@ def resolve_target(config) -> Target:
         ra, dec = config.position
         check_position(ra, dec, "--ra/--dec")
         return Target(f"ra{ra:.4f}_dec{dec:+.4f}", ra, dec)
-    found, unknown = resolve_names([config.target], config.sesame_url)
+    found, _ = resolve_names([config.target], not config.offline, config.sesame_url, Retrier(config.fetch))
     if not found:
-        raise UserError(f"--target {config.target}: unknown name (OpenNGC{', Sesame' if config.sesame_url else ''})")
+        raise UserError(f"--target {config.target}: unknown name (OpenNGC{'' if config.offline else ', Sesame'})")
     return found[0]
 
 

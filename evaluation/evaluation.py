@@ -197,7 +197,8 @@ def average_runs(runs: list[dict]) -> dict:
     if len(runs) == 1:
         return runs[0]
     keys = PIXEL_KEYS + PHOTOMETRY_KEYS + ("false_source_rate", "completeness", "n_generated_sources")
-    merged = {**runs[0], "runs": [{key: run.get(key) for key in keys} for run in runs]}
+    merged = {**runs[0], "runs": [{**({"seed": run["seed"]} if "seed" in run else {}),
+                                   **{key: run.get(key) for key in keys}} for run in runs]}
     for key in keys:
         if key != "n_sources":  # detected in the real targets: the same for every run
             merged[key] = _mean([run.get(key) for run in runs])

@@ -4,7 +4,9 @@ Two variants are compared image by image (the same test images): for each metric
 paired differences and its standard error. A difference counts only when it exceeds N_SIGMA standard
 errors over at least MIN_IMAGES images and a minimal size (MIN_EFFECT); anything smaller is
 "no clear difference", whatever its sign.
-Training noise (a second run with another seed) is not measured here and is said so.
+When each variant was trained several times (seeds), a difference must also exceed N_SIGMA standard
+errors of the retraining spread; with one training each, the sentences say that training noise is not
+included.
 """
 from __future__ import annotations
 
@@ -85,7 +87,7 @@ def minimal_sizes(min_effect: dict[str, float] | None = None) -> str:
     together: 'L1 0.002, PSNR 0.2 dB, SSIM and CC 0.005, ...'."""
     groups: list[tuple[list[str], str]] = []
     for key, size in {**MIN_EFFECT, **(min_effect or {})}.items():
-        value = f"{size:g}{METRIC_UNITS.get(key, '')}"
+        value = f"{size:.3g}{METRIC_UNITS.get(key, '')}"
         if groups and groups[-1][1] == value:
             groups[-1][0].append(METRIC_NAMES.get(key, key))
         else:
@@ -101,9 +103,9 @@ def describe(comparison: dict[str, dict]) -> str:
         if not keys:
             continue
         if call == "no clear difference":
-            parts.append(f"no clear difference in {_list(keys)}")
+            parts.append(f"no clear difference in {_list([METRIC_NAMES.get(k, k) for k in keys])}")
         else:
-            details = [f"{k} ({_fmt(comparison[k]['from'])} -> {_fmt(comparison[k]['to'])}, "
+            details = [f"{METRIC_NAMES.get(k, k)} ({_fmt(comparison[k]['from'])} -> {_fmt(comparison[k]['to'])}, "
                        f"paired diff {_fmt(comparison[k]['diff'])} +- {_fmt(comparison[k]['se'])})" for k in keys]
             parts.append(f"{call} in {_list(details)}")
     return "; ".join(parts) if parts else "nothing to compare"

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from data.sky.cli import parse_shard
+from data.sky import services
 from data.sky.fetch import FetchSettings
 from data.sky.stretch import STRETCHES, StretchSettings, parse_cuts
 from util.cli import ArgumentParser
@@ -51,8 +52,9 @@ class PredictConfig:
     stretch: StretchSettings = field(default_factory=StretchSettings)
     black_is_blank: bool | None = None
     fetch: FetchSettings = field(default_factory=FetchSettings)
-    mocserver_url: str = "https://alasky.cds.unistra.fr/MocServer/query"
-    sesame_url: str | None = "https://cds.unistra.fr/cgi-bin/nph-sesame/-oI/A"
+    mocserver_url: str = services.MOCSERVER_URL
+    sesame_url: str | None = services.SESAME_URL
+    offline: bool = False
     progress: bool = True
 
 
@@ -99,8 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=20.0)
     p.add_argument("--retries", type=int, default=4)
     p.add_argument("--offline", action="store_true", help="never ask Sesame for names OpenNGC lacks")
-    p.add_argument("--mocserver_url", default="https://alasky.cds.unistra.fr/MocServer/query")
-    p.add_argument("--sesame_url", default="https://cds.unistra.fr/cgi-bin/nph-sesame/-oI/A")
+    p.add_argument("--mocserver_url", default=services.MOCSERVER_URL)
+    p.add_argument("--sesame_url", default=services.SESAME_URL,
+                   help="Sesame base URL in astropy's format (default: astropy's CDS servers)")
     p.add_argument("--no_progress", action="store_true")
     return p
 
@@ -179,5 +182,5 @@ def parse_config(argv: list[str] | None = None) -> PredictConfig:
         black_is_blank={"auto": None, "yes": True, "no": False}[args.black_is_blank],
         fetch=FetchSettings(cache_dir=Path(args.cache_dir) if args.cache_dir else None, timeout_s=args.timeout,
                             retries=max(0, args.retries)),
-        mocserver_url=args.mocserver_url, sesame_url=None if args.offline else args.sesame_url,
+        mocserver_url=args.mocserver_url, sesame_url=args.sesame_url, offline=args.offline,
         progress=not args.no_progress)
