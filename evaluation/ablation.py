@@ -104,13 +104,6 @@ def variant_label(panels: tuple[int, ...], band_names: dict[int, str]) -> str:
     return f"{count} ({' + '.join(band_names.get(p, f'panel {p}') for p in panels)})"
 
 
-def survey_name(survey: str) -> str:
-    """Short band name of a survey given as a folder, URL or CDS ID ('CDS/P/DSS2/red' -> 'DSS2/red')."""
-    if survey.startswith("CDS/"):
-        return survey.split("/", 2)[-1]
-    return survey.rstrip("/").split("/")[-1] or survey
-
-
 def panel_channel_counts(dataset_dir: Path, phase: str = "train", n_probe: int = 5) -> list[int]:
     """Channels of each panel as the data really holds them: 1 when its RGB channels are equal in every
     probed image (a grey band), else 3. Panel count = width / height."""

@@ -21,6 +21,7 @@ from evaluation.evaluation import average_runs, evaluate_folder, format_table, w
 from evaluation.metrics import SSIM_SIGMA, SSIM_TRUNCATE
 from evaluation.photometry import PhotometryConfig
 from evaluation.stages import Stages
+from data.sky.source import survey_name
 from util.errors import UserError
 
 SYNTHETIC_BANDS = {0: "optical RGB", 1: "optical grey low-res", 2: "UV", 3: "IR"}
@@ -43,22 +44,12 @@ def build_dataset(args: argparse.Namespace, budget: ablation.Budget, stages: Sta
         surveys = [s if "://" in s or s.startswith("CDS/") else str(Path(s).resolve()) for s in args.surveys]
         params = {"kind": "sky", "surveys": surveys, "n_samples": budget.n_samples, "fov": fov,
                   "size": budget.size, "split": args.split, "min_coverage": args.min_coverage, "seed": args.seed}
-        names = {i: ablation.survey_name(s) for i, s in enumerate(args.surveys)}
+        names = {i: survey_name(s) for i, s in enumerate(args.surveys)}
         command = [sys.executable, str(ablation.REPO / "aladin_data.py"), "--surveys", *surveys,
                    "--sample", str(budget.n_samples), "--fov", str(fov), "--size", str(budget.size),
                    "--out", str(dataset), "--split", args.split, "--min_coverage", str(args.min_coverage), "--seed", str(args.seed)]
-    if stages.done("dataset", params) and any((dataset / "test").glob("*.png")):
-        stages.say(f"dataset: already built in {dataset}")
-        return dataset, names
-    if dataset.exists():
-        shutil.rmtree(dataset)  # built with other settings (or half-way): start again
-    stages.say(f"dataset: building {dataset} ({'synthetic black-body sky' if args.synthetic else ', '.join(names.values())})")
-    stages.run("dataset", command)
-    for phase in ("train", "test"):
-        if not any((dataset / phase).glob("*.png")):
-            raise UserError(f"the dataset has no {phase} images in {dataset / phase}; "
-                            f"use more samples (--n_samples) or another --split")
-    stages.mark("dataset", params)
+    kind = "synthetic black-body sky" if args.synthetic else ", ".join(names.values())
+    stages.build_folder("dataset", params, command, dataset, "*.png", f"building {dataset} ({kind})")
     return dataset, names
 
 

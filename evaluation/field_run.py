@@ -54,18 +54,8 @@ def build_dataset(args: argparse.Namespace, field: field_plan.Field, budget: abl
     command = field_plan.dataset_command(sys.executable, field, dataset, budget, args.split, args.min_coverage,
                                          args.seed)
     params = {"kind": "fits_field", "command": command[1:]}
-    if stages.done("dataset", params) and any((dataset / "test").glob("*.fits")):
-        stages.say(f"dataset: already built in {dataset}")
-        return dataset, params
-    if dataset.exists():
-        shutil.rmtree(dataset)  # built with other settings (or half-way): start again
-    stages.say(f"dataset: cutting {budget.n_samples} fields of {budget.size} px out of {', '.join(field.bands)}")
-    stages.run("dataset", command)
-    for phase in ("train", "test"):
-        if not any((dataset / phase).glob("*.fits")):
-            raise UserError(f"the dataset has no {phase} cubes in {dataset / phase}; use more --n_samples "
-                            f"or another --split")
-    stages.mark("dataset", params)
+    stages.build_folder("dataset", params, command, dataset, "*.fits",
+                        f"cutting {budget.n_samples} fields of {budget.size} px out of {', '.join(field.bands)}")
     return dataset, params
 
 

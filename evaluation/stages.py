@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -56,6 +57,23 @@ class Stages:
 
     def mark(self, stage: str, params: dict) -> None:
         atomic_write_text(self.stamp_path(stage), json.dumps(params, indent=1, sort_keys=True) + "\n")
+
+    def build_folder(self, stage: str, params: dict, command: list[str], folder: Path, pattern: str,
+                     description: str) -> None:
+        """Run `command` to fill `folder` (train/ and test/ files matching `pattern`) unless that was
+        already done with the same `params`; a folder built with other settings, or half-way, is redone."""
+        if self.done(stage, params) and any((folder / "test").glob(pattern)):
+            self.say(f"{stage}: already built in {folder}")
+            return
+        if folder.exists():
+            shutil.rmtree(folder)
+        self.say(f"{stage}: {description}")
+        self.run(stage, command)
+        for phase in ("train", "test"):
+            if not any((folder / phase).glob(pattern)):
+                raise UserError(f"the {stage} has no {phase} files in {folder / phase}; use more samples "
+                                f"(--n_samples) or another --split")
+        self.mark(stage, params)
 
     def log_path(self, stage: str) -> Path:
         return self.out / "logs" / f"{stage}.log"

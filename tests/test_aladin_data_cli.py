@@ -216,3 +216,14 @@ def test_unwritable_output_and_unsupported_format(tmp_path):
     with pytest.raises(UserError, match="unsupported"):
         cli_main(["--surveys", str(hips), "--sample", "1", "--fov", "1", "--size", "16",
                   "--out", str(tmp_path / "o"), "--quiet"])
+
+
+def test_progress_in_a_log_is_one_line_not_redraws(tmp_path):
+    """stderr piped (a log, CI, nohup): no tqdm redraws with carriage returns, one line for the stage."""
+    out = tmp_path / "logged"
+    done = subprocess.run([sys.executable, str(REPO / "aladin_data.py"), "--surveys", *FOUR[:2], "--sample", "6",
+                           "--fov", "1.8", "--size", "32", "--out", str(out), "--seed", "1"], cwd=REPO,
+                          capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr
+    assert "\r" not in done.stderr
+    assert any(line.startswith("cutouts: ") and " target in " in line for line in done.stderr.splitlines())

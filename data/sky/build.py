@@ -217,12 +217,12 @@ def _save_manifest(path: Path, rows: dict, cols: list[str]) -> UserError | None:
 
 def _run(config: BuildConfig, renderer: Renderer, todo: list[Item], rows: dict, cols: list[str],
          manifest_name: str, summary: Summary) -> None:
-    from tqdm import tqdm
+    from util.progress import progress
 
     manifest_path = config.out / manifest_name
     chunk = 16 if config.backend == "aladin" else 4
     chunks = [todo[i:i + chunk] for i in range(0, len(todo), chunk)]
-    bar = tqdm(total=len(todo), unit="target", disable=not config.progress, file=sys.stderr, leave=False)
+    bar = progress(total=len(todo), desc="cutouts", unit="target", enabled=config.progress, leave=False)
     last_save = time.monotonic()
     stopped = None
 

@@ -83,5 +83,3 @@ def test_labels_name_the_bands():
     names = {1: "GLIMPSE360", 2: "Planck-HFI143"}
     assert ablation.variant_label((1, 2), names) == "2 bands (GLIMPSE360 + Planck-HFI143)"
     assert ablation.variant_name((1, 2)) == "bands_1-2"
-    assert ablation.survey_name("data/sky_samples/DSS2Red/") == "DSS2Red"
-    assert ablation.survey_name("CDS/P/DSS2/red") == "DSS2/red"
