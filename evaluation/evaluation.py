@@ -183,7 +183,7 @@ def format_table(rows: list[tuple[str, dict]]) -> str:
     lines = [header]
     for label, m in rows:
         lines.append((label, _cell(m["L1"], 4), _cell(m["PSNR"], 2), _cell(m["SSIM"], 3), _cell(m["CC"], 3),
-                      _cell(m["flux_error"], 3), _cell(m["colour_error"], 3), _cell(m["false_source_rate"], 3),
+                      _cell(m["flux_error"], 3), _cell(m.get("colour_error"), 3), _cell(m["false_source_rate"], 3),
                       _cell(m["completeness"], 3), str(m["n_sources"])))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(line, widths)))

@@ -21,8 +21,7 @@ import numpy as np
 from evaluation import ablation, field_plan
 from evaluation.evaluation import average_runs
 from evaluation.field_report import FieldRun, write_field_report
-from evaluation.references import (LinearFit, best_correlated, fit_linear, flat_level, level_ratio, sample_pixels,
-                                   training_cubes)
+from evaluation.physical_eval import fit_references
 from evaluation.science import AsinhStretch, data_range, load_items, score_predictions
 from evaluation.stages import Stages
 from util.errors import UserError
@@ -108,33 +107,6 @@ def score_runs(trainings: list[Training], folders: dict[str, Path]) -> tuple[dic
     return by_variant, items, stretch, peak, first_run.units.get(0, "")
 
 
-def fit_references(dataset: Path, variants: list[tuple[int, ...]], bands: dict[int, str], items: list,
-                   stretch: AsinhStretch, peak: float, reference_band: int | None, seed: int) -> list[dict]:
-    """The no-model references, fitted on training cubes, applied to the test items, scored alike."""
-    widest = max(variants, key=len)
-    planes = tuple(sorted({0, *[p for v in variants for p in v]}))
-    pixels = sample_pixels(training_cubes(dataset), planes, seed=seed)
-    band = reference_band if reference_band is not None else best_correlated(pixels, 0, widest)
-    if band not in widest:
-        raise UserError(f"--reference_band {band} is not an input band of the variants ({list(widest)})")
-    level, ratio = flat_level(pixels, 0), level_ratio(pixels, 0, band)
-
-    def scored(predict) -> dict:
-        return {**score_predictions([(i.stem, predict(i), i.real) for i in items], stretch, peak),
-                "deterministic": True}
-
-    refs = [{"name": "flat", "label": f"flat image (training median {level:.4g})", "level": level,
-             **scored(lambda i: np.full(i.real.shape, level))},
-            {"name": "input_resampled", "label": f"{bands[band]} resampled, x {ratio:.4g} (training medians)",
-             "input_panels": [band], "scale": ratio, **scored(lambda i: i.inputs[band] * ratio)}]
-    for inputs in variants:
-        fit: LinearFit = fit_linear(pixels, 0, inputs)
-        refs.append({"name": "linear_fit", "label": f"linear fit ({' + '.join(bands[p] for p in inputs)})",
-                     "input_panels": list(inputs), "coefficients": list(fit.coefficients), "intercept": fit.intercept,
-                     "formula": fit.describe(bands), **scored(lambda i: fit.predict(i.inputs))})
-    return refs
-
-
 def run_field(args: argparse.Namespace) -> dict:
     """Every stage for the parsed command line of scripts/run_ablation.py (default mode)."""
     field = (field_plan.field_from_surveys(args.surveys, args.pixel_arcsec) if args.surveys
@@ -157,7 +129,7 @@ def run_field(args: argparse.Namespace) -> dict:
     folders = train_and_test(trainings, dataset, budget, args, stages, dataset_params)
     stages.say("scoring in physical units and fitting the references on the training cubes")
     by_variant, items, stretch, peak, unit = score_runs(trainings, folders)
-    references = fit_references(dataset, variants, bands, items, stretch, peak, args.reference_band, args.seed)
+    references = fit_references(dataset, 0, variants, bands, items, stretch, peak, args.reference_band, args.seed)
     runs = []
     for inputs in variants:
         group = [t for t in trainings if t.inputs == inputs]
