@@ -32,6 +32,7 @@ class Budget:
     n_epochs: int
     n_epochs_decay: int
     batch_size: int = 1
+    lr: float = 0.0002  # Adam's learning rate (upstream's default for batch 1)
 
 
 BUDGETS = {
@@ -67,6 +68,8 @@ def make_budget_from(presets: dict[str, Budget], name: str, **overrides) -> Budg
     for key in ("n_samples", "size", "ngf", "ndf", "crop_size", "batch_size"):
         if getattr(budget, key) < 1:
             raise UserError(f"--{key} must be at least 1, got {getattr(budget, key)}")
+    if not 0 < budget.lr <= 1:
+        raise UserError(f"--lr must be in (0, 1], got {budget.lr}")
     if budget.n_epochs < 1 or budget.n_epochs_decay < 0 or budget.n_test < (1 if presets is BUDGETS else 0):
         raise UserError("--n_epochs and --n_test must be at least 1 and --n_epochs_decay not negative")
     if budget.crop_size > budget.size:
@@ -149,7 +152,7 @@ def train_command(python: str, dataroot: Path, name: str, checkpoints: Path, pan
     return [python, str(REPO / "train.py"), "--dataroot", str(dataroot), "--name", name,
             "--checkpoints_dir", str(checkpoints), *model_args(panels, channels, budget),
             "--load_size", str(budget.size), "--crop_size", str(budget.crop_size),
-            "--batch_size", str(budget.batch_size),
+            "--batch_size", str(budget.batch_size), "--lr", f"{budget.lr:g}",
             "--n_epochs", str(budget.n_epochs), "--n_epochs_decay", str(budget.n_epochs_decay),
             "--save_epoch_freq", str(epochs + 1), "--print_freq", every(samples // 100),
             "--display_freq", every(n_train), "--display_id", "0", "--num_threads", "0",

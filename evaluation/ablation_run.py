@@ -132,7 +132,7 @@ def run(args: argparse.Namespace) -> dict:
     budget = ablation.make_budget(args.budget, n_samples=args.n_samples, n_test=args.n_test, size=args.size,
                                   netG=args.netG, ngf=args.ngf, ndf=args.ndf, crop_size=args.crop_size,
                                   n_epochs=args.n_epochs, n_epochs_decay=args.n_epochs_decay,
-                                  batch_size=args.batch_size)
+                                  batch_size=args.batch_size, lr=args.lr)
     variants = ablation.parse_variants(args.variants)
     out = Path(args.out or ("runs/ablation_synthetic" if args.synthetic else "runs/ablation")).resolve()
     try:

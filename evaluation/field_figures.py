@@ -88,7 +88,7 @@ def plot_residuals(items: list[ScienceItem], runs: list[VariantLike], generated:
     shown = None
     for r, row in enumerate(maps):
         for c, residual in enumerate(row):
-            shown = _show(axes[r, c], residual, _short(titles[c]) if r == 0 else None, cmap="RdBu_r",
+            shown = _show(axes[r, c], residual, _short(titles[c], 18) if r == 0 else None, cmap="RdBu_r",
                           vmin=-scale, vmax=scale)
         axes[r, 0].set_ylabel(items[r].stem, fontsize=7)
     bar = fig.colorbar(shown, ax=axes, shrink=0.8)
@@ -105,7 +105,8 @@ def plot_flux_scatter(runs: list[VariantLike], linear_fit: dict, unit: str, png:
     if not panels:
         return False
     reals = np.concatenate([np.asarray(m["star_fluxes"]["real"]) for _, m in panels])
-    low, high = float(np.min(reals[reals > 0])) / 2, float(np.max(reals)) * 2
+    reals = reals[reals > 0]
+    low, high = float(np.percentile(reals, 1)) / 3, float(np.max(reals)) * 2  # a stray faint detection aside
     fig = new_figure(3.0 * len(panels), 3.3)
     axes = np.atleast_1d(fig.subplots(1, len(panels), squeeze=False).ravel())
     for ax, (label, metrics) in zip(axes, panels):

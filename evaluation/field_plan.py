@@ -36,15 +36,16 @@ GALACTIC_CENTRE = Field(
     bands=("2MASS Ks", "2MASS J", "2MASS H", "MSX 21um"),
     pixel_arcsec=5.0)
 
-# batch 4 of 64-px cutouts; "small" is the default demo (well under 15 minutes on 2 CPU cores, two
-# trainings side by side); "tiny" is for the tests
+# 64-px cutouts. "small" is the default demo: six trainings (3 variants x 2 seeds), two side by side,
+# well under 15 minutes on 2 CPU cores. Batch 16 trains about 1.6x more cutouts per second than batch 4
+# on a CPU; the learning rate grows with it (4 x upstream's 2e-4 for 4 x the batch). "tiny" is for tests.
 FIELD_BUDGETS = {
     "tiny": Budget(n_samples=40, n_test=0, size=64, netG="unet_64", ngf=8, ndf=8, crop_size=64,
                    n_epochs=1, n_epochs_decay=0, batch_size=4),
     "small": Budget(n_samples=600, n_test=0, size=64, netG="unet_64", ngf=32, ndf=32, crop_size=64,
-                    n_epochs=6, n_epochs_decay=4, batch_size=4),
-    "medium": Budget(n_samples=1500, n_test=0, size=64, netG="unet_64", ngf=64, ndf=64, crop_size=64,
-                     n_epochs=25, n_epochs_decay=15, batch_size=4),
+                    n_epochs=12, n_epochs_decay=8, batch_size=16, lr=0.0008),
+    "medium": Budget(n_samples=1500, n_test=0, size=64, netG="unet_64", ngf=48, ndf=48, crop_size=64,
+                     n_epochs=30, n_epochs_decay=20, batch_size=16, lr=0.0008),
 }
 
 
@@ -89,7 +90,7 @@ def train_command(python: str, dataroot: Path, name: str, checkpoints: Path, inp
     return [python, str(REPO / "train.py"), "--dataroot", str(dataroot), "--name", name,
             "--checkpoints_dir", str(checkpoints), *model_args(inputs, budget),
             "--preprocess", "crop", "--load_size", str(budget.size), "--crop_size", str(budget.crop_size),
-            "--batch_size", str(budget.batch_size), "--n_epochs", str(budget.n_epochs),
+            "--batch_size", str(budget.batch_size), "--lr", f"{budget.lr:g}", "--n_epochs", str(budget.n_epochs),
             "--n_epochs_decay", str(budget.n_epochs_decay), "--save_epoch_freq", str(epochs + 1),
             "--print_freq", every(max(1, n_train * epochs // 50)), "--display_freq", every(n_train),
             "--display_id", "0", "--num_threads", "0", "--seed", str(seed), *extra]

@@ -163,7 +163,7 @@ def intro_text(runs: list[FieldRun], references: list[dict], bands: dict[int, st
         f"Every variant: pix2pix on the float cubes (--dataset_mode fits_aligned, per-band asinh normalisation fitted "
         f"on the training set), {html.escape(str(budget.get('netG')))}, ngf {budget.get('ngf')}, "
         f"{budget.get('n_epochs', 0) + budget.get('n_epochs_decay', 0)} epochs, trained with "
-        f"{len(runs[0].seeds)} seed(s) each; the whole run took {settings.get('minutes', 0):.1f} min.",
+        f"{len(runs[0].seeds)} seed(s) each; this invocation took {settings.get('minutes', 0):.1f} min (finished stages are reused).",
         "References, fitted on the training cubes only and scored like the models: "
         + "; ".join(html.escape(r["label"]) + (f" [{html.escape(r['formula'])}]" if r.get("formula") else "")
                     for r in references) + ".",

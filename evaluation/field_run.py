@@ -114,7 +114,7 @@ def run_field(args: argparse.Namespace) -> dict:
     budget = field_plan.make_field_budget(args.budget, n_samples=args.n_samples, size=args.size, netG=args.netG,
                                           ngf=args.ngf, ndf=args.ndf, crop_size=args.crop_size,
                                           n_epochs=args.n_epochs, n_epochs_decay=args.n_epochs_decay,
-                                          batch_size=args.batch_size)
+                                          batch_size=args.batch_size, lr=args.lr)
     variants = ablation.parse_variants(args.variants or field.default_variants)
     if max(max(v) for v in variants) >= len(field.surveys):
         raise UserError(f"--variants names plane {max(max(v) for v in variants)} but there are "

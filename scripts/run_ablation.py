@@ -54,6 +54,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for key in ("n_samples", "n_test", "size", "ngf", "ndf", "crop_size", "n_epochs", "n_epochs_decay", "batch_size"):
         parser.add_argument(f"--{key}", type=int, default=None, help="overrides the budget preset")
     parser.add_argument("--netG", default=None, help="overrides the budget preset")
+    parser.add_argument("--lr", type=float, default=None, help="overrides the budget preset's learning rate")
     parser.add_argument("--gpu_ids", default=None, help="passed to train.py/test.py (-1 = CPU)")
     parser.add_argument("--repeats", type=int, default=2,
                         help="trainings of each variant, with seeds seed, seed+1, ...: the verdict weighs gains "

@@ -240,3 +240,22 @@ def test_writer_undoes_any_crop_and_flip(tmp_path):
         assert np.array_equal(np.isnan(data), np.isnan(expected))
         np.testing.assert_allclose(data[~np.isnan(data)], expected[~np.isnan(expected)], rtol=1e-5, atol=1e-4)
     assert seen == {True, False}
+
+
+def test_evaluate_scores_fits_results_in_the_band_unit_against_references(sample_run):
+    work, data = sample_run
+    results = work / "results" / "sky" / "test_latest"
+    done = run("scripts/evaluate.py", "--results_dir", results, cwd=work)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "in the band's unit" in done.stdout and "linear fit (" in done.stdout
+    physical = json.loads((results / "metrics.json").read_text())["physical"]
+    assert [ref["name"] for ref in physical["references"]] == ["flat", "input_resampled", "linear_fit"]
+    flat, band, fit = physical["references"]
+    assert fit["input_panels"] == [1, 2, 3, 4] and len(fit["coefficients"]) == 4
+    assert band["input_panels"][0] in (1, 2, 3, 4)
+    assert flat["CC"] == 0.0 and -1.0 <= fit["CC"] <= 1.0 and fit["L1"] > 0.0
+    model = physical["model"]
+    assert "images" not in model and model["n_images"] == len(list((data / "test").glob("*.fits")))
+    # L1 in the band's unit: the 8-bit score is in [0, 1], the physical one is not
+    cube_values = np.concatenate([fits.getdata(p)[0].ravel() for p in (data / "test").glob("*.fits")])
+    assert model["L1"] > 1.0 and model["L1"] < float(np.nanmax(cube_values) - np.nanmin(cube_values))
