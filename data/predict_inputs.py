@@ -161,6 +161,7 @@ class TrainingData:
     source: str
     surveys: tuple[str, ...] = ()
     size: int | None = None  # panel size of the training images, px
+    dataroot: str | None = None  # the training set's folder (manifest.csv: splits by sky cell)
 
 
 def _dataroot_candidates(dataroot: str, checkpoints_dir: str) -> list[Path]:
@@ -185,7 +186,7 @@ def training_data(opt) -> TrainingData:
             seen = size if opt.dataset_mode == "fits_aligned" else size_before_crop(opt, (size, size))[0]
             surveys = tuple(rows[0].get("surveys", "").split(";")) if rows[0].get("surveys") else ()
             return TrainingData(fov / seen, f"{root / 'manifest.csv'} (fov {fov:g} deg / {seen} px)", surveys,
-                                size)
+                                size, str(root.resolve()))
         cube = next(iter(sorted((root / "train").glob("*.fits"))), None) if (root / "train").is_dir() else None
         if cube is not None:
             scale = _cube_pixel_deg(cube)

@@ -154,21 +154,40 @@ def region_cuts(engines, ra: float, dec: float, radius: float, stretch: StretchS
     return tuple(cuts)
 
 
-def calibrate(root, std_root, settings: RenderSettings, tiles: list[int], stride: int = 2):
-    """data.sky.hips_quality.calibration of written tiles (mean, and std when std_root) against
-    settings.truth rendered on the same tile pixels; every `stride`-th pixel per axis is used."""
+@dataclass
+class TruthSample:
+    """Written tiles and the real band on the same pixels (1-D arrays), with the pixels' ICRS positions."""
+
+    mean: np.ndarray
+    std: np.ndarray | None
+    truth: np.ndarray
+    ra: np.ndarray
+    dec: np.ndarray
+
+
+def sample_truth(root, std_root, settings: RenderSettings, tiles: list[int], stride: int = 2,
+                 keep=None) -> TruthSample:
+    """The written mean (and std when std_root) of these tiles beside settings.truth rendered on the same
+    tile pixels; every `stride`-th pixel per axis is used. keep(ipix, truth): called with each tile's
+    whole truth (to write it as a HiPS)."""
     from data.sky.hips_out import read_fits_tile
-    from data.sky.hips_quality import calibration
 
     renderer = TileRenderer(settings)
-    means, stds, truths = [], [], []
+    parts: dict[str, list[np.ndarray]] = {"mean": [], "std": [], "truth": [], "ra": [], "dec": []}
     step = (slice(None, None, stride),) * 2
     for ipix in tiles:
-        means.append(read_fits_tile(root, settings.order, ipix)[step].ravel())
+        ra, dec = tile_sky(ipix, settings.order, settings.width, 0)
+        parts["mean"].append(read_fits_tile(root, settings.order, ipix)[step].ravel())
         if std_root is not None:
-            stds.append(read_fits_tile(std_root, settings.order, ipix)[step].ravel())
-        truths.append(renderer.truth(ipix)[step].ravel())
-    return calibration(np.concatenate(means), np.concatenate(stds) if stds else None, np.concatenate(truths))
+            parts["std"].append(read_fits_tile(std_root, settings.order, ipix)[step].ravel())
+        truth = renderer.truth(ipix)
+        if keep is not None:
+            keep(ipix, truth)
+        parts["truth"].append(truth[step].ravel())
+        parts["ra"].append(ra[step].ravel())
+        parts["dec"].append(dec[step].ravel())
+    joined = {k: np.concatenate(v) if v else None for k, v in parts.items()}
+    return TruthSample(joined["mean"], joined["std"], joined["truth"], joined["ra"], joined["dec"])
 
 
 # ---- worker processes ------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from data.predict_inputs import display_stretch
 from data.sky.build import check_writable
 from data.sky.engine import CutoutEngine
 from data.sky.geometry import OutputGrid, make_wcs, pixel_sky_coords
-from data.sky.hips_out import fits_tile_bytes, png_tile_bytes, properties_text
+from data.sky.hips_out import fits_tile_bytes, png_tile_bytes, properties_text, spread_stretch
 from data.sky.hips_quality import calibration
 from data.sky.properties import parse_properties_text
 from data.sky.source import Survey, tile_path
@@ -109,7 +109,7 @@ def fits_cards(session: Session, target: Target, has_std: bool) -> list[tuple[st
     if has_std:
         cards += [("PLNAM2", f"std of {c.uncertainty} passes"[:68], "plane 2: uncertainty"),
                   ("PLUNI2", model.unit[:68], ""), ("NPASS", c.uncertainty, "stochastic passes (dropout on)"),
-                  ("STDSCALE", c.std_scale, "factor applied to the std")]
+                  ("STDSCALE", c.std_scale.describe()[:68], "factor applied to the std (spread model)")]
     cards += [("OBJECT", target.name[:68], "field centre"), ("ORIGIN", "skytrans predict_sky.py", "generated"),
               ("MODEL", f"{opt.model} {opt.netG}"[:68], "model and generator"),
               ("EXPNAME", str(opt.name)[-68:], "experiment (--name)"),
@@ -155,8 +155,7 @@ def write_page(session: Session, out: Path, stem: str, grid: OutputGrid, band, s
     pictures.append((f"{stem}.png", f"generated {session.model.output_label} ({session.loaded.opt.name})"))
     display = display_stretch(session.model)
     if std is not None:
-        span = session.config.std_scale * (display.high - display.low) / 32.0  # as the uncertainty HiPS
-        atomic_write_bytes(out / f"{stem}_std.png", png_tile_bytes(255.0 * std / span))
+        atomic_write_bytes(out / f"{stem}_std.png", png_tile_bytes(spread_stretch(std).levels(std)))
         pictures.append((f"{stem}_std.png", f"std of {session.config.uncertainty} passes"))
     text = ""
     if figures is not None:

@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 
 from data.predict_inputs import BandModel, display_stretch
-from data.predict_tiles import RenderSettings, calibrate, region_cuts
+from data.predict_tiles import RenderSettings, region_cuts, sample_truth
 from data.sky.build import check_writable
 from data.sky.hips_finish import finish_tree
-from data.sky.hips_out import DisplayStretch, initial_view, remove_stale_temps, tile_done, write_tile, written_tiles
-from data.sky.hips_quality import seam_stats
-from data.sky.hips_out import read_fits_tile
+from data.sky.hips_out import (DisplayStretch, initial_view, read_fits_tile, remove_stale_temps, rewrite_png,
+                               spread_stretch, tile_done, write_tile, written_tiles)
+from data.sky.hips_quality import SpreadModel, seam_stats
 from data.sky.hips_run import (claim_settings, read_record, read_skipped, shard_tiles, skipped_name,
                                write_skipped)
 from data.sky.tile_grid import region_tiles, tile_pixel_deg
@@ -30,8 +30,10 @@ from util.errors import UserError
 from util.fileio import atomic_write_text
 from util.progress import progress
 from engine.predict_session import Session, describe, generate, hips_min_order, prepare, render_stream
+from engine.predict_truth import sky_labels, summary_lines, truth_report, write_report
 
 UNCERTAINTY = "uncertainty"
+TRUTH = "truth"  # the real band on the same tiles (--truth)
 SKIPPED_EVERY_S = 2.0
 SEAM_SAMPLE = 400  # tiles read back for the seam figure at --finish
 
@@ -71,13 +73,13 @@ def make_record(session: Session, cuts) -> dict:
     names = [e.name for e in session.engines]
     display = display_stretch(model)
     # the PNG of the std: 0 .. std_scale x span / 32 (dropout spreads are small; FITS tiles hold the values)
-    std_display = DisplayStretch("linear", 0.0, c.std_scale * (display.high - display.low) / 32.0)
+    std_display = DisplayStretch("linear", 0.0, c.std_scale.typical * (display.high - display.low) / 32.0)
     settings = {
         "model": opt.name, "weights": str(session.loaded.weights.name), "weights_sha256": session.weights_sha256,
         "inputs": [{"survey": spec, "name": e.name, "tile_format": e.tile_format}
                    for spec, e in zip(c.surveys, session.engines)],
         "order": session.order, "tile_width": session.width, "margin": session.margin, "frame": "equatorial",
-        "uncertainty": c.uncertainty, "std_scale": c.std_scale, "seed": c.seed,
+        "uncertainty": c.uncertainty, "std_scale": c.std_scale.as_setting(), "seed": c.seed,
         "stretch": [c.stretch.name, c.stretch.low_percentile, c.stretch.high_percentile],
         "black_is_blank": c.black_is_blank,
     }
@@ -107,7 +109,7 @@ def make_record(session: Session, cuts) -> dict:
         "hips_pixel_scale": f"{tile_pixel_deg(session.order, session.width):.6g}",
     }
     created = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%MZ")
-    return {"settings": settings, "created": created, "input_cuts": list(cuts) if cuts else None, "display": display.as_dict(),
+    return {"settings": settings, "created": created, "training_dataset": session.training.dataroot, "input_cuts": list(cuts) if cuts else None, "display": display.as_dict(),
             "std_display": std_display.as_dict(), "properties": properties, "unit": model.unit,
             "output": {"kind": model.kind, "label": model.output_label, "channels": model.output_channels}}
 
@@ -176,6 +178,23 @@ def write_tiles(session: Session, settings: RenderSettings, record: dict, mine: 
 
 
 # ---- --finish --------------------------------------------------------------------------------
+def spread_sample(root: Path, order: int, tiles: np.ndarray) -> np.ndarray:
+    """Values of up to SEAM_SAMPLE tiles spread evenly over the sorted tile list."""
+    picks = np.unique(np.linspace(0, len(tiles) - 1, min(len(tiles), SEAM_SAMPLE)).astype(int))
+    return np.concatenate([read_fits_tile(root, order, int(tiles[k])).ravel() for k in picks])
+
+
+def std_levels(config, root: Path, order: int, tiles: np.ndarray) -> DisplayStretch:
+    """The std tree's display, from the values written (hips_out.spread_stretch); its deepest PNG tiles are
+    encoded again with it (the run wrote them before the range was known)."""
+    stretch = spread_stretch(spread_sample(root, order, tiles))
+    step = stage_counter(config, len(tiles), f"{root.name}: PNG levels")
+    for ipix in tiles.tolist():
+        rewrite_png(root, order, ipix, stretch)
+        step()
+    return stretch
+
+
 def finish(config, record: dict | None = None) -> int:
     """Lower orders, Allsky, MOC, properties (main tree and uncertainty/), then the report figures."""
     out = config.out
@@ -192,15 +211,15 @@ def finish(config, record: dict | None = None) -> int:
     display = stretch_of(record, "display")
     trees = [(out, display, record["properties"])]
     if settings["uncertainty"]:
-        scaled = f" x {settings['std_scale']:g}, a factor fitted on validation sky" if settings["std_scale"] != 1 else ""
+        spread = SpreadModel.from_setting(settings["std_scale"])
+        scaled = f" {spread.describe()}, fitted on validation sky" if spread != SpreadModel() else ""
         std_props = {**record["properties"], "creator_did": record["properties"]["creator_did"] + "_std",
                      "obs_title": record["properties"]["obs_title"] + " (uncertainty: std of "
                                   f"{settings['uncertainty']} passes{scaled})"}
-        trees.append((out / UNCERTAINTY, stretch_of(record, "std_display"), std_props))
+        trees.append((out / UNCERTAINTY, std_levels(config, out / UNCERTAINTY, order, tiles), std_props))
     for root, stretch, props in trees:
-        low, high = stretch.low, stretch.high
         finish_tree(root, order, props["hips_order_min"], stretch,
-                    {**props, **common, "hips_pixel_cut": f"{low:.6g} {high:.6g}"},
+                    {**props, **common, "hips_pixel_cut": f"{stretch.low:.6g} {stretch.high:.6g}"},
                     progress=lambda label, total: stage_counter(config, total, f"{root.name}: {label}"))
     report = {"tiles": int(len(tiles)), "order": order, "skipped": len(read_skipped(out))}
     sample = {int(t): read_fits_tile(out, order, int(t)) for t in tiles[:SEAM_SAMPLE]}
@@ -210,26 +229,46 @@ def finish(config, record: dict | None = None) -> int:
     say(f"finished {out}: {len(tiles)} tiles of order {order}, orders {record['properties']['hips_order_min']}-"
         f"{order}; seam ratio {seams.ratio:.3f} over {seams.pairs} tile borders")
     if getattr(config, "truth", None):
-        report["calibration"] = evaluate_truth(config, record, tiles)
+        report["calibration"] = evaluate_truth(config, record, tiles, common)
     atomic_write_text(out / "report.json", json.dumps(report, indent=1) + "\n")
     return 0
 
 
-def evaluate_truth(config, record: dict, tiles: np.ndarray) -> dict:
-    """Calibration and agreement against the real band (--truth) on every written tile."""
+def evaluate_truth(config, record: dict, tiles: np.ndarray, common: dict) -> dict:
+    """Agreement per kind of sky and the uncertainty's calibration against the real band (--truth), on
+    every written tile (engine.predict_truth); the real band on the same tiles goes to OUT/truth/, a HiPS
+    with the generated band's display, so Aladin shows both alike."""
     settings = record["settings"]
     output = record["output"]
+    order = settings["order"]
     model = BandModel(output["kind"], (), output["channels"], output["label"], record["unit"])
-    render = RenderSettings((), model, settings["order"], settings["tile_width"], 0, (), config.stretch,
+    render = RenderSettings((), model, order, settings["tile_width"], 0, (), config.stretch,
                             None, config.black_is_blank, config.fetch, config.mocserver_url, config.truth,
                             config.truth_format)
-    result = calibrate(config.out, config.out / UNCERTAINTY if settings["uncertainty"] else None, render,
-                       tiles.tolist())
-    figures = result.as_dict()
-    atomic_write_text(config.out / "calibration.json", json.dumps(figures, indent=1) + "\n")
-    line = f"against {config.truth}: r = {result.pearson_r:.3f} on {result.pixels} pixels"
-    if settings["uncertainty"]:
-        line += (f"; {100 * result.within_1std:.1f}% of real pixels within 1 std (goal 68%); a std scale of "
-                 f"{result.fitted_scale:.3g} would give 68% (--std_scale {Path(config.out) / 'calibration.json'})")
-    say(line)
+    display = stretch_of(record, "display")
+    truth_root = config.out / TRUTH
+    kept = []
+
+    def keep(ipix: int, values: np.ndarray) -> None:
+        if np.isfinite(values).any():
+            write_tile(truth_root, order, ipix, values, display)
+            kept.append(ipix)
+
+    sample = sample_truth(config.out, config.out / UNCERTAINTY if settings["uncertainty"] else None, render,
+                          tiles.tolist(), keep=keep)
+    if kept:
+        props = record["properties"]
+        truth_props = {**props, "creator_did": props["creator_did"] + "_truth",
+                       "obs_title": f"{config.truth} on the tiles of: {props['obs_title']}",
+                       "obs_description": f"The real band {config.truth}, resampled (bilinear) on the tiles of "
+                                          f"the generated HiPS for comparison; not generated.",
+                       "prov_progenitor": str(config.truth)}
+        finish_tree(truth_root, order, props["hips_order_min"], display,
+                    {**truth_props, **common, "hips_pixel_cut": f"{display.low:.6g} {display.high:.6g}"})
+    labels = sky_labels(sample.ra, sample.dec, record.get("training_dataset"))
+    figures = truth_report(sample.mean, sample.std, sample.truth, labels,
+                           SpreadModel.from_setting(settings["std_scale"]))
+    path = write_report(config.out, {"truth": config.truth, **figures})
+    for line in summary_lines(figures, config.truth, path):
+        say(line)
     return figures

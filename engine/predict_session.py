@@ -179,7 +179,7 @@ def _infer(session: Session, batch: list[RenderedTile]) -> Iterator[TileResult]:
         bands = np.stack([physical_output(session.model, outputs[p, b, :, inner, inner])
                           for p in range(outputs.shape[0])])
         mean = bands.mean(axis=0).astype(np.float32)
-        std = (bands.std(axis=0, ddof=1) * c.std_scale).astype(np.float32) if c.uncertainty else None
+        std = (bands.std(axis=0, ddof=1) * c.std_scale.factor(mean)).astype(np.float32) if c.uncertainty else None
         mean[~tile.valid] = np.nan
         if std is not None:
             std[~tile.valid] = np.nan

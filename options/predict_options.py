@@ -14,6 +14,7 @@ from pathlib import Path
 from data.sky.cli import parse_shard
 from data.sky import services
 from data.sky.fetch import FetchSettings
+from data.sky.hips_quality import SpreadModel
 from data.sky.stretch import STRETCHES, StretchSettings, parse_cuts
 from util.cli import ArgumentParser
 from util.errors import UserError
@@ -37,7 +38,7 @@ class PredictConfig:
     tile_width: int = 512
     margin: int | None = None
     uncertainty: int = 0
-    std_scale: float = 1.0
+    std_scale: SpreadModel = field(default_factory=SpreadModel)
     seed: int = 0
     workers: int = 1
     batch_size: int = 4
@@ -78,8 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--margin", type=int, help="context pixels around each tile (default: from the generator)")
     p.add_argument("--uncertainty", type=int, default=0, metavar="N",
                    help="N stochastic passes (dropout on): mean band + std (a second HiPS / FITS plane)")
-    p.add_argument("--std_scale", default="1", help="factor on the std (a number, or a calibration.json "
-                   "whose fitted_std_scale to use)")
+    p.add_argument("--std_scale", default="1", help="factor on the std: a number, or the calibration.json of a "
+                   "--truth run (its spread model fitted on validation sky)")
     p.add_argument("--truth", help="the real target survey: report calibration and agreement on this sky")
     p.add_argument("--truth_format", choices=["jpeg", "png", "fits"], help="tile format of --truth")
     p.add_argument("--seed", type=int, default=0, help="seed of the dropout masks")
@@ -118,24 +119,27 @@ def parse_region(text: str) -> tuple[float, float, float]:
     return ra % 360.0, dec, radius
 
 
-def parse_std_scale(text: str) -> float:
-    """A positive number, or the fitted_std_scale of a calibration.json written by a --truth run."""
+def parse_std_scale(text: str) -> SpreadModel:
+    """A positive number (one factor), or a calibration.json written by a --truth run: its spread model
+    (`std_model`, fitted on validation sky), else its one factor (`fitted_std_scale`)."""
     import json
 
     path = Path(text)
     if path.is_file():
         try:
-            value = float(json.loads(path.read_text())["fitted_std_scale"])
+            figures = json.loads(path.read_text())
+            model = SpreadModel.from_setting(figures["std_model"] if "std_model" in figures
+                                             else figures["fitted_std_scale"])
         except (ValueError, KeyError, TypeError):
-            raise UserError(f"--std_scale {text}: no fitted_std_scale in that file") from None
+            raise UserError(f"--std_scale {text}: no std_model or fitted_std_scale in that file") from None
     else:
         try:
-            value = float(text)
+            model = SpreadModel.constant(float(text))
         except ValueError:
             raise UserError(f"--std_scale {text}: a positive number or a calibration.json") from None
-    if not value > 0:
-        raise UserError(f"--std_scale {text}: must be positive")
-    return value
+    if not all(v > 0 and v < float("inf") for v in model.scale) or len(model.brightness) != len(model.scale):
+        raise UserError(f"--std_scale {text}: factors must be positive and finite")
+    return model
 
 
 def parse_config(argv: list[str] | None = None) -> PredictConfig:

@@ -5,7 +5,8 @@
         --size 400 --out docs/fill-a-gap.png
 
 Each HiPS is opened by Aladin Desktop (headless, under xvfb-run) and its view saved as PNG (the
-docs' screenshot); without Aladin the project's own cutout engine draws the views instead.
+docs' screenshot); without Aladin the project's own cutout engine draws the views instead. A FITS
+image may stand in a HiPS's place: Aladin opens it with its own cuts.
 """
 from __future__ import annotations
 
@@ -20,8 +21,11 @@ import numpy as np  # noqa: E402
 
 from util.errors import UserError, exit_on_user_error  # noqa: E402
 
+FITS_CUT = "log"  # Aladin's transfer function for FITS images (script command cm)
 
-def aladin_views(folders: list[str], grid, work: Path) -> list[np.ndarray]:
+
+def aladin_views(folders: list[str], grids: list, work: Path) -> list[list[np.ndarray]]:
+    """One row of views per grid, left to right as the folders."""
     from PIL import Image
 
     from data.sky.aladin_backend import batch_script, mirror_hips, run_aladin
@@ -30,44 +34,67 @@ def aladin_views(folders: list[str], grid, work: Path) -> list[np.ndarray]:
 
     jobs, pictures = [], []
     for k, folder in enumerate(folders):
-        survey = open_survey(folder)
-        fmt = "png" if "png" in survey.properties.formats else survey.properties.formats[0]
-        mirror = mirror_hips(CutoutEngine(survey, fmt), work / f"hips{k}")
-        pictures.append(work / f"view{k}.png")
-        jobs.append((mirror, [(grid, pictures[-1].with_suffix(".fits"))]))
-    run_aladin(batch_script(jobs), None, 120 + 10 * len(folders), work / "aladin.log")
-    views = []
-    for path in pictures:
-        if not path.is_file():
-            raise UserError(f"Aladin saved no {path.name} (see {work / 'aladin.log'})")
-        with Image.open(path) as image:
-            views.append(np.asarray(image.convert("RGB")))
-    return views
+        if Path(folder).is_file():  # a FITS image: Aladin opens it as it is (its own cuts)
+            shown = Path(folder).resolve()
+        else:
+            survey = open_survey(folder)
+            fmt = "png" if "png" in survey.properties.formats else survey.properties.formats[0]
+            shown = mirror_hips(CutoutEngine(survey, fmt), work / f"hips{k}")
+        names = [work / f"view{k}_{row}.png" for row in range(len(grids))]
+        pictures.append(names)
+        # one load per view: after a crop, Aladin's view shows the crop plane, not the survey
+        jobs += [(shown, [(grid, name.with_suffix(".fits"))]) for grid, name in zip(grids, names)]
+    script = batch_script(jobs)
+    for shown, _ in jobs:
+        if Path(shown).is_file():  # Aladin's linear autocut shows a star field black: a log transfer
+            script = script.replace(f"load {shown}\nsync\n", f"load {shown}\nsync\ncm {FITS_CUT}\n")
+    run_aladin(script, None, 120 + 10 * len(folders) * len(grids), work / "aladin.log")
+    rows = []
+    for row in range(len(grids)):
+        views = []
+        for names in pictures:
+            if not names[row].is_file():
+                raise UserError(f"Aladin saved no {names[row].name} (see {work / 'aladin.log'})")
+            with Image.open(names[row]) as image:
+                views.append(np.asarray(image.convert("RGB")))
+        rows.append(views)
+    return rows
 
 
-def engine_views(folders: list[str], grid) -> list[np.ndarray]:
+def engine_views(folders: list[str], grids: list) -> list[list[np.ndarray]]:
     from data.sky.engine import CutoutEngine
     from data.sky.source import open_survey
+    from data.sky.stretch import StretchSettings, to_uint8
+    from data.sky.surveys import open_engine
 
-    views = []
-    for folder in folders:
-        survey = open_survey(folder)
-        fmt = "png" if "png" in survey.properties.formats else survey.properties.formats[0]
-        values = CutoutEngine(survey, fmt).cutout(grid).values
-        views.append(np.rint(np.clip(np.nan_to_num(values, nan=0.0), 0, 255)).astype(np.uint8).repeat(
-            3 // values.shape[2], axis=2))
-    return views
+    rows = []
+    for grid in grids:
+        views = []
+        for folder in folders:
+            if Path(folder).is_file():  # a FITS image: the builder's 8-bit stretch (0.5-99.5 percentiles)
+                level = to_uint8(open_engine(folder).cutout(grid).values, False, StretchSettings())
+                views.append(np.repeat(level, 3, axis=2))
+                continue
+            survey = open_survey(folder)
+            fmt = "png" if "png" in survey.properties.formats else survey.properties.formats[0]
+            values = CutoutEngine(survey, fmt).cutout(grid).values
+            views.append(np.rint(np.clip(np.nan_to_num(values, nan=0.0), 0, 255)).astype(np.uint8).repeat(
+                3 // values.shape[2], axis=2))
+        rows.append(views)
+    return rows
 
 
-def compose(views: list[np.ndarray], labels: list[str]) -> "Image":
+def compose(rows: list[list[np.ndarray]], labels: list[list[str]]) -> "Image":
     from PIL import Image, ImageDraw
 
-    height, width = views[0].shape[:2]
-    canvas = Image.new("RGB", (len(views) * (width + 8) - 8, height + 22), "white")
+    height, width = rows[0][0].shape[:2]
+    canvas = Image.new("RGB", (len(rows[0]) * (width + 8) - 8, len(rows) * (height + 22)), "white")
     draw = ImageDraw.Draw(canvas)
-    for k, (view, label) in enumerate(zip(views, labels)):
-        canvas.paste(Image.fromarray(view), (k * (width + 8), 22))
-        draw.text((k * (width + 8) + 4, 5), label, fill="black")
+    for r, (views, captions) in enumerate(zip(rows, labels)):
+        top = r * (height + 22)
+        for k, (view, label) in enumerate(zip(views, captions)):
+            canvas.paste(Image.fromarray(view), (k * (width + 8), top + 22))
+            draw.text((k * (width + 8) + 4, top + 5), label, fill="black")
     return canvas
 
 
@@ -77,11 +104,11 @@ def main(argv=None) -> None:
     from data.sky.geometry import OutputGrid
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--hips", nargs="+", required=True, help="HiPS folders, left to right")
+    p.add_argument("--hips", nargs="+", required=True, help="HiPS folders (or FITS images), left to right")
     p.add_argument("--labels", nargs="+", help="one caption per HiPS")
-    p.add_argument("--ra", type=float, required=True)
-    p.add_argument("--dec", type=float, required=True)
-    p.add_argument("--fov", type=float, required=True, help="view width, deg")
+    p.add_argument("--ra", type=float, nargs="+", required=True, help="view centre(s): one row of views each")
+    p.add_argument("--dec", type=float, nargs="+", required=True)
+    p.add_argument("--fov", type=float, nargs="+", required=True, help="view width(s), deg")
     p.add_argument("--size", type=int, default=400)
     p.add_argument("--engine", choices=("auto", "aladin", "builtin"), default="auto")
     p.add_argument("--out", required=True, help="PNG to write")
@@ -89,15 +116,18 @@ def main(argv=None) -> None:
     labels = args.labels or [Path(h).name for h in args.hips]
     if len(labels) != len(args.hips):
         raise UserError("--labels: one per --hips folder")
-    grid = OutputGrid(args.ra, args.dec, args.fov, args.size, args.size)
+    if not len(args.ra) == len(args.dec) == len(args.fov):
+        raise UserError("--ra, --dec, --fov: one value each per row of views")
+    grids = [OutputGrid(ra, dec, fov, args.size, args.size) for ra, dec, fov in zip(args.ra, args.dec, args.fov)]
+    captions = [[f"{label} ({grid.fov:g} deg)" if len(grids) > 1 else label for label in labels] for grid in grids]
     use_aladin = args.engine == "aladin" or (args.engine == "auto" and find_aladin() is not None)
     with tempfile.TemporaryDirectory(prefix="predict-figure-") as tmp:
-        views = aladin_views(args.hips, grid, Path(tmp)) if use_aladin else engine_views(args.hips, grid)
+        rows = aladin_views(args.hips, grids, Path(tmp)) if use_aladin else engine_views(args.hips, grids)
     from util.fileio import atomic_write_bytes
     import io
 
     buffer = io.BytesIO()
-    compose(views, labels).quantize(256).save(buffer, format="PNG", optimize=True)  # a palette keeps docs small
+    compose(rows, captions).quantize(256).save(buffer, format="PNG", optimize=True)  # a palette keeps docs small
     atomic_write_bytes(args.out, buffer.getvalue())
     print(f"wrote {args.out} ({'Aladin Desktop' if use_aladin else 'built-in engine'} views)")
 

@@ -118,3 +118,11 @@ def write_record(out: Path, settings: dict, sources: list[str]) -> None:
     text = json.dumps({"format": RECORD_VERSION, "made_by": "aladin_data.py", "settings": settings,
                        "sources": list(sources)}, indent=1)
     atomic_write_text(out / RECORD, text + "\n")
+
+
+def recorded_settings(out: Path) -> dict:
+    """The settings in out/dataset.json ({} when absent or unreadable)."""
+    try:
+        return dict(json.loads((out / RECORD).read_text(encoding="utf-8")).get("settings", {}))
+    except (OSError, ValueError, AttributeError):
+        return {}

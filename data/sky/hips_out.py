@@ -46,6 +46,20 @@ class DisplayStretch:
         return {"mode": self.mode, "low": self.low, "high": self.high, "softening": self.softening}
 
 
+def spread_stretch(values: np.ndarray) -> DisplayStretch:
+    """Display of an uncertainty map: asinh from 0 to its 99.5th percentile, softened at its median.
+
+    A std is known only once computed (dropout spreads are a few % of the error before calibration,
+    and range over two decades from sky to stars), so its PNG levels come from the values themselves;
+    the FITS tiles hold the numbers."""
+    finite = np.asarray(values, dtype=np.float64)
+    finite = finite[np.isfinite(finite) & (finite > 0)]
+    if not finite.size:
+        return DisplayStretch("linear", 0.0, 1.0)
+    median, high = (float(v) for v in np.percentile(finite, [50.0, 99.5]))
+    return DisplayStretch("asinh", 0.0, max(high, 2 * median), median)
+
+
 # ---- tiles -----------------------------------------------------------------------------------
 def fits_tile_bytes(values: np.ndarray) -> bytes:
     """A float32 FITS tile (no date or other run-dependent cards: same input, same bytes)."""
@@ -73,6 +87,12 @@ def png_tile_bytes(levels: np.ndarray) -> bytes:
 def write_tile(root: Path, order: int, ipix: int, values: np.ndarray, stretch: DisplayStretch) -> None:
     """FITS first, PNG last: a PNG on disk means the tile is complete."""
     atomic_write_bytes(root / tile_path(order, ipix, "fits"), fits_tile_bytes(values))
+    atomic_write_bytes(root / tile_path(order, ipix, "png"), png_tile_bytes(stretch.levels(values)))
+
+
+def rewrite_png(root: Path, order: int, ipix: int, stretch: DisplayStretch) -> None:
+    """A tile's PNG again from its FITS tile, with another display stretch."""
+    values = read_fits_tile(root, order, ipix)
     atomic_write_bytes(root / tile_path(order, ipix, "png"), png_tile_bytes(stretch.levels(values)))
 
 

@@ -66,7 +66,7 @@ def looks_like_hips(out: Path) -> bool:
 
 def clear_tree(out: Path) -> None:
     """Remove what a previous predict run wrote there (only its own files and folders)."""
-    for folder in list(out.glob("Norder*")) + [out / "uncertainty"]:
+    for folder in list(out.glob("Norder*")) + [out / "uncertainty", out / "truth"]:
         if folder.is_dir():
             shutil.rmtree(folder)
     for name in OUR_FILES:

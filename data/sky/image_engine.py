@@ -51,6 +51,9 @@ class ImageEngine:
     # ---- cutouts -------------------------------------------------------------------------------
     def cutout(self, grid: OutputGrid, sky: tuple[np.ndarray, np.ndarray] | None = None,
                shared: dict | None = None) -> Cutout:
+        """The image on `grid`; with `sky` (ICRS positions of the output pixels, (H, W)) the image is sampled
+        at exactly those positions, bilinearly (a HEALPix tile's pixels follow no WCS), not on the grid's
+        TAN projection."""
         shared = {} if shared is None else shared
         if "wcs" not in shared:
             shared["wcs"] = make_wcs(grid)
@@ -66,7 +69,10 @@ class ImageEngine:
             margin = 0.5 * grid.pixel_deg / piece.pixel_deg + 2.0
             box = piece.box(lon, lat, margin)
             if box is not None:
-                values = self._reproject(piece, box, shared["wcs"], shape)[::-1]  # FITS rows -> north up
+                if sky is not None:  # arbitrary pixel positions (HEALPix tiles): no output WCS to reproject to
+                    values = sample_bilinear(piece, sky, lon, lat)
+                else:
+                    values = self._reproject(piece, box, shared["wcs"], shape)[::-1]  # FITS rows -> north up
                 parts.append((piece, values, lon, lat))
         if not parts:
             values = np.full(shape, np.nan, dtype=np.float32)
@@ -105,6 +111,37 @@ class ImageEngine:
                 moc = part if moc is None else moc.union(part)
             self._footprint = footprint_from_uniq(np.asarray(moc.uniq_hpx, dtype=np.int64), "equatorial")
         return self._footprint
+
+
+def sample_bilinear(piece: ImagePiece, sky: tuple[np.ndarray, np.ndarray], lon: np.ndarray,
+                    lat: np.ndarray) -> np.ndarray:
+    """The piece's values at ICRS positions `sky` ((lon, lat): the same in the piece's frame key), bilinear,
+    (H, W) float32; NaN off the image.
+
+    The same interpolation as reproject_interp (scipy's order-1 map_coordinates; positions in the outer
+    half of an edge pixel take the edge's value; a NaN neighbour gives NaN; frames converted exactly by
+    astropy, e.g. ICRS -> FK5, 20 mas), which needs an output WCS: tested equal to it on a TAN grid.
+    Used for grids without a WCS, such as HEALPix tiles.
+    """
+    import astropy.units as u
+    from astropy.coordinates import SkyCoord
+    from scipy.ndimage import map_coordinates
+
+    near = np.isfinite(piece.pixels_of(lon, lat)[0])  # within the image's reach: no fold-back
+    x = np.full(near.shape, np.nan)
+    y = np.full(near.shape, np.nan)
+    if near.any():
+        ra, dec = (np.ravel(v)[near] for v in sky)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            x[near], y[near] = piece.wcs.world_to_pixel(SkyCoord(ra * u.deg, dec * u.deg, frame="icrs"))
+    height, width = piece.shape
+    with np.errstate(invalid="ignore"):
+        inside = (x >= -0.5) & (x <= width - 0.5) & (y >= -0.5) & (y <= height - 0.5)
+    coords = np.stack([np.clip(np.where(inside, y, 0.0), 0, height - 1), np.clip(np.where(inside, x, 0.0), 0, width - 1)])
+    values = map_coordinates(piece.data, coords, order=1, mode="constant", cval=np.nan)
+    values[~inside] = np.nan
+    return values.reshape(np.shape(lon)).astype(np.float32)
 
 
 def feathered_mean(parts) -> np.ndarray:

@@ -113,3 +113,28 @@ def straddles(ra: float, dec: float, fov_deg: float, aspect: float, order: int,
         if other is not None and other != own:
             return True
     return False
+
+
+OUTSIDE = "outside"  # sky that no cutout of the dataset touches
+MIXED = "mixed"  # cells that cutouts of several splits touch
+
+
+def split_sky_cells(rows: list[dict], order: int, fov_deg: float) -> dict[int, str]:
+    """The split of every cell at `order` that a dataset's cutouts touch (their footprint discs, as the
+    split guard draws them): the one split whose cutouts reach it, or MIXED when several do. So a 'val'
+    or 'test' cell holds no pixel of a training cutout, whatever the guard setting was."""
+    reached: dict[int, set[str]] = {}
+    for row in rows:
+        cells = footprint_cells(float(row["ra"]), float(row["dec"]), float(row.get("fov") or fov_deg), 1.0, order)
+        for cell in cells.tolist():
+            reached.setdefault(int(cell), set()).add(row.get("split") or MIXED)
+    return {cell: splits.pop() if len(splits) == 1 else MIXED for cell, splits in reached.items()}
+
+
+def split_of_positions(ra: np.ndarray, dec: np.ndarray, cells: dict[int, str], order: int) -> np.ndarray:
+    """The split label (split_sky_cells, else OUTSIDE) of each ICRS position, same shape."""
+    shape = np.shape(ra)
+    found = cells_of(np.ravel(ra), np.ravel(dec), order)
+    lookup = np.array([cells.get(int(cell), OUTSIDE) for cell in np.unique(found)], dtype=object)
+    labels = lookup[np.searchsorted(np.unique(found), found)] if found.size else np.array([], dtype=object)
+    return labels.astype(str).reshape(shape)
