@@ -214,6 +214,35 @@ def test_fits_cube_holds_fits_tile_values_while_png_keeps_jpeg(tmp_path):
     assert header["TILEFM2"] == "jpeg" and np.nanmax(cube[1:]) < 255.01  # FermiColor: JPEG only
 
 
+def test_an_image_is_sampled_at_the_given_sky_positions(tmp_path):
+    """HEALPix tile pixels follow no WCS: cutout(grid, sky=...) samples the image at exactly those positions
+    (an FK5 ramp image, value = x + 1000 y: bilinear interpolation returns it exactly), and on a WCS grid
+    it equals reproject_interp (frames converted exactly: ICRS -> FK5 moves pixels by 20 mas)."""
+    import cdshealpix.nested as healpix
+
+    from data.sky.geometry import pixel_sky_coords
+    from data.sky.tile_grid import tile_pixel_lonlat
+
+    shape = (150, 160)
+    wcs = sky_wcs(("RA---TAN", "DEC--TAN"), (266.40, -28.94), 2.0, shape, 25.0)
+    wcs.wcs.radesys, wcs.wcs.equinox = "FK5", 2000.0
+    wcs.wcs.set()
+    rows, cols = np.mgrid[0:shape[0], 0:shape[1]]
+    engine = open_engine(str(write_image(tmp_path / "ramp.fits", wcs, (cols + 1000.0 * rows).astype(np.float32))))
+    order, width = 10, 64  # 3.2" pixels, a tile of 3.4' inside the 5.3' image
+    tile = int(healpix.lonlat_to_healpix(266.40 * u.deg, -28.94 * u.deg, order)[0])
+    ra, dec = (v[0] for v in tile_pixel_lonlat([tile], order, width))
+    values = engine.cutout(OutputGrid(float(ra[32, 32]), float(dec[32, 32]), 0.06, width, width),
+                           sky=(ra, dec)).values[..., 0]
+    x, y = wcs.world_to_pixel(SkyCoord(ra * u.deg, dec * u.deg, frame="icrs"))
+    inside = (x >= 0) & (x <= shape[1] - 1) & (y >= 0) & (y <= shape[0] - 1)
+    assert inside.mean() > 0.6 and np.array_equal(np.isfinite(values), inside | np.isfinite(values))
+    np.testing.assert_allclose(values[inside], (x + 1000 * y)[inside], atol=0.05)
+    grid = OutputGrid(266.401, -28.939, 0.05, 40, 30)
+    np.testing.assert_allclose(engine.cutout(grid, sky=pixel_sky_coords(grid)).values, engine.cutout(grid).values,
+                               atol=0.02)
+
+
 def test_sample_over_small_fits_fields_splits_train_and_test_apart(tmp_path):
     """All surveys FITS images of a 1 x 1 deg field: the sky-cell split still gives every split."""
     shape, arcsec = (180, 180), 20.0

@@ -51,6 +51,18 @@ def test_order_choice_follows_pixel_size_and_caps():
     assert choose_tile_order(1.0, 512, 3, 9) == 3
 
 
+@pytest.mark.parametrize("arcsec, width", [(5.0, 512), (5.0, 128), (TILE_ARCSEC, 512), (101.25, 64), (1.3, 256)])
+def test_a_generated_hips_is_no_coarser_than_the_training_pixels(arcsec, width):
+    """predict_sky.py's order: tile pixels at most the cutout engine's 1.2 x the training pixel (a 5" model
+    gets 3.2" pixels, not the nearer 6.4"), and the next order down would be coarser than that."""
+    from data.sky.geometry import ORDER_TOLERANCE
+    from data.sky.tile_grid import order_for_pixel, tile_pixel_deg
+
+    order = order_for_pixel(arcsec / 3600, width)
+    assert tile_pixel_deg(order, width) * 3600 <= ORDER_TOLERANCE * arcsec
+    assert tile_pixel_deg(order - 1, width) * 3600 > ORDER_TOLERANCE * arcsec
+
+
 @pytest.mark.parametrize("name,ra,dec", [
     ("Sargas", 264.32971, -42.99782),  # inside tile 661
     ("Shaula", 263.40217, -37.10382),  # 17 px from the edge of tile 661: neighbours across tiles
