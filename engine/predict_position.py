@@ -109,7 +109,7 @@ def fits_cards(session: Session, target: Target, has_std: bool) -> list[tuple[st
     if has_std:
         cards += [("PLNAM2", f"std of {c.uncertainty} passes"[:68], "plane 2: uncertainty"),
                   ("PLUNI2", model.unit[:68], ""), ("NPASS", c.uncertainty, "stochastic passes (dropout on)"),
-                  ("STDSCALE", c.std_scale.describe()[:68], "factor applied to the std (spread model)")]
+                  ("STDSCALE", c.std_scale.short(), "factor on the std of the passes")]
     cards += [("OBJECT", target.name[:68], "field centre"), ("ORIGIN", "skytrans predict_sky.py", "generated"),
               ("MODEL", f"{opt.model} {opt.netG}"[:68], "model and generator"),
               ("EXPNAME", str(opt.name)[-68:], "experiment (--name)"),

@@ -25,6 +25,7 @@ from data.sky.hips_out import (DisplayStretch, initial_view, read_fits_tile, rem
 from data.sky.hips_quality import SpreadModel, seam_stats
 from data.sky.hips_run import (claim_settings, read_record, read_skipped, shard_tiles, skipped_name,
                                write_skipped)
+from data.sky.source import survey_name
 from data.sky.tile_grid import region_tiles, tile_pixel_deg
 from util.errors import UserError
 from util.fileio import atomic_write_text
@@ -109,7 +110,8 @@ def make_record(session: Session, cuts) -> dict:
         "hips_pixel_scale": f"{tile_pixel_deg(session.order, session.width):.6g}",
     }
     created = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%MZ")
-    return {"settings": settings, "created": created, "training_dataset": session.training.dataroot, "input_cuts": list(cuts) if cuts else None, "display": display.as_dict(),
+    return {"settings": settings, "created": created, "training_dataset": session.training.dataroot,
+            "input_cuts": list(cuts) if cuts else None, "display": display.as_dict(),
             "std_display": std_display.as_dict(), "properties": properties, "unit": model.unit,
             "output": {"kind": model.kind, "label": model.output_label, "channels": model.output_channels}}
 
@@ -213,9 +215,11 @@ def finish(config, record: dict | None = None) -> int:
     if settings["uncertainty"]:
         spread = SpreadModel.from_setting(settings["std_scale"])
         scaled = f" {spread.describe()}, fitted on validation sky" if spread != SpreadModel() else ""
-        std_props = {**record["properties"], "creator_did": record["properties"]["creator_did"] + "_std",
-                     "obs_title": record["properties"]["obs_title"] + " (uncertainty: std of "
-                                  f"{settings['uncertainty']} passes{scaled})"}
+        props = record["properties"]
+        std_props = {**props, "creator_did": props["creator_did"] + "_std",
+                     "obs_title": props["obs_title"] + f" (uncertainty: std of {settings['uncertainty']} passes)",
+                     "obs_description": f"Uncertainty (1 std) of the generated band: std of {settings['uncertainty']} "
+                                        f"stochastic passes{scaled}. " + props["obs_description"]}
         trees.append((out / UNCERTAINTY, std_levels(config, out / UNCERTAINTY, order, tiles), std_props))
     for root, stretch, props in trees:
         finish_tree(root, order, props["hips_order_min"], stretch,
@@ -259,12 +263,13 @@ def evaluate_truth(config, record: dict, tiles: np.ndarray, common: dict) -> dic
     if kept:
         props = record["properties"]
         truth_props = {**props, "creator_did": props["creator_did"] + "_truth",
-                       "obs_title": f"{config.truth} on the tiles of: {props['obs_title']}",
+                       "obs_title": f"real {survey_name(str(config.truth))} on the tiles of {props['obs_title']}",
                        "obs_description": f"The real band {config.truth}, resampled (bilinear) on the tiles of "
                                           f"the generated HiPS for comparison; not generated.",
                        "prov_progenitor": str(config.truth)}
         finish_tree(truth_root, order, props["hips_order_min"], display,
-                    {**truth_props, **common, "hips_pixel_cut": f"{display.low:.6g} {display.high:.6g}"})
+                    {**truth_props, **common, "hips_pixel_cut": f"{display.low:.6g} {display.high:.6g}"},
+                    progress=lambda label, total: stage_counter(config, total, f"{TRUTH}: {label}"))
     labels = sky_labels(sample.ra, sample.dec, record.get("training_dataset"))
     figures = truth_report(sample.mean, sample.std, sample.truth, labels,
                            SpreadModel.from_setting(settings["std_scale"]))

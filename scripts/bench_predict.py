@@ -2,10 +2,14 @@
 
     python scripts/bench_predict.py --netG unet_64 --ngf 32 --tiles 4 --threads 2
     python scripts/bench_predict.py --netG unet_256 --ngf 64 --tiles 2 --margins auto,128 --device cuda
+    python scripts/bench_predict.py --name bands_1-2 --checkpoints_dir runs/ablation/checkpoints --order 7 \
+        --surveys data/real_fields/galactic_centre/2mass_j.fits.gz data/real_fields/galactic_centre/2mass_h.fits.gz \
+        --at 266.4 -28.9333 --uncertainty 0,10
 
 A pix2pix checkpoint with random weights (9 input channels: the bundled GLIMPSE360, Planck-HFI143 and
-FermiColor tiles as colour panels) is written to a temporary folder and run exactly as predict_sky.py
-runs a model: inputs rendered on HEALPix tiles with a margin, the generator in batches, tiles
+FermiColor tiles as colour panels) is written to a temporary folder, or a trained one is given
+(--name, --checkpoints_dir, --surveys, --at), and run exactly as predict_sky.py runs a model:
+inputs rendered on HEALPix tiles with a margin, the generator in batches, tiles
 written (FITS + PNG). Figures: input rendering alone, the generator alone, and the whole loop, in
 tiles/s (and output megapixels/s) for each margin and --uncertainty setting.
 """
@@ -28,6 +32,10 @@ REGION = (266.4, -28.9)  # the Galactic centre: all three bundled surveys have d
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--name", help="a trained model (CHECKPOINTS_DIR/NAME) instead of random weights")
+    p.add_argument("--checkpoints_dir", default="./checkpoints")
+    p.add_argument("--surveys", nargs="+", default=SURVEYS, help="input surveys (with --name: the model's)")
+    p.add_argument("--at", type=float, nargs=2, default=REGION, metavar=("RA", "DEC"), help="where to take the tiles")
     p.add_argument("--netG", default="unet_64")
     p.add_argument("--ngf", type=int, default=32)
     p.add_argument("--tile_width", type=int, default=512)
@@ -71,18 +79,22 @@ def measure(folder: Path, args, margin: str, passes: int) -> dict:
     from engine.predict_session import generate, prepare, render_stream, tile_keys
     from data.predict_inputs import display_stretch
 
-    argv = ["--name", "bench", "--checkpoints_dir", str(folder), "--surveys", *SURVEYS, "--order", str(args.order),
-            "--tile_width", str(args.tile_width), "--region", f"{REGION[0]} {REGION[1]} 1", "--out", str(folder / "out"),
+    model = ["--name", args.name, "--checkpoints_dir", args.checkpoints_dir] if args.name else \
+        ["--name", "bench", "--checkpoints_dir", str(folder)]
+    argv = [*model, "--surveys", *args.surveys, "--order", str(args.order),
+            "--tile_width", str(args.tile_width), "--region", f"{args.at[0]} {args.at[1]} 1",
+            "--out", str(folder / "out"),
             "--gpu_ids", "0" if args.device == "cuda" else "-1", "--uncertainty", str(passes),
             "--batch_size", str(args.batch_size), "--workers", str(args.workers), "--no_progress"]
     if margin != "auto":
         argv += ["--margin", margin]
     session = prepare(parse_config(argv))
-    tiles = region_tiles(*REGION, 2.5 * 58.6 / 2**args.order, args.order)
+    tiles = region_tiles(*args.at, 2.5 * 58.6 / 2**args.order, args.order)
     renderer = TileRenderer(session.render_settings(), session.engines)
     rendered = [t for t in renderer.render(tiles[: 4 * args.tiles]) if t.x is not None][: args.tiles]
     if len(rendered) < args.tiles:
-        raise UserError(f"only {len(rendered)} tiles with data near the Galactic centre at order {args.order}")
+        raise UserError(f"only {len(rendered)} tiles with data near {args.at[0]:g} {args.at[1]:+g} "
+                        f"at order {args.order}")
     todo = [t.ipix for t in rendered]
     batch = np.stack([t.x for t in rendered[: args.batch_size]])
     session.generator.run(batch, tile_keys(session, todo[: args.batch_size]), passes=passes)  # warm-up
@@ -130,14 +142,16 @@ def main(argv=None) -> None:
     if args.device == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda asked for, but CUDA is not available")
     megapixels = args.tile_width ** 2 / 1e6
-    print(f"{args.netG} ngf {args.ngf}, 9 -> 3 channels, {args.tile_width} px tiles of order {args.order}, "
+    model = f"model {args.name}" if args.name else f"{args.netG} ngf {args.ngf} (random weights), 9 -> 3 channels"
+    print(f"{model}, {args.tile_width} px tiles of order {args.order}, "
           f"{args.tiles} tiles, batch {args.batch_size}, {args.workers} render worker(s), {args.device}, "
           f"{torch.get_num_threads()} torch threads")
     print(f"{'margin':>12} {'passes':>6} {'render tiles/s':>15} {'generator tiles/s':>18} {'end to end tiles/s':>19} "
           f"{'(Mpx/s)':>8}")
     with tempfile.TemporaryDirectory(prefix="bench-predict-") as tmp:
         folder = Path(tmp)
-        write_checkpoint(folder, args)
+        if not args.name:
+            write_checkpoint(folder, args)
         for margin in [m.strip() for m in args.margins.split(",") if m.strip()]:
             for passes in [int(p) for p in args.uncertainty.split(",")]:
                 fig = measure(folder, args, margin, passes)

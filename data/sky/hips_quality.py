@@ -102,7 +102,7 @@ class SpreadModel:
     one constant factor (--std_scale S). Why a brightness term: the dropout spread grows more slowly
     than the error does from faint sky to stars, so one factor fitted on validation sky leaves the
     brightest pixels under-covered (measured on the bundled Galactic-centre field, test cells, brightest
-    tenth of the pixels: 49% within 1 std with one factor, 65% with the brightness model).
+    tenth of the pixels: 49% within 1 std with one factor, 63% with the brightness model).
     """
 
     brightness: tuple[float, ...] = (0.0,)
@@ -137,6 +137,10 @@ class SpreadModel:
         if isinstance(value, dict):
             return cls(tuple(float(v) for v in value["brightness"]), tuple(float(v) for v in value["scale"]))
         return cls.constant(float(value))
+
+    def short(self) -> float | str:
+        """For a FITS card: the factor, or its range."""
+        return self.scale[0] if self.is_constant else f"{min(self.scale):.3g}-{max(self.scale):.3g} by brightness"
 
     def describe(self) -> str:
         if self.is_constant:

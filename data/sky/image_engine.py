@@ -138,7 +138,8 @@ def sample_bilinear(piece: ImagePiece, sky: tuple[np.ndarray, np.ndarray], lon: 
     height, width = piece.shape
     with np.errstate(invalid="ignore"):
         inside = (x >= -0.5) & (x <= width - 0.5) & (y >= -0.5) & (y <= height - 0.5)
-    coords = np.stack([np.clip(np.where(inside, y, 0.0), 0, height - 1), np.clip(np.where(inside, x, 0.0), 0, width - 1)])
+    coords = np.stack([np.clip(np.where(inside, y, 0.0), 0, height - 1),
+                       np.clip(np.where(inside, x, 0.0), 0, width - 1)])
     values = map_coordinates(piece.data, coords, order=1, mode="constant", cval=np.nan)
     values[~inside] = np.nan
     return values.reshape(np.shape(lon)).astype(np.float32)

@@ -65,7 +65,8 @@ def test_figures_per_kind_of_sky_and_the_fit_on_validation_cells_only(runs):
     assert {"train", "val", "test"} <= set(by_sky)
     assert sum(f["pixels"] for f in by_sky.values()) == first["pixels"]
     assert by_sky["train"]["what"].startswith("training cells (seen in training)")
-    assert first["fit"] == {"on": "val", "pixels": by_sky["val"]["pixels"], "pixels_by_sky": {"val": by_sky["val"]["pixels"]}}
+    val_pixels = by_sky["val"]["pixels"]
+    assert first["fit"] == {"on": "val", "pixels": val_pixels, "pixels_by_sky": {"val": val_pixels}}
     assert first["held_out"]["on"] == "test" and first["held_out"]["pixels"] == by_sky["test"]["pixels"]
     assert first["std_in_effect"] == 1.0 and len(first["std_model"]["scale"]) > 1
     assert "validation cells r =" in log and "seen in training" in log and "on the test cells:" in log
