@@ -20,6 +20,8 @@ from pathlib import Path
 from util.errors import UserError
 from util.fileio import atomic_write_text
 
+ECHOED = (b"End of epoch",)  # stdout lines of a child worth a line on the terminal
+
 
 class Stages:
     """Runs commands with their output in OUT/logs, and remembers finished stages in OUT/stages."""
@@ -79,24 +81,36 @@ class Stages:
         return self.out / "logs" / f"{stage}.log"
 
     def run(self, stage: str, command: list[str], prefix: str = "") -> None:
-        """Run a child: stdout to the log; stderr (progress lines, warnings) to the log and to our stderr,
-        each line prefixed with `prefix` when several children share the terminal."""
+        """Run a child with everything it prints in the log. Our stderr shows its stderr (progress lines,
+        warnings) and, of its stdout, the epoch lines (ECHOED), each prefixed with `prefix` when several
+        children share the terminal: a long training says how far it is without flooding the screen."""
         log_path = self.log_path(stage)
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "wb") as log:
             log.write((" ".join(command) + "\n\n").encode())
             log.flush()
-            child = subprocess.Popen(command, stdout=log, stderr=subprocess.PIPE, cwd=self.cwd, env=self.env)
+            child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=self.cwd,
+                                     env=self.env)
             with self._lock:
                 self._children.add(child)
-            try:
-                for line in iter(child.stderr.readline, b""):
-                    log.write(line)
-                    log.flush()
+
+            def pump(stream, echo_all: bool) -> None:
+                for line in iter(stream.readline, b""):
                     with self._lock:
-                        sys.stderr.buffer.write(prefix.encode() + line if prefix else line)
-                        sys.stderr.flush()
+                        log.write(line)
+                        log.flush()
+                        if echo_all or line.lstrip().startswith(ECHOED):
+                            sys.stderr.buffer.write(prefix.encode() + line.lstrip() if prefix else line)
+                            sys.stderr.flush()
+
+            readers = [threading.Thread(target=pump, args=(child.stdout, False), daemon=True),
+                       threading.Thread(target=pump, args=(child.stderr, True), daemon=True)]
+            for reader in readers:
+                reader.start()
+            try:
                 code = child.wait()
+                for reader in readers:
+                    reader.join()
             except BaseException:  # Ctrl-C or SIGTERM: never leave a training running on its own
                 child.terminate()
                 child.wait()

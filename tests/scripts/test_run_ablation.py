@@ -45,6 +45,9 @@ def test_default_demo_on_the_bundled_fits_field_with_minimal_budget(tmp_path):
     args = ["--out", out, "--budget", "tiny", "--variants", "1;1,2", "--repeats", "2"]
     proc = run(*args)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    # the terminal sees each training's epoch lines (prefixed by the stage), the log everything, no redraws
+    assert "[train_bands_1-2_r2] End of epoch 1 / 1" in proc.stderr and "\r" not in proc.stderr
+    assert "G_L1" in (out / "logs" / "train_bands_1-2_r2.log").read_text() and "G_L1" not in proc.stderr
     report = json.loads((out / "report" / "metrics.json").read_text())
     assert report["unit"] == "DN" and report["settings"]["band_names"]["0"] == "2MASS Ks"
     assert [v["bands"] for v in report["variants"]] == [["2MASS J"], ["2MASS J", "2MASS H"]]
