@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine.context import open_run
-from engine.storage import check_writable_folder, storage_errors_as_user_errors
+from engine.storage import storage_errors_as_user_errors
+from util.fileio import check_writable_folder
 from util.errors import UserError
 from util.progress import progress, write
 

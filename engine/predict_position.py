@@ -15,7 +15,6 @@ import numpy as np
 
 from data.sky.fits_io import image_bytes
 from data.predict_inputs import display_stretch
-from data.sky.build import check_writable
 from data.sky.engine import CutoutEngine
 from data.sky.geometry import OutputGrid, make_wcs, pixel_sky_coords
 from data.sky.hips_out import fits_tile_bytes, png_tile_bytes, properties_text, spread_stretch
@@ -27,7 +26,7 @@ from data.sky.fetch import Retrier
 from data.sky.targets import Target, check_position, resolve_names, safe_file_stem
 from data.sky.tile_grid import tile_pixel_deg, tiles_under
 from util.errors import UserError
-from util.fileio import atomic_write_bytes, atomic_write_text
+from util.fileio import atomic_write_bytes, atomic_write_text, check_writable_folder
 from engine.predict_session import Session, describe, generate, prepare, render_stream
 
 
@@ -71,7 +70,7 @@ def resample(session: Session, tiles: dict[int, np.ndarray], grid: OutputGrid, l
 
 
 def run_position(config) -> int:
-    check_writable(config.out)
+    check_writable_folder(config.out, "--out", create=True)
     session = prepare(config)
     say(describe(session))
     target = resolve_target(config)

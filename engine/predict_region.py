@@ -18,7 +18,6 @@ import numpy as np
 
 from data.predict_inputs import BandModel, display_stretch
 from data.predict_tiles import RenderSettings, region_cuts, sample_truth
-from data.sky.build import check_writable
 from data.sky.hips_finish import finish_tree
 from data.sky.hips_out import (DisplayStretch, initial_view, read_fits_tile, remove_stale_temps, rewrite_png,
                                spread_stretch, tile_done, write_tile, written_tiles)
@@ -28,7 +27,7 @@ from data.sky.hips_run import (claim_settings, read_record, read_skipped, shard_
 from data.sky.source import survey_name
 from data.sky.tile_grid import region_tiles, tile_pixel_deg
 from util.errors import UserError
-from util.fileio import atomic_write_text
+from util.fileio import atomic_write_text, check_writable_folder
 from util.progress import progress
 from engine.predict_session import Session, describe, generate, hips_min_order, prepare, render_stream
 from engine.predict_truth import sky_labels, summary_lines, truth_report, write_report
@@ -122,7 +121,7 @@ def stretch_of(record: dict, key: str) -> DisplayStretch:
 
 # ---- one run ---------------------------------------------------------------------------------
 def run_region(config) -> int:
-    check_writable(config.out)
+    check_writable_folder(config.out, "--out", create=True)
     session = prepare(config)
     say(describe(session))
     ra, dec, radius = config.region

@@ -9,9 +9,7 @@ complete checkpoint is what a resume finds.
 from __future__ import annotations
 
 import errno
-import os
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Iterator
 
 from util.errors import UserError
@@ -19,21 +17,6 @@ from util.errors import UserError
 # errors a user fixes on the storage side: space, permissions, a file where a folder should be
 STORAGE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM,
                   errno.ENOTDIR, errno.EISDIR}
-
-
-def check_writable_folder(folder: str | os.PathLike, option: str) -> None:
-    """UserError unless `folder` exists as a writable folder or can be created (checks the
-    nearest existing parent; creates nothing)."""
-    folder = Path(folder)
-    existing = folder
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise UserError(f"{option}: {existing} is a file, not a folder, so {folder} cannot be created; "
-                        f"choose another {option}")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise UserError(f"{option}: cannot write in {existing} (a read-only file system or no permission); "
-                        f"choose another {option}")
 
 
 def storage_error_line(err: OSError, consequence: str) -> str:

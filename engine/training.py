@@ -16,10 +16,10 @@ from typing import Any
 
 from engine import distributed
 from engine.context import RunContext, open_run
-from engine.storage import check_writable_folder, storage_error_line, storage_errors_as_user_errors
+from engine.storage import storage_error_line, storage_errors_as_user_errors
 from models.checkpoint import capture_rng_state, recover_interrupted_saves, restore_rng_state
 from util.errors import UserError
-from util.fileio import FileGroup
+from util.fileio import FileGroup, check_writable_folder
 from util.progress import progress, write
 
 

@@ -16,8 +16,11 @@ import json
 import os
 import re
 import secrets
+import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterator
+
+from util.errors import UserError
 
 COMMIT_SUFFIX = ".commit"
 # temp names: "." + target name + "." + token + ".tmp" (token: ours 12 hex digits, mkstemp's 8 characters)
@@ -176,3 +179,31 @@ def recover_file_groups(folder: str | os.PathLike) -> tuple[list[str], list[str]
             _unlink(path)
             removed.append(path.name)
     return completed, removed
+
+
+def check_writable_folder(folder: str | os.PathLike, option: str, create: bool = False) -> Path:
+    """UserError naming `option` unless files can be written in `folder`, checked before any work.
+
+    create=False creates nothing: the nearest existing parent must be a writable folder (a failed start
+    leaves no empty folder behind). create=True makes the folder and writes and removes a probe file,
+    which also catches read-only mounts and full quotas that permission bits do not show."""
+    folder = Path(folder)
+    if create:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(prefix=".write-probe-", dir=folder)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as err:
+            raise UserError(f"{option} {folder}: cannot write there ({err.strerror or err})") from None
+        return folder
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UserError(f"{option}: {existing} is a file, not a folder, so {folder} cannot be created; "
+                        f"choose another {option}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"{option}: cannot write in {existing} (a read-only file system or no permission); "
+                        f"choose another {option}")
+    return folder

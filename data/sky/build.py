@@ -9,16 +9,13 @@ from __future__ import annotations
 
 import errno
 import logging
-import os
-import sys
-import tempfile
 import time
 from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
 
 from util.errors import UserError
-from util.fileio import atomic_write_bytes
+from util.fileio import atomic_write_bytes, check_writable_folder
 
 from .config import BuildConfig, TargetSpec
 from .cutout import SurveyEngine, coverage_fraction
@@ -43,16 +40,6 @@ MANIFEST_EVERY_S = 2.0
 
 
 # ---- setup -----------------------------------------------------------------------------------
-def check_writable(out: Path) -> None:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".write-probe-", dir=out)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as err:
-        raise UserError(f"--out {out}: cannot write there ({err.strerror or err})") from None
-
-
 def open_engines(config: BuildConfig) -> list[SurveyEngine]:
     """One engine per survey in panel order (HiPS or FITS image), with unique names."""
     fetcher = Fetcher(config.fetch)
@@ -178,7 +165,7 @@ def build_dataset(config: BuildConfig, spec: TargetSpec) -> Summary:
 
 
 def _build(config: BuildConfig, spec: TargetSpec) -> Summary:
-    check_writable(config.out)
+    check_writable_folder(config.out, "--out", create=True)
     summary = Summary()
     engines = open_engines(config)
     summary.target_survey = engines[0].name
