@@ -44,7 +44,7 @@ FIELD_BUDGETS = {
                    n_epochs=1, n_epochs_decay=0, batch_size=4),
     "small": Budget(n_samples=600, n_test=0, size=64, netG="unet_64", ngf=32, ndf=32, crop_size=64,
                     n_epochs=12, n_epochs_decay=8, batch_size=16, lr=0.0008),
-    # 3x the epochs of "small" (about 40 minutes on 2 CPU cores): CC 0.957 on the test cells (docs/ablation.md)
+    # 3x the epochs of "small" (33 minutes on 2 CPU cores): CC 0.956-0.957 on the test cells (docs/ablation.md)
     "medium": Budget(n_samples=600, n_test=0, size=64, netG="unet_64", ngf=32, ndf=32, crop_size=64,
                      n_epochs=36, n_epochs_decay=24, batch_size=16, lr=0.0008),
 }
