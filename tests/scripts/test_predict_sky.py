@@ -239,22 +239,23 @@ def test_bad_input_is_one_line(work, tmp_path, extra, message):
 
 def test_bad_checkpoints_and_out(work, tmp_path):
     ck = tmp_path / "ck"
-    (ck / "bare").mkdir(parents=True)
-    code, log = predict(*common(work), "--checkpoints_dir", ck, "--name", "bare", "--region", REGION,
-                        "--out", tmp_path / "o")
+    trained = work / "ck" / "png"
+
+    def predict_with(name: str, option_change: tuple[str, str] | None = None, weights: bool = False):
+        """predict_sky.py on a copy of the trained checkpoint folder, its options edited."""
+        (ck / name).mkdir(parents=True)
+        if option_change:
+            (ck / name / "train_opt.txt").write_text((trained / "train_opt.txt").read_text().replace(*option_change))
+        if weights:
+            (ck / name / "latest_net_G.pth").write_bytes((trained / "latest_net_G.pth").read_bytes())
+        return predict(*common(work), "--checkpoints_dir", ck, "--name", name, "--region", REGION,
+                       "--out", tmp_path / "o")
+
+    code, log = predict_with("bare")
     assert code == 2 and "has no train_opt.txt" in log
-    (ck / "cyc").mkdir()
-    (ck / "cyc" / "train_opt.txt").write_text((work / "ck" / "png" / "train_opt.txt").read_text()
-                                              .replace("model: pix2pix", "model: cycle_gan"))
-    code, log = predict(*common(work), "--checkpoints_dir", ck, "--name", "cyc", "--region", REGION,
-                        "--out", tmp_path / "o")
+    code, log = predict_with("cyc", ("model: pix2pix", "model: cycle_gan"))
     assert code == 2 and "--model cycle_gan checkpoint" in log
-    (ck / "other").mkdir()
-    (ck / "other" / "train_opt.txt").write_text((work / "ck" / "png" / "train_opt.txt").read_text()
-                                                .replace("netG: unet_64", "netG: resnet_6blocks"))
-    (ck / "other" / "latest_net_G.pth").write_bytes((work / "ck" / "png" / "latest_net_G.pth").read_bytes())
-    code, log = predict(*common(work), "--checkpoints_dir", ck, "--name", "other", "--region", REGION,
-                        "--out", tmp_path / "o")
+    code, log = predict_with("other", ("netG: unet_64", "netG: resnet_6blocks"), weights=True)
     assert code == 2 and "another architecture" in log
     blocker = tmp_path / "file"
     blocker.write_text("x")
