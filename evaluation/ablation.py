@@ -57,11 +57,12 @@ NATIVE_DEG_PER_PX = 51.5 / 3600.0
 
 def make_budget(name: str, **overrides) -> Budget:
     """A preset of the HiPS and synthetic ablations with some fields replaced (None = keep)."""
-    return make_budget_from(BUDGETS, name, **overrides)
+    return make_budget_from(BUDGETS, name, min_n_test=1, **overrides)
 
 
-def make_budget_from(presets: dict[str, Budget], name: str, **overrides) -> Budget:
-    """A preset of `presets` with some fields replaced (None = keep), checked for consistency."""
+def make_budget_from(presets: dict[str, Budget], name: str, min_n_test: int, **overrides) -> Budget:
+    """A preset of `presets` with some fields replaced (None = keep), checked for consistency; `min_n_test`
+    is 0 where the dataset's split, not n_test, makes the test set."""
     if name not in presets:
         raise UserError(f"unknown --budget {name!r}; choose one of {', '.join(presets)}")
     budget = replace(presets[name], **{k: v for k, v in overrides.items() if v is not None})
@@ -70,7 +71,7 @@ def make_budget_from(presets: dict[str, Budget], name: str, **overrides) -> Budg
             raise UserError(f"--{key} must be at least 1, got {getattr(budget, key)}")
     if not 0 < budget.lr <= 1:
         raise UserError(f"--lr must be in (0, 1], got {budget.lr}")
-    if budget.n_epochs < 1 or budget.n_epochs_decay < 0 or budget.n_test < (1 if presets is BUDGETS else 0):
+    if budget.n_epochs < 1 or budget.n_epochs_decay < 0 or budget.n_test < min_n_test:
         raise UserError("--n_epochs and --n_test must be at least 1 and --n_epochs_decay not negative")
     if budget.crop_size > budget.size:
         raise UserError(f"--crop_size {budget.crop_size} is larger than the images (--size {budget.size})")

@@ -134,15 +134,7 @@ def run(args: argparse.Namespace) -> dict:
                                   n_epochs=args.n_epochs, n_epochs_decay=args.n_epochs_decay,
                                   batch_size=args.batch_size, lr=args.lr)
     variants = ablation.parse_variants(args.variants)
-    out = Path(args.out or ("runs/ablation_synthetic" if args.synthetic else "runs/ablation")).resolve()
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise UserError(f"cannot create the output folder {out}: {err.strerror or err}") from None
-    if args.repeats < 1:
-        raise UserError(f"--repeats must be at least 1, got {args.repeats}")
-    if args.threads < 0:
-        raise UserError(f"--threads must be 0 (torch's choice) or more, got {args.threads}")
+    out = Path(args.out).resolve()
     stages = Stages(out, args.force, args.threads, cwd=ablation.REPO)
     stages.say(f"band ablation in {out} (budget {args.budget}: {budget})")
     dataset, names = build_dataset(args, budget, stages)

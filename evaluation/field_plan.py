@@ -51,7 +51,7 @@ FIELD_BUDGETS = {
 
 
 def make_field_budget(name: str, **overrides) -> Budget:
-    return make_budget_from(FIELD_BUDGETS, name, **overrides)
+    return make_budget_from(FIELD_BUDGETS, name, min_n_test=0, **overrides)
 
 
 def field_from_surveys(surveys: list[str], pixel_arcsec: float | None) -> Field:

@@ -17,7 +17,7 @@ import numpy as np
 
 from evaluation.ablation_report import STYLE, json_safe, plot_loss_curves
 from evaluation.field_figures import plot_examples, plot_flux_scatter, plot_residuals
-from evaluation.science import AsinhStretch, ScienceItem, load_items
+from evaluation.science import AsinhStretch, ScienceItem
 from evaluation.verdict import against_reference, statement
 from util.fileio import atomic_write_text
 
@@ -39,6 +39,7 @@ class FieldRun:
     results_dir: Path
     run_dir: Path
     seeds: list[int] = field(default_factory=list)
+    generated: dict[str, np.ndarray] = field(default_factory=dict)  # the first seed's test bands, by stem
 
 
 def seed_spread(metrics: dict) -> dict[str, float]:
@@ -112,8 +113,7 @@ def write_field_report(out_dir: str | Path, runs: list[FieldRun], references: li
     picks = example_items(items, n_examples)
     widest_fit = next(r for r in references if r["name"] == "linear_fit"
                       and r.get("input_panels") == max((run.input_panels for run in runs), key=len))
-    stems = {item.stem for item in picks}
-    generated = {r.label: {i.stem: i.generated for i in load_items(r.results_dir)[1] if i.stem in stems} for r in runs}
+    generated = {r.label: r.generated for r in runs}
     if plot_examples(picks, runs, generated, widest_fit, stretch, bands, out / "examples.png"):
         figures["Test cutouts: inputs, the linear fit, each model, the real band (one shared asinh stretch)"] = \
             "examples.png"

@@ -31,7 +31,6 @@ from util.errors import UserError
 class Training:
     """One training of one variant: its name (checkpoints/NAME), label and seed."""
     inputs: tuple[int, ...]
-    repeat: int
     name: str
     label: str
     seed: int
@@ -42,7 +41,7 @@ def plan_trainings(variants: list[tuple[int, ...]], repeats: int, bands: dict[in
     for inputs in variants:
         for repeat in range(1, repeats + 1):
             suffix = f"_r{repeat}" if repeat > 1 else ""
-            out.append(Training(inputs, repeat, ablation.variant_name(inputs) + suffix,
+            out.append(Training(inputs, ablation.variant_name(inputs) + suffix,
                                 ablation.variant_label(inputs, bands), seed + repeat - 1))
     return out
 
@@ -83,28 +82,31 @@ def train_and_test(trainings: list[Training], dataset: Path, budget: ablation.Bu
                f"epochs ({budget.netG}, ngf {budget.ngf}), {args.jobs} at a time"
                + (f"; {done} already trained" if done else ""))
     stages.run_parallel(train_jobs, args.jobs)
-    todo = [(f"test_{run.name}", command, params) for run, command, params in test_jobs
+    todo = [(run, command, params) for run, command, params in test_jobs
             if not (stages.done(f"test_{run.name}", params) and (folders[run.name] / "manifest.json").is_file())]
-    for stage, _, _ in todo:
-        shutil.rmtree(folders[stage[len("test_"):]], ignore_errors=True)
+    for run, _, _ in todo:
+        shutil.rmtree(folders[run.name], ignore_errors=True)
     stages.say(f"test: {len(todo)} of {len(trainings)} trainings on the test cubes")
-    stages.run_parallel(todo, args.jobs)
+    stages.run_parallel([(f"test_{run.name}", command, params) for run, command, params in todo], args.jobs)
     return folders
 
 
-def score_runs(trainings: list[Training], folders: dict[str, Path]) -> tuple[dict, list, AsinhStretch, float, str]:
-    """Physical-unit scores of every training (grouped by variant), the test items of the first training,
-    the shared display stretch and the PSNR range (both from the real test targets only), and the band's unit."""
+def score_runs(trainings: list[Training], folders: dict[str, Path]) -> tuple[dict, dict, list, AsinhStretch, float, str]:
+    """Physical-unit scores of every training (grouped by variant), each training's generated test bands by
+    stem (the report draws them), the test items of the first training, the shared display stretch and the
+    PSNR range (both from the real test targets only), and the band's unit."""
     first_run, items = load_items(folders[trainings[0].name])
     stretch = AsinhStretch.fit(np.concatenate([i.real.ravel() for i in items]))
     peak = data_range([i.real for i in items])
     by_variant: dict[tuple[int, ...], list[dict]] = {}
+    generated: dict[str, dict[str, np.ndarray]] = {}
     for run in trainings:
         _, run_items = load_items(folders[run.name]) if run is not trainings[0] else (first_run, items)
         scores = score_predictions([(i.stem, i.generated, i.real) for i in run_items], stretch, peak)
         scores["seed"] = run.seed
         by_variant.setdefault(run.inputs, []).append(scores)
-    return by_variant, items, stretch, peak, first_run.units.get(0, "")
+        generated[run.name] = {i.stem: i.generated for i in run_items}
+    return by_variant, generated, items, stretch, peak, first_run.units.get(0, "")
 
 
 def run_field(args: argparse.Namespace) -> dict:
@@ -119,7 +121,7 @@ def run_field(args: argparse.Namespace) -> dict:
     if max(max(v) for v in variants) >= len(field.surveys):
         raise UserError(f"--variants names plane {max(max(v) for v in variants)} but there are "
                         f"{len(field.surveys)} surveys (planes 0..{len(field.surveys) - 1})")
-    out = Path(args.out or "runs/ablation").resolve()
+    out = Path(args.out).resolve()
     stages = Stages(out, args.force, args.threads, cwd=ablation.REPO)
     bands = dict(enumerate(field.bands))
     stages.say(f"band ablation in {out}: {bands[0]} from {'; '.join(ablation.variant_label(v, bands) for v in variants)}"
@@ -128,7 +130,7 @@ def run_field(args: argparse.Namespace) -> dict:
     trainings = plan_trainings(variants, args.repeats, bands, args.seed)
     folders = train_and_test(trainings, dataset, budget, args, stages, dataset_params)
     stages.say("scoring in physical units and fitting the references on the training cubes")
-    by_variant, items, stretch, peak, unit = score_runs(trainings, folders)
+    by_variant, generated, items, stretch, peak, unit = score_runs(trainings, folders)
     references = fit_references(dataset, 0, variants, bands, items, stretch, peak, args.reference_band, args.seed)
     runs = []
     for inputs in variants:
@@ -136,7 +138,7 @@ def run_field(args: argparse.Namespace) -> dict:
         metrics = average_runs(by_variant[inputs])
         runs.append(FieldRun(ablation.variant_name(inputs), group[0].label, list(inputs), metrics,
                              folders[group[0].name], stages.out / "checkpoints" / group[0].name,
-                             seeds=[t.seed for t in group]))
+                             seeds=[t.seed for t in group], generated=generated[group[0].name]))
     settings = {"budget_preset": args.budget, "budget": ablation.budget_dict(budget), "dataset": dataset_params,
                 "band_names": bands, "surveys": list(field.surveys), "repeats": args.repeats,
                 "command": " ".join(sys.argv), "minutes": round((time.monotonic() - stages.started) / 60, 2)}

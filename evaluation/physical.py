@@ -20,6 +20,12 @@ from util.results_manifest import Item
 
 def physical_pair(results_dir: str | Path, item: Item) -> tuple[np.ndarray, np.ndarray]:
     """(generated, real), each (planes, height, width) float32 with NaN where there is no data."""
+    generated, source = generated_and_source(results_dir, item)
+    return generated, source[item.target.planes]
+
+
+def generated_and_source(results_dir: str | Path, item: Item) -> tuple[np.ndarray, np.ndarray]:
+    """(generated, every plane of the source cube over the item's crop), each file read once."""
     if item.generated is None or item.generated.fits is None or item.target is None or not item.target.planes:
         raise UserError(f"{item.stem}: the results manifest names no FITS output and source planes "
                         f"(not a --dataset_mode fits_aligned result)")
@@ -28,7 +34,8 @@ def physical_pair(results_dir: str | Path, item: Item) -> tuple[np.ndarray, np.n
     height, width = cube.shape[1:]
     x, y, w, h = item.target.crop_box or (0, 0, width, height)
     bottom = height - y - h  # picture row y is the top of the crop
-    real = cube[item.target.planes, bottom:bottom + h, x:x + w]
-    if real.shape != generated.shape:
-        raise UserError(f"{item.stem}: the generated FITS is {generated.shape}, the target's crop {real.shape}")
-    return generated, real
+    source = cube[:, bottom:bottom + h, x:x + w]
+    if (len(item.target.planes), *source.shape[1:]) != generated.shape:
+        raise UserError(f"{item.stem}: the generated FITS is {generated.shape}, the target's crop "
+                        f"{(len(item.target.planes), *source.shape[1:])}")
+    return generated, source

@@ -21,17 +21,16 @@ from pathlib import Path
 
 import numpy as np
 
+from data.fits_norm import MAD_TO_SIGMA
+from evaluation.evaluation import PIXEL_KEYS
 from evaluation.metrics import pearson_cc, ssim
 from evaluation.photometry import PhotometryConfig, compare_sources, summarise
-from evaluation.physical import physical_pair
+from evaluation.physical import generated_and_source
 from evaluation.results import load_results, natural_key
-from data.sky.fits_io import read_cube
 from util.errors import UserError
 from util.results_manifest import RunInfo
 
-MAD_TO_SIGMA = 1.4826
 SCIENCE_PHOTOMETRY = PhotometryConfig(noise_floor=0.0)
-PIXEL_KEYS = ("L1", "PSNR", "SSIM", "CC")
 PHOTOMETRY_KEYS = ("flux_error", "false_source_rate", "completeness", "n_sources")
 
 
@@ -83,26 +82,13 @@ def load_items(results_dir: str | Path) -> tuple[RunInfo, list[ScienceItem]]:
     for item in sorted(manifest.items, key=lambda i: natural_key(i.stem)):
         if item.generated is None or item.target is None:
             continue
-        generated, real = physical_pair(results_dir, item)
-        inputs = crop_planes(item.target.source, None, item.target.crop_box, real.shape[1:])
-        items.append(ScienceItem(item.stem, real[0].astype(np.float64), generated[0].astype(np.float64), inputs))
+        generated, source = generated_and_source(results_dir, item)
+        real = source[item.target.planes[0]].astype(np.float64)
+        inputs = {plane: values.astype(np.float64) for plane, values in enumerate(source)}
+        items.append(ScienceItem(item.stem, real, generated[0].astype(np.float64), inputs))
     if not items:
         raise UserError(f"{results_dir} holds no generated band with a real target to compare it with")
     return run, items
-
-
-def crop_planes(source: str, planes: list[int] | None, crop_box: list[int] | None, shape: tuple[int, int]) -> dict:
-    """Planes of the source cube (None = all) over the crop box (FITS row order), float64."""
-    cube = read_cube(source).planes
-    planes = list(range(cube.shape[0])) if planes is None else planes
-    height, width = cube.shape[1:]
-    x, y, w, h = crop_box or (0, 0, width, height)
-    bottom = height - y - h
-    out = {p: cube[p, bottom:bottom + h, x:x + w].astype(np.float64) for p in planes}
-    for plane, values in out.items():
-        if values.shape != tuple(shape):
-            raise UserError(f"{source}: plane {plane} crop is {values.shape}, the target's {shape}")
-    return out
 
 
 def data_range(reals: list[np.ndarray]) -> float:
@@ -125,13 +111,15 @@ def score_predictions(predictions: list[tuple[str, np.ndarray, np.ndarray]], str
         if not valid.any():
             raise UserError(f"{stem}: no pixel where both the prediction and the real band have data")
         p, r = predicted[valid], real[valid]
-        comparison = compare_sources(_fill(predicted, real), _fill(real, real), cfg)
+        filled_predicted, filled_real = _fill(predicted, real), _fill(real, real)
+        comparison = compare_sources(filled_predicted, filled_real, cfg)
         comparisons.append(comparison)
         mse = float(np.mean((p - r) ** 2))
+        photometry = summarise([comparison])
         rows.append({"image": stem, "L1": float(np.mean(np.abs(p - r))),
                      "PSNR": _psnr(mse, peak), "CC": pearson_cc(p[:, None], r[:, None]),
-                     "SSIM": ssim(stretch.apply(_fill(predicted, real)), stretch.apply(_fill(real, real))),
-                     **{key: summarise([comparison])[key] for key in PHOTOMETRY_KEYS}})
+                     "SSIM": ssim(stretch.apply(filled_predicted), stretch.apply(filled_real)),
+                     **{key: photometry[key] for key in PHOTOMETRY_KEYS}})
         errors.append(p - r)
         preds.append(p)
         reals.append(r)

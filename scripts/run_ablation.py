@@ -23,6 +23,7 @@ from evaluation.field_plan import FIELD_BUDGETS  # noqa: E402
 from evaluation.field_run import run_field  # noqa: E402
 from util.cli import ArgumentParser  # noqa: E402
 from util.errors import UserError, exit_on_user_error  # noqa: E402
+from util.fileio import check_writable_folder  # noqa: E402
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -82,6 +83,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             args.out = "runs/ablation_synthetic" if args.synthetic else "runs/ablation_hips"
     else:
         args.split = args.split or "0.8,0.1,0.1"
+        args.out = args.out or "runs/ablation"
         if args.fov is not None and args.pixel_arcsec is None:
             args.pixel_arcsec = args.fov * 3600.0 / (args.size or 64)
     return args
@@ -95,6 +97,7 @@ def _interrupt(signum, frame):
 def main(argv: list[str] | None = None) -> dict:
     signal.signal(signal.SIGTERM, _interrupt)  # a killed run stops its children too, then resumes next time
     args = parse_args(argv)
+    check_writable_folder(args.out, "--out", create=True)
     return run(args) if args.hips or args.synthetic else run_field(args)
 
 
