@@ -19,15 +19,15 @@ import numpy as np
 from data.predict_inputs import BandModel, display_stretch
 from data.predict_tiles import RenderSettings, region_cuts, sample_truth
 from data.sky.hips_finish import finish_tree
-from data.sky.hips_out import (DisplayStretch, initial_view, read_fits_tile, remove_stale_temps, rewrite_png,
-                               spread_stretch, tile_done, write_tile, written_tiles)
+from data.sky.hips_out import (DisplayStretch, initial_view, read_fits_tile, rewrite_png, spread_stretch,
+                               tile_targets, write_tile, written_tiles)
 from data.sky.hips_quality import SpreadModel, seam_stats
 from data.sky.hips_run import (claim_settings, read_record, read_skipped, shard_tiles, skipped_name,
                                write_skipped)
 from data.sky.source import survey_name
 from data.sky.tile_grid import region_tiles, tile_pixel_deg
 from util.errors import UserError
-from util.fileio import atomic_write_text, check_writable_folder
+from util.fileio import atomic_write_text, check_writable_folder, remove_stale_temps
 from util.progress import progress
 from engine.predict_session import Session, describe, generate, hips_min_order, prepare, render_stream
 from engine.predict_truth import sky_labels, summary_lines, truth_report, write_report
@@ -147,11 +147,11 @@ def write_tiles(session: Session, settings: RenderSettings, record: dict, mine: 
     display, std_display = stretch_of(record, "display"), stretch_of(record, "std_display")
     skipped_here = read_skipped(out, c.shard)
     skipped_any = read_skipped(out)
-    done = [int(t) for t in mine if tile_done(out, order, int(t))]
-    todo = [int(t) for t in mine if int(t) not in skipped_any and not tile_done(out, order, int(t))]
-    remove_stale_temps(out, order, todo)
-    if c.uncertainty:
-        remove_stale_temps(out / UNCERTAINTY, order, todo)
+    on_disk = set(written_tiles(out, order).tolist())  # one listing, not two file checks per tile
+    done = [t for t in mine.tolist() if t in on_disk]
+    todo = [t for t in mine.tolist() if t not in skipped_any and t not in on_disk]
+    remove_stale_temps(tile_targets(out, order, todo)
+                       + (tile_targets(out / UNCERTAINTY, order, todo) if c.uncertainty else []))
     written, new_skips, last_save = 0, {}, time.monotonic()
     bar = progress_bar(c, len(todo), f"generating order-{order} tiles")
     try:
@@ -171,7 +171,8 @@ def write_tiles(session: Session, settings: RenderSettings, record: dict, mine: 
         bar.close()
         if new_skips:
             write_skipped(out, c.shard, {**skipped_here, **new_skips})
-    all_skipped = {**{k: v for k, v in skipped_any.items() if k in set(mine.tolist())}, **new_skips}
+    mine_set = set(mine.tolist())
+    all_skipped = {**{k: v for k, v in skipped_any.items() if k in mine_set}, **new_skips}
     say(f"wrote {written} tiles to {out} ({len(done)} already done, {len(all_skipped)} skipped)")
     if all_skipped:
         say(f"skipped {len(all_skipped)} tiles without input data (listed in {out / skipped_name(c.shard)}): "

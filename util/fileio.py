@@ -18,7 +18,7 @@ import re
 import secrets
 import tempfile
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator
+from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
 from util.errors import UserError
 
@@ -207,3 +207,25 @@ def check_writable_folder(folder: str | os.PathLike, option: str, create: bool =
         raise UserError(f"{option}: cannot write in {existing} (a read-only file system or no permission); "
                         f"choose another {option}")
     return folder
+
+
+def remove_stale_temps(targets: Iterable[str | os.PathLike]) -> None:
+    """Delete the temp files (".NAME.*.tmp") a killed writer left for these target files only.
+
+    Each folder is listed once, however many targets it holds: a resumed run over a folder of thousands of
+    tiles would otherwise list it once per tile. Other targets' temps (another shard's) are left alone."""
+    by_folder: dict[Path, set[str]] = {}
+    for target in targets:
+        path = Path(target)
+        by_folder.setdefault(path.parent, set()).add(path.name)
+    for folder, names in by_folder.items():
+        if not folder.is_dir():
+            continue
+        for entry in os.scandir(folder):
+            name = entry.name
+            if not (name.startswith(".") and name.endswith(".tmp")):
+                continue
+            # ".NAME.TOKEN.tmp": NAME may hold dots, so try every dot as the end of NAME
+            inner = name[1:-len(".tmp")]
+            if any(inner[:i] in names for i, char in enumerate(inner) if char == "."):
+                _unlink(Path(entry.path))

@@ -123,14 +123,9 @@ def written_tiles(root: Path, order: int) -> np.ndarray:
     return np.unique(np.array(found, dtype=np.int64))
 
 
-def remove_stale_temps(root: Path, order: int, tiles) -> None:
-    """Temp files (util.fileio's .NAME.*.tmp) a killed run left for these tiles only."""
-    for ipix in tiles:
-        for fmt in TILE_FORMATS:
-            path = root / tile_path(order, int(ipix), fmt)
-            if path.parent.is_dir():
-                for stale in path.parent.glob(f".{path.name}.*.tmp"):
-                    stale.unlink(missing_ok=True)
+def tile_targets(root: Path, order: int, tiles) -> list[Path]:
+    """Every file (all TILE_FORMATS) of these tiles, as util.fileio.remove_stale_temps takes them."""
+    return [root / tile_path(order, int(ipix), fmt) for ipix in tiles for fmt in TILE_FORMATS]
 
 
 # ---- MOC and properties ----------------------------------------------------------------------

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from util import fileio
 from util.errors import UserError
 
 from .config import BuildConfig, TargetSpec
@@ -189,9 +190,6 @@ def remove_stale_temps(out: Path, todo: list[Item], manifest_name: str) -> None:
     Only this run's targets and manifest: another shard writing into the same folder is left alone.
     """
     names = [manifest_name] + [name for item in todo for name in (item.file, item.fits_file)]
-    for relative in names:
-        path = out / relative
-        for stale in path.parent.glob(f".{path.name}.*.tmp"):
-            stale.unlink(missing_ok=True)
+    fileio.remove_stale_temps(out / relative for relative in names)
 
 

@@ -94,3 +94,19 @@ def test_a_group_takes_files_of_its_own_folder_only(tmp_path):
         with FileGroup(tmp_path) as group:
             atomic_write_bytes(tmp_path / "sub" / "x", b"x", group)
     assert os.listdir(tmp_path / "sub") == []
+
+
+def test_remove_stale_temps_lists_each_folder_once_and_spares_other_targets(tmp_path, monkeypatch):
+    tiles = tmp_path / "Norder5" / "Dir0"
+    tiles.mkdir(parents=True)
+    stale = [tiles / ".Npix1.png.a1b2c3d4.tmp", tiles / ".Npix1.fits.a1b2c3d4e5f6.tmp", tiles / ".Npix2.png.zz.tmp"]
+    kept = [tiles / ".Npix3.png.a1b2c3d4.tmp", tiles / "Npix1.png", tiles / ".Npix10.png.a1b2c3d4.tmp"]
+    for path in stale + kept:
+        path.write_bytes(b"x")
+    listed = []
+    real_scandir = os.scandir
+    monkeypatch.setattr(fileio.os, "scandir", lambda folder: listed.append(folder) or real_scandir(folder))
+    targets = [tiles / f"Npix{n}.{fmt}" for n in (1, 2) for fmt in ("png", "fits")]
+    fileio.remove_stale_temps(targets + [tmp_path / "missing" / "x.png"])
+    assert not any(p.exists() for p in stale) and all(p.exists() for p in kept)
+    assert listed == [tiles]
