@@ -41,10 +41,6 @@ class RenderSettings:
     truth: str | None = None  # the real target survey, for calibration
     truth_format: str | None = None
 
-    @property
-    def size(self) -> int:
-        return self.width + 2 * self.margin
-
 
 @dataclass
 class RenderedTile:

@@ -29,7 +29,7 @@ from data.sky.tile_grid import region_tiles, tile_pixel_deg
 from util.errors import UserError
 from util.fileio import atomic_write_text, check_writable_folder, remove_stale_temps
 from util.progress import progress
-from engine.predict_session import Session, describe, generate, hips_min_order, prepare, render_stream
+from engine.predict_session import HIPS_ORDER_MIN, Session, describe, generate, prepare, render_stream
 from engine.predict_truth import sky_labels, summary_lines, truth_report, write_report
 
 UNCERTAINTY = "uncertainty"
@@ -102,7 +102,7 @@ def make_record(session: Session, cuts) -> dict:
         "hips_status": "public master clonableOnce",
         "hips_frame": "equatorial",
         "hips_order": session.order,
-        "hips_order_min": hips_min_order(session.order),
+        "hips_order_min": HIPS_ORDER_MIN,
         "hips_tile_width": session.width,
         "hips_tile_format": "fits png",
         "hips_pixel_bitpix": -32,

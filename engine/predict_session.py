@@ -201,7 +201,6 @@ def generate(session: Session, rendered: Iterable[RenderedTile]) -> Iterator[Til
         yield from _infer(session, batch)
 
 
-def hips_min_order(order: int) -> int:
-    """Lower orders go down to 0, as HipsGen writes them: a handful of tiles, and clients (and Aladin's
-    HiPS validator, which walks random tiles' ancestors) find the whole hierarchy."""
-    return 0
+# Lower orders go down to 0, as HipsGen writes them: a handful of tiles, and clients (and Aladin's HiPS
+# validator, which walks random tiles' ancestors) find the whole hierarchy.
+HIPS_ORDER_MIN = 0

@@ -164,6 +164,27 @@ def choose_tile_order(pixel_deg: float, tile_width: int, min_order: int, max_ord
     return int(min(max(order, min_order), max_order))
 
 
+def deinterleave(values: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """Nested index bits -> (even bits, odd bits): the (row-like, col-like) position in a base cell."""
+    values = np.asarray(values, dtype=np.int64)
+    even = np.zeros_like(values)
+    odd = np.zeros_like(values)
+    for bit in range(bits):
+        even |= ((values >> (2 * bit)) & 1) << bit
+        odd |= ((values >> (2 * bit + 1)) & 1) << bit
+    return even, odd
+
+
+def interleave(even: np.ndarray, odd: np.ndarray, bits: int) -> np.ndarray:
+    even = np.asarray(even, dtype=np.int64)
+    odd = np.asarray(odd, dtype=np.int64)
+    out = np.zeros(np.broadcast(even, odd).shape, dtype=np.int64)
+    for bit in range(bits):
+        out |= ((even >> bit) & 1) << (2 * bit)
+        out |= ((odd >> bit) & 1) << (2 * bit + 1)
+    return out
+
+
 @lru_cache(maxsize=8)
 def zorder_rows_cols(tile_width: int) -> tuple[np.ndarray, np.ndarray]:
     """Row and column in a tile of each nested sub-pixel index (bit 0 -> row, bit 1 -> col, and so on).
@@ -171,12 +192,7 @@ def zorder_rows_cols(tile_width: int) -> tuple[np.ndarray, np.ndarray]:
     Matches cdshealpix offsets: a sub-pixel's centre has dx = (row + 0.5)/W, dy = (col + 0.5)/W
     (checked in the tests against lonlat_to_healpix(return_offsets=True)).
     """
-    index = np.arange(tile_width * tile_width, dtype=np.int64)
-    rows = np.zeros_like(index)
-    cols = np.zeros_like(index)
-    for bit in range(int(math.log2(tile_width))):
-        rows |= ((index >> (2 * bit)) & 1) << bit
-        cols |= ((index >> (2 * bit + 1)) & 1) << bit
+    rows, cols = deinterleave(np.arange(tile_width * tile_width, dtype=np.int64), int(math.log2(tile_width)))
     return rows.astype(np.int32), cols.astype(np.int32)
 
 

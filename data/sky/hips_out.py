@@ -18,6 +18,7 @@ import numpy as np
 from util.fileio import atomic_write_bytes, atomic_write_text
 
 from .source import tile_path
+from .tiles import decode_tile
 
 TILE_FORMATS = ("fits", "png")
 
@@ -98,13 +99,10 @@ def rewrite_png(root: Path, order: int, ipix: int, stretch: DisplayStretch) -> N
 
 def read_fits_tile(root: Path, order: int, ipix: int) -> np.ndarray | None:
     """A written tile back as (W, W) float32 in tile order, None when absent."""
-    from astropy.io import fits
-
     path = root / tile_path(order, ipix, "fits")
     if not path.is_file():
         return None
-    with fits.open(path, memmap=False) as hdul:
-        return np.array(hdul[0].data, dtype=np.float32)[::-1]
+    return decode_tile(path.read_bytes(), "fits")[..., 0].astype(np.float32, copy=False)
 
 
 def tile_done(root: Path, order: int, ipix: int) -> bool:

@@ -24,30 +24,9 @@ import numpy as np
 
 from util.errors import UserError
 
-from .geometry import finest_needed_depth, hips_pixel_deg
+from .geometry import deinterleave, finest_needed_depth, hips_pixel_deg, interleave
 
 MAX_ORDER = 29
-
-
-def deinterleave(values: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
-    """Nested index bits -> (even bits, odd bits): the (row-like, col-like) position in a base cell."""
-    values = np.asarray(values, dtype=np.int64)
-    even = np.zeros_like(values)
-    odd = np.zeros_like(values)
-    for bit in range(bits):
-        even |= ((values >> (2 * bit)) & 1) << bit
-        odd |= ((values >> (2 * bit + 1)) & 1) << bit
-    return even, odd
-
-
-def interleave(even: np.ndarray, odd: np.ndarray, bits: int) -> np.ndarray:
-    even = np.asarray(even, dtype=np.int64)
-    odd = np.asarray(odd, dtype=np.int64)
-    out = np.zeros(np.broadcast(even, odd).shape, dtype=np.int64)
-    for bit in range(bits):
-        out |= ((even >> bit) & 1) << (2 * bit)
-        out |= ((odd >> bit) & 1) << (2 * bit + 1)
-    return out
 
 
 @dataclass(frozen=True)
