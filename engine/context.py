@@ -126,6 +126,8 @@ def open_run(opt, environ: Mapping[str, str] | None = None) -> Iterator[RunConte
     try:
         apply_reproducibility(opt, ctx.rank)
         yield ctx
+        if joined:  # leave together: a rank that tears down while rank 0 still writes can abort in gloo
+            dist.barrier()
     finally:
         if joined:
             dist.destroy_process_group()

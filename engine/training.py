@@ -73,12 +73,14 @@ def make_progress(epoch: int, epoch_finished: bool, batches_done: int, epoch_ite
             "epoch_iter": epoch_iter, "total_iters": total_iters, "epoch_start_rng": epoch_start_rng}
 
 
-def save_checkpoint(model, prefix: str | int, progress_: dict[str, Any], ctx: RunContext) -> None:
-    """Network files (upstream format) and the resume state, all or none (util.fileio.FileGroup):
+def save_checkpoint(model, prefixes: str | int | tuple[str | int, ...], progress_: dict[str, Any],
+                    ctx: RunContext) -> None:
+    """Network files (upstream format) and the resume state, all or none per prefix (util.fileio.FileGroup):
     a kill or a full disk half-way leaves the previous set whole. Weights and buffers with a NaN
     or an infinity are never saved: the run stops and the last good set stays.
     Under DDP every rank calls this: the ranks prove they hold the same weights and hand rank 0
-    their random streams (each rank augments and drops out with its own), then rank 0 alone writes."""
+    their random streams (each rank augments and drops out with its own), then rank 0 alone writes.
+    Several prefixes (`latest` and the epoch) share one round of checks, streams and hashes."""
     stop_on_non_finite(model, progress_["epoch"], ctx)
     stop_on_non_finite_weights(model, progress_, ctx)
     streams = distributed.gather_objects({"rng": capture_rng_state(), "epoch_start_rng": progress_["epoch_start_rng"]},
@@ -89,13 +91,14 @@ def save_checkpoint(model, prefix: str | int, progress_: dict[str, Any], ctx: Ru
             return
         print(f"weights identical on all {ctx.world_size} ranks (sha256 {digest[:16]})")
     progress_ = {**progress_, "epoch_start_rng_ranks": [s["epoch_start_rng"] for s in streams]}
-    try:
-        with FileGroup(model.save_dir) as group:
-            model.save_networks(prefix, group)
-            model.save_train_state(prefix, progress_, rng_ranks=[s["rng"] for s in streams], group=group)
-    except OSError as err:
-        raise UserError(storage_error_line(err, f"checkpoint '{prefix}' not saved, the previous one in "
-                                                f"{model.save_dir} is kept (resume with --continue_train)")) from None
+    for prefix in prefixes if isinstance(prefixes, tuple) else (prefixes,):
+        try:
+            with FileGroup(model.save_dir) as group:
+                model.save_networks(prefix, group)
+                model.save_train_state(prefix, progress_, rng_ranks=[s["rng"] for s in streams], group=group)
+        except OSError as err:
+            raise UserError(storage_error_line(err, f"checkpoint '{prefix}' not saved, the previous one in "
+                                                    f"{model.save_dir} is kept (resume with --continue_train)")) from None
 
 
 def stop_on_non_finite_weights(model, progress_: dict[str, Any], ctx: RunContext) -> None:
@@ -254,8 +257,7 @@ def _train_epochs(opt, dataset, model, visualizer, ctx: RunContext, stop_after_i
         if epoch % opt.save_epoch_freq == 0:
             if main:
                 print(f"saving the model at the end of epoch {epoch}, iters {total_iters}")
-            save_checkpoint(model, "latest", done, ctx)
-            save_checkpoint(model, epoch, done, ctx)
+            save_checkpoint(model, ("latest", epoch), done, ctx)
         elif epoch == last_epoch:  # beyond upstream: a finished run always leaves `latest` for test.py
             if main:
                 print(f"saving the final model (epoch {epoch}, iters {total_iters})")
