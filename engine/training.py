@@ -18,6 +18,7 @@ from engine import distributed
 from engine.context import RunContext, open_run
 from engine.storage import storage_error_line, storage_errors_as_user_errors
 from models.checkpoint import capture_rng_state, recover_interrupted_saves, restore_rng_state
+from models.schedule import resumed_epoch
 from util.errors import UserError
 from util.fileio import FileGroup, check_writable_folder
 from util.progress import progress, write
@@ -51,10 +52,11 @@ def plan_resume(opt, resume_state: dict[str, Any] | None, ctx: RunContext | None
         return ResumePlan(start_epoch=opt.epoch_count)
     progress_ = resume_state["progress"]
     rng = _own_streams(resume_state.get("rng_ranks") or [], resume_state["rng"], ctx)
+    start = resumed_epoch(progress_)  # the schedule is rebuilt for the same epoch (models.schedule)
     if progress_["epoch_finished"]:
-        plan = ResumePlan(start_epoch=progress_["epoch"] + 1, total_iters=progress_["total_iters"], rng=rng)
+        plan = ResumePlan(start_epoch=start, total_iters=progress_["total_iters"], rng=rng)
     else:
-        plan = ResumePlan(start_epoch=progress_["epoch"], skip_batches=progress_["batches_done"],
+        plan = ResumePlan(start_epoch=start, skip_batches=progress_["batches_done"],
                           total_iters=progress_["total_iters"], rng=rng,
                           epoch_start_rng=_own_streams(progress_.get("epoch_start_rng_ranks") or [],
                                                        progress_["epoch_start_rng"], ctx))

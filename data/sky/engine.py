@@ -243,13 +243,13 @@ class CutoutEngine:
         (made before the keyword existed) starts at order 3, not at the standard's default 0. Read
         order 3 from now on; the caller reads the tiles again. Local folders know it from the disk."""
         props = self.survey.properties
-        if props.min_order_given or order >= min(ALLSKY_ORDER, props.max_order):
+        if props.min_order_given or order >= self.allsky_order:
             return False
         if any(self.tile(order, int(t)) is not None for t in tiles if int(t) >= 0):
             return False
         log.info("%s: no order-%d tiles; reading from order %d (hips_order_min absent)", self.name, order,
                  ALLSKY_ORDER)
-        self.survey.lowest_order = min(ALLSKY_ORDER, props.max_order)
+        self.survey.lowest_order = self.allsky_order
         return True
 
     def cutout(self, grid: OutputGrid, sky: tuple[np.ndarray, np.ndarray] | None = None,

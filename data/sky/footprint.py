@@ -51,9 +51,7 @@ class Footprint:
     def area_cells(self) -> tuple[int, np.ndarray]:
         """All listed cells expressed at the finest listed order (used to draw random positions)."""
         finest = max(self.cells)
-        parts = [(cells[:, None] * 4 ** (finest - order) + np.arange(4 ** (finest - order))).ravel()
-                 for order, cells in self.cells.items()]
-        return finest, np.unique(np.concatenate(parts))
+        return finest, self.cells_at(finest)
 
 
 def local_tiles(survey: Survey, tile_format: str) -> Footprint | None:

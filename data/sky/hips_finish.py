@@ -14,8 +14,8 @@ from util.fileio import atomic_write_bytes
 
 from .hips_out import (DisplayStretch, fits_tile_bytes, png_tile_bytes, read_fits_tile, write_moc,
                        write_properties, write_tile, written_tiles)
+from .source import ALLSKY_ORDER
 
-ALLSKY_ORDER = 3
 ALLSKY_TILE = 64  # pixels per tile in Allsky images, as HipsGen writes them
 
 
