@@ -71,13 +71,13 @@ def write_checkpoint(folder: Path, args) -> None:
 def measure(folder: Path, args, margin: str, passes: int) -> dict:
     import numpy as np
 
-    from data.predict_tiles import TileRenderer
+    from prediction.render import TileRenderer
     from data.sky.hips_out import write_tile
     from data.sky.tile_grid import region_tiles
-    from options.predict_options import parse_config
+    from prediction.options import parse_config
     from engine.bench import synchronize
-    from engine.predict_session import generate, prepare, render_stream, tile_keys
-    from data.predict_inputs import display_stretch
+    from prediction.session import generate, prepare, render_stream, tile_keys
+    from prediction.inputs import display_stretch
 
     model = ["--name", args.name, "--checkpoints_dir", args.checkpoints_dir] if args.name else \
         ["--name", "bench", "--checkpoints_dir", str(folder)]

@@ -18,18 +18,18 @@ from util.errors import exit_on_user_error  # noqa: E402
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> int:
-    from options.predict_options import parse_config
+    from prediction.options import parse_config
 
     config = parse_config(argv)
     if config.finish:
-        from engine.predict_region import finish
+        from prediction.region import finish
 
         return finish(config)
     if config.region is not None:
-        from engine.predict_region import run_region
+        from prediction.region import run_region
 
         return run_region(config)
-    from engine.predict_position import run_position
+    from prediction.position import run_position
 
     return run_position(config)
 

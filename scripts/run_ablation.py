@@ -17,10 +17,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from evaluation import ablation  # noqa: E402
-from evaluation.ablation_run import run  # noqa: E402
-from evaluation.field_plan import FIELD_BUDGETS  # noqa: E402
-from evaluation.field_run import run_field  # noqa: E402
+from experiments import ablation  # noqa: E402
+from experiments.ablation_run import run  # noqa: E402
+from experiments.field_plan import FIELD_BUDGETS  # noqa: E402
+from experiments.field_run import run_field  # noqa: E402
 from util.cli import ArgumentParser  # noqa: E402
 from util.errors import UserError, exit_on_user_error  # noqa: E402
 from util.fileio import check_writable_folder  # noqa: E402

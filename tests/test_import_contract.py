@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("util", "data", "models", "options", "engine", "evaluation")
+PACKAGES = ("util", "data", "models", "options", "engine", "prediction", "evaluation", "experiments")
 LINT = ("import sys\nfrom importlinter.cli import lint_imports_command\n"
         "sys.exit(lint_imports_command(['--no-cache']))\n")
 

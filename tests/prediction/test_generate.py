@@ -11,8 +11,8 @@ import torch
 from models import networks
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
-from engine.predict import REPLAYED, Generator, LoadedModel, TileKey, read_saved_options, replay_argv
-from engine.predict_session import receptive_radius
+from prediction.generate import REPLAYED, Generator, LoadedModel, TileKey, read_saved_options, replay_argv
+from prediction.session import receptive_radius
 
 
 def test_saved_options_replay_through_the_option_parser(tmp_path):

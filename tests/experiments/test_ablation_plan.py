@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from evaluation import ablation
+from experiments import ablation
 from util.errors import UserError
 
 

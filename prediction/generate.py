@@ -29,7 +29,7 @@ SUPPORTED_MODELS = ("pix2pix",)
 ARCHITECTURE = ("model", "dataset_mode", "netG", "ngf", "norm", "input_nc", "output_nc", "no_dropout",
                 "direction", "n_panels", "input_panels", "panel_nc", "target_planes", "input_planes",
                 "fits_norm", "fits_cuts")
-# replayed too: they decide the pixel scale the network saw (see data.predict_inputs.training_data)
+# replayed too: they decide the pixel scale the network saw (see prediction.inputs.training_data)
 REPLAYED = ARCHITECTURE + ("dataroot", "preprocess", "load_size", "crop_size", "init_type", "init_gain")
 
 

@@ -11,9 +11,9 @@ from data.aligned_dataset import AlignedDataset
 from data.fits_aligned_dataset import FitsAlignedDataset
 from data.sky.fits_io import read_cube
 from data.fits_norm import PlaneSampler, fit_cube_norm, save_norm
-from data.predict_inputs import (BandModel, check_surveys, display_stretch, fits_band_model, network_input,
+from prediction.inputs import (BandModel, check_surveys, display_stretch, fits_band_model, network_input,
                                  physical_output, png_band_model, training_data)
-from data.predict_tiles import RenderSettings, open_surveys
+from prediction.render import RenderSettings, open_surveys
 from data.sky.cli import main as build
 from data.sky.geometry import OutputGrid
 from data.sky.stretch import StretchSettings

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from evaluation import ablation, field_plan
+from experiments import ablation, field_plan
 from evaluation.evaluation import average_runs
 from evaluation.field_report import FieldRun, write_field_report
 from evaluation.physical_eval import fit_references
 from evaluation.science import AsinhStretch, data_range, load_items, score_predictions
-from evaluation.stages import Stages
+from experiments.stages import Stages
 from util.errors import UserError
 
 

@@ -2,7 +2,7 @@
 
 Each tile's pixels plus `margin` pixels all round are sampled from every input survey through the
 dataset builder's own surveys and cutout engine (open_engines / CutoutEngine.cutout), then turned
-into the network input exactly as training data were (data.predict_inputs). No network here: worker
+into the network input exactly as training data were (prediction.inputs). No network here: worker
 processes only render; the generator runs in the parent.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from data.predict_inputs import CHANNEL_INDEX, BandModel, PanelInput, network_input, physical_output, split_label
+from prediction.inputs import CHANNEL_INDEX, BandModel, PanelInput, network_input, physical_output, split_label
 from data.sky.config import BuildConfig
 from data.sky.fetch import FetchSettings
 from data.sky.geometry import OutputGrid, frame_to_icrs

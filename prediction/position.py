@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from data.sky.fits_io import image_bytes
-from data.predict_inputs import display_stretch
+from prediction.inputs import display_stretch
 from data.sky.engine import CutoutEngine
 from data.sky.geometry import OutputGrid, make_wcs, pixel_sky_coords
 from data.sky.hips_out import fits_tile_bytes, png_tile_bytes, properties_text, spread_stretch
@@ -27,7 +27,7 @@ from data.sky.targets import Target, check_position, resolve_names, safe_file_st
 from data.sky.tile_grid import tile_pixel_deg, tiles_under
 from util.errors import UserError
 from util.fileio import atomic_write_bytes, atomic_write_text, check_writable_folder
-from engine.predict_session import Session, describe, generate, prepare, render_stream
+from prediction.session import Session, describe, generate, prepare, render_stream
 
 
 def say(text: str) -> None:
@@ -130,7 +130,7 @@ def write_fits(session: Session, path: Path, grid: OutputGrid, band: np.ndarray,
 
 
 def compare_truth(session: Session, grid: OutputGrid, band: np.ndarray, std: np.ndarray | None) -> dict:
-    from data.predict_tiles import TileRenderer
+    from prediction.render import TileRenderer
 
     renderer = TileRenderer(session.render_settings(), engines=[])
     truth = renderer.truth_on(grid)

@@ -15,12 +15,12 @@ import sys
 import time
 from pathlib import Path
 
-from evaluation import ablation
+from experiments import ablation
 from evaluation.ablation_report import Variant, baseline_label, flat_label, write_report
 from evaluation.evaluation import average_runs, evaluate_folder, format_table, write_metrics
 from evaluation.metrics import SSIM_SIGMA, SSIM_TRUNCATE
 from evaluation.photometry import PhotometryConfig
-from evaluation.stages import Stages
+from experiments.stages import Stages
 from data.sky.source import survey_name
 from util.errors import UserError
 

@@ -8,14 +8,14 @@ dust lies in front of each star, so not how bright it is in Ks; the J - H colour
 reddening, and with it Ks. MSX sees warm dust glowing at 21 um, not the stars: a band that should
 add little for Ks, which the ablation checks.
 
-Pure functions only (no files touched); evaluation.field_run runs the plan stage by stage.
+Pure functions only (no files touched); experiments.field_run runs the plan stage by stage.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-from evaluation.ablation import REPO, Budget, make_budget_from
+from experiments.ablation import REPO, Budget, make_budget_from
 from util.errors import UserError
 
 FIELD_DIR = Path("data") / "real_fields" / "galactic_centre"

@@ -8,20 +8,20 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from data.predict_inputs import (BandModel, TrainingData, check_surveys, fits_band_model, physical_output,
+from prediction.inputs import (BandModel, TrainingData, check_surveys, fits_band_model, physical_output,
                                  png_band_model, training_data)
-from data.predict_tiles import RenderedTile, RenderSettings, TileRenderer, open_surveys, worker_init, worker_render
+from prediction.render import RenderedTile, RenderSettings, TileRenderer, open_surveys, worker_init, worker_render
 from data.panels import parse_index_list
 from data.sky.tile_grid import order_for_pixel, tile_pixel_deg, tile_position
 from util.errors import UserError
 from models.checkpoint import file_sha256
-from engine.predict import Generator, LoadedModel, TileKey, load_model
+from prediction.generate import Generator, LoadedModel, TileKey, load_model
 
 
 
 @dataclass
 class Session:
-    config: object  # options.predict_options.PredictConfig
+    config: object  # prediction.options.PredictConfig
     loaded: LoadedModel
     generator: Generator
     model: BandModel

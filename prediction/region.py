@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from data.predict_inputs import BandModel, display_stretch
-from data.predict_tiles import RenderSettings, region_cuts, sample_truth
+from prediction.inputs import BandModel, display_stretch
+from prediction.render import RenderSettings, region_cuts, sample_truth
 from data.sky.hips_finish import finish_tree
 from data.sky.hips_out import (DisplayStretch, initial_view, read_fits_tile, rewrite_png, spread_stretch,
                                tile_targets, write_tile, written_tiles)
@@ -29,8 +29,8 @@ from data.sky.tile_grid import region_tiles, tile_pixel_deg
 from util.errors import UserError
 from util.fileio import atomic_write_text, check_writable_folder, remove_stale_temps
 from util.progress import progress
-from engine.predict_session import HIPS_ORDER_MIN, Session, describe, generate, prepare, render_stream
-from engine.predict_truth import sky_labels, summary_lines, truth_report, write_report
+from prediction.session import HIPS_ORDER_MIN, Session, describe, generate, prepare, render_stream
+from prediction.truth import sky_labels, summary_lines, truth_report, write_report
 
 UNCERTAINTY = "uncertainty"
 TRUTH = "truth"  # the real band on the same tiles (--truth)
@@ -240,7 +240,7 @@ def finish(config, record: dict | None = None) -> int:
 
 def evaluate_truth(config, record: dict, tiles: np.ndarray, common: dict) -> dict:
     """Agreement per kind of sky and the uncertainty's calibration against the real band (--truth), on
-    every written tile (engine.predict_truth); the real band on the same tiles goes to OUT/truth/, a HiPS
+    every written tile (prediction.truth); the real band on the same tiles goes to OUT/truth/, a HiPS
     with the generated band's display, so Aladin shows both alike."""
     settings = record["settings"]
     output = record["output"]
