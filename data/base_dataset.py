@@ -41,13 +41,15 @@ class DatasetDescription:
 
     panel_channels / panel_indices: (A side, B side) channels and file panel (or cube plane)
     numbers of the stacked items, None when items are not multi-panel; bands: band name of a
-    panel or plane when the data says it; cube: set for float FITS cubes."""
+    panel or plane when the data says it; cube: set for float FITS cubes; prior: the values of the
+    generator's colour prior (--prior linear_fit) when this dataset fitted them."""
     mode: str
     kind: str = "panels"  # or "planes" (FITS cubes)
     panel_channels: tuple[list[int], list[int]] | None = None
     panel_indices: tuple[list[int], list[int]] | None = None
     bands: dict[int, str] = field(default_factory=dict)
     cube: CubeBands | None = None
+    prior: dict | None = None
 
 
 class BaseDataset(torch_data.Dataset):

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from data.base_dataset import BaseDataset, CubeBands, DatasetDescription, check_preprocess, get_params
+from data.colour_fit import MAX_PIXELS, JointSampler, least_squares
 from data.fits_norm import (NORM_MODES, PlaneSampler, check_mode, fit_cube_norm, load_norm,
                             norm_path, parse_cuts, save_norm)
 from data.panels import parse_index_list
@@ -24,6 +25,9 @@ from util.progress import progress, write
 
 FITS_PREPROCESS = ("crop", "none")
 SAMPLED_PIXELS = 2_000_000  # per plane over the whole training set, for the percentiles
+PRIORS = ("none", "linear_fit")
+# cubes are held in memory (normalised, read once) while they take less than this; beyond, read per item
+CACHE_BYTES = 2 * 1024 ** 3
 
 
 class FitsAlignedDataset(BaseDataset):
@@ -39,6 +43,9 @@ class FitsAlignedDataset(BaseDataset):
                             help="per-band normalisation fitted on the training set (saved as fits_norm.json)")
         parser.add_argument("--fits_cuts", type=str, default="auto",
                             help="low,high percentiles of the normalisation; auto = 0.5,99.5 linear, 0.5,100 asinh")
+        parser.add_argument("--prior", type=str, default="none", choices=PRIORS,
+                            help="linear_fit: the generator predicts the correction to the per-pixel linear fit of "
+                                 "the target on the input bands (fitted on the training cubes, saved in net_G)")
         parser.add_argument("--allow_no_wcs", action="store_true",
                             help="accept cubes without a sky WCS (results are then written without one)")
         # resampling would change pixel values and the WCS; the target is the generator's output;
@@ -67,12 +74,18 @@ class FitsAlignedDataset(BaseDataset):
         self.panel_channels = ([1] * len(self.target_planes), [1] * len(self.input_planes))
         self.norm_file = norm_path(opt.checkpoints_dir, opt.name)
         fit_here = opt.isTrain and not (getattr(opt, "continue_train", False) and self.norm_file.is_file())
-        self.cube_paths, samplers = self._scan(paths, need_target=opt.isTrain, fit=fit_here)
+        self.cache: dict[str, np.ndarray] | None = {} if opt.isTrain else None
+        joint = JointSampler((*self.target_planes, *self.input_planes), MAX_PIXELS // len(paths)) \
+            if fit_here and opt.prior == "linear_fit" else None
+        self.cube_paths, samplers = self._scan(paths, need_target=opt.isTrain, fit=fit_here, joint=joint)
         self.norm_fitted = fit_here
+        self.prior_fit: dict | None = None
         if fit_here:  # written by save_run_files when the run starts: a failed start keeps the run's file
             self.norm = fit_cube_norm(samplers, self.norm_mode, self.cuts, self.labels, len(self.cube_paths))
             print(f"fitted the {self.norm_mode} normalisation of {self.n_planes} planes on "
                   f"{len(self.cube_paths)} cubes (for {self.norm_file})")
+            if joint is not None:
+                self.prior_fit = self._fit_prior(joint.values())
         else:
             self.norm = load_norm(self.norm_file)
             if self.norm.mode != self.norm_mode or tuple(self.norm.cuts) != tuple(self.cuts):
@@ -81,8 +94,11 @@ class FitsAlignedDataset(BaseDataset):
         self._check_norm()
 
     # ------------------------------------------------------------------ construction
-    def _scan(self, paths: list[str], need_target: bool, fit: bool) -> tuple[list[str], list[PlaneSampler]]:
-        """One read of every cube: WCS, plane count, size; drop all-NaN cutouts; sample pixels to fit on."""
+    def _scan(self, paths: list[str], need_target: bool, fit: bool,
+              joint: JointSampler | None = None) -> tuple[list[str], list[PlaneSampler]]:
+        """One read of every cube: WCS, plane count, size; drop all-NaN cutouts; sample pixels to fit on
+        (per plane for the normalisation, jointly for the colour prior); keep the planes in memory for
+        training while they fit in CACHE_BYTES."""
         samplers = [PlaneSampler(max(1000, SAMPLED_PIXELS // len(paths))) for _ in range(self.n_planes)]
         kept: list[str] = []
         skipped: list[str] = []
@@ -98,6 +114,13 @@ class FitsAlignedDataset(BaseDataset):
             if fit:
                 for sampler, plane in zip(samplers, cube.planes):
                     sampler.add(plane)
+            if joint is not None:
+                joint.add(cube.planes)
+            if self.cache is not None:
+                if (len(self.cache) + 1) * cube.planes.nbytes <= CACHE_BYTES:
+                    self.cache[path] = cube.planes
+                else:
+                    self.cache = None
         if not kept:
             raise UserError(f"every cube in {os.path.dirname(paths[0])} is all-NaN in its "
                             f"{'target or ' if need_target else ''}input planes; nothing to use")
@@ -114,6 +137,21 @@ class FitsAlignedDataset(BaseDataset):
         height, width = cube.planes.shape[1:]
         check_preprocess(self.opt, (width, height), f"cube {path}")
 
+    def _fit_prior(self, values: np.ndarray) -> dict:
+        """The colour prior's values: the least-squares fit of each target plane on the input planes (in
+        the band's unit) and every plane's normalisation, in the plain form models.ColourPrior takes."""
+        n_targets = len(self.target_planes)
+        if len(values) < len(self.input_planes) + 1:
+            raise UserError("--prior linear_fit: too few training pixels where every band has data to fit it")
+        fits = [least_squares(values[:, n_targets:], values[:, t]) for t in range(n_targets)]
+        for (coefficients, intercept), target in zip(fits, self.target_planes):
+            terms = " ".join(f"{c:+.4g} x {self.labels[p][0]}" for c, p in zip(coefficients, self.input_planes))
+            print(f"colour prior for {self.labels[target][0]}: {intercept:.4g} {terms} (fitted on {len(values)} "
+                  f"training pixels)")
+        return {"in": [self.norm.plane(p).affine_form() for p in self.input_planes],
+                "out": [self.norm.plane(p).affine_form() for p in self.target_planes],
+                "coefficients": [list(map(float, c)) for c, _ in fits], "intercept": [i for _, i in fits]}
+
     def _check_norm(self) -> None:
         if len(self.norm.planes) != self.n_planes:
             raise UserError(f"{self.norm_file} describes {len(self.norm.planes)} planes but the cubes have "
@@ -125,11 +163,27 @@ class FitsAlignedDataset(BaseDataset):
     def __len__(self) -> int:
         return len(self.cube_paths)
 
+    def _normalised_picture(self, path: str) -> np.ndarray:
+        """Every plane normalised (NaN where no data), in picture orientation; from memory after the first use."""
+        cached = self.cache.get(path) if self.cache is not None else None
+        if isinstance(cached, NormalisedCube):
+            return cached.values
+        if cached is None:
+            cube = read_cube(path)
+            self._check_cube(path, cube)
+            cached = cube.planes
+        needed = sorted({*self.target_planes, *self.input_planes})
+        values = np.full(cached.shape, np.nan, dtype=np.float32)
+        for i in needed:
+            values[i] = self.norm.plane(i).normalize(cached[i])
+        values = np.ascontiguousarray(values[:, ::-1, :])  # FITS row 1 is the bottom of the picture
+        if self.cache is not None:
+            self.cache[path] = NormalisedCube(values)
+        return values
+
     def __getitem__(self, index: int) -> dict:
         path = self.cube_paths[index]
-        cube = read_cube(path)
-        self._check_cube(path, cube)
-        picture = cube.planes[:, ::-1, :]  # FITS row 1 is the bottom of the picture
+        picture = self._normalised_picture(path)
         height, width = picture.shape[1:]
         params = get_params(self.opt, (width, height))  # drawn in every mode, as the image datasets do
         if "crop" in self.opt.preprocess:  # the cube is at least crop_size on each side (checked)
@@ -146,7 +200,7 @@ class FitsAlignedDataset(BaseDataset):
                 "crop_box": torch.tensor([x, y, size_x, size_y]), "flip": torch.tensor(flip)}
 
     def _side(self, picture: np.ndarray, planes: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        normalized = np.stack([self.norm.plane(i).normalize(picture[i]) for i in planes])
+        normalized = np.ascontiguousarray(picture[planes])  # a copy: filling it leaves the cache alone
         valid = np.isfinite(normalized)
         normalized[~valid] = 0.0
         return torch.from_numpy(normalized), torch.from_numpy(valid)
@@ -164,7 +218,15 @@ class FitsAlignedDataset(BaseDataset):
             mode=self.opt.dataset_mode, kind="planes", panel_channels=self.panel_channels,
             panel_indices=self.panel_indices, bands={i: name for i, (name, _) in enumerate(self.labels)},
             cube=CubeBands(self.norm, self.norm_file, list(self.labels), list(self.target_planes),
-                           list(self.input_planes)))
+                           list(self.input_planes)), prior=self.prior_fit)
+
+
+class NormalisedCube:
+    """A cached cube after normalisation (tells it apart from a raw cube in the same cache)."""
+    __slots__ = ("values",)
+
+    def __init__(self, values: np.ndarray):
+        self.values = values
 
 
 def list_cubes(dataroot: str, phase: str, max_dataset_size: float) -> list[str]:

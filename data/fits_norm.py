@@ -50,6 +50,13 @@ class PlaneNorm:
             y = 2.0 * np.arcsinh((x - self.low) / self.softening) / self._asinh_span() - 1.0
         return y.astype(np.float32)
 
+    def affine_form(self) -> tuple[float, float, float, float]:
+        """(low, scale, span, asinh) with x = low + scale * f((y + 1) / 2 * span), f = sinh when asinh is 1,
+        else the identity: the form the generator's colour prior evaluates in torch (models know no data)."""
+        if self.mode == "linear":
+            return self.low, self.high - self.low, 1.0, 0.0
+        return self.low, self.softening, self._asinh_span(), 1.0
+
     def invert(self, normalized: np.ndarray) -> np.ndarray:
         y = np.asarray(normalized, dtype=np.float64)
         if self.mode == "linear":

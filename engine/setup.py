@@ -14,14 +14,15 @@ from util.fileio import atomic_write_text
 
 def prepare_model(opt, ctx: RunContext, description: DatasetDescription | None = None):
     """The --model of the options, built and loaded (test, --continue_train) on the context's
-    device, told the data's panel layout, wrapped in DDP (training under torchrun) and
-    --compile; rank 0 prints its networks."""
+    device, told the data's panel layout (and the colour prior's values when the data fitted them),
+    wrapped in DDP (training under torchrun) and --compile; rank 0 prints its networks."""
     from models import create_model
 
     opt.device = ctx.device  # models read opt.device, where upstream's train.py puts it
     model = create_model(opt)
     if description is not None:
         model.set_visual_panels(description.panel_channels, description.panel_indices)
+        model.prior_fit = description.prior  # --prior linear_fit, fitted on this run's training data
     model.setup(opt)
     wrap_for_run(model, opt, ctx)
     if ctx.is_main:

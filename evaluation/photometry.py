@@ -1,4 +1,4 @@
-"""Point-source photometry for judging generated sky images the way astronomers would.
+"""Point-source photometry for judging generated sky images the way astronomers would, with photutils.
 
 Sources are detected in the REAL target (local maxima of the background-subtracted image above
 k sigma of its noise), then measured with the same apertures in the real and the generated image:
@@ -6,13 +6,26 @@ flux (aperture sum minus the local background from an annulus) and colour (each 
 of the flux). Sources detected in the generated image, with the real image's noise threshold,
 that have no real source nearby are false sources: a generator that invents stars is penalised
 even when its pixel metrics look good.
+
+The pieces are photutils' (the astropy-affiliated package for this): Background2D with a median
+estimator for the smooth background, find_peaks for the local maxima, CircularAperture and
+CircularAnnulus for the fluxes. Three small steps stay here, each saying why: merging the flat top of
+a saturated star into one source, the sub-pixel centroids (vectorised), and the colour shares. The
+real image's sources are measured once (measure_real) and reused for every image compared with it. The settings are those of the hand-written detector this replaced (tests check that
+both agree on the bundled Galactic-centre field).
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-from astropy.stats import sigma_clipped_stats
+from astropy.stats import SigmaClip, sigma_clipped_stats
+from astropy.utils.exceptions import AstropyUserWarning
+from photutils.aperture import CircularAnnulus, CircularAperture, aperture_photometry
+from photutils.background import Background2D, MedianBackground
+from photutils.detection import find_peaks as photutils_find_peaks
+from photutils.utils.exceptions import NoDetectionsWarning
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
@@ -61,8 +74,17 @@ def is_colour(image: np.ndarray) -> bool:
 
 
 def subtract_background(grey: np.ndarray, box: int) -> np.ndarray:
-    """The image minus its running median: removes diffuse emission, keeps point sources."""
-    return grey - ndimage.median_filter(grey, size=box, mode="reflect")
+    """The image minus its smooth background (photutils Background2D: sigma-clipped medians in boxes of
+    `box` pixels, median-filtered over 3 x 3 boxes and interpolated): removes diffuse emission, keeps
+    point sources."""
+    box = int(min(box, *grey.shape))
+    if box < 3:
+        return grey - np.median(grey)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AstropyUserWarning)
+        background = Background2D(grey, box, filter_size=3, sigma_clip=SigmaClip(sigma=3.0, maxiters=5),
+                                  bkg_estimator=MedianBackground(), exclude_percentile=50.0).background
+    return grey - background
 
 
 def noise_sigma(residual: np.ndarray, floor: float = NOISE_FLOOR) -> float:
@@ -76,13 +98,17 @@ def noise_sigma(residual: np.ndarray, floor: float = NOISE_FLOOR) -> float:
 def find_peaks(residual: np.ndarray, threshold: float, peak_radius: int, border: int) -> np.ndarray:
     """(N, 2) float (row, col) positions of local maxima above `threshold`, away from the border.
 
-    A flat-topped (saturated) star gives several equal maxima; they are merged into their centroid.
-    """
+    photutils' find_peaks returns every pixel of a flat top (a saturated star) as a peak; those are
+    merged here into their centroid, one source per star, before the sub-pixel centroid."""
     size = 2 * peak_radius + 1
-    is_peak = (residual == ndimage.maximum_filter(residual, size=size, mode="nearest")) & (residual > threshold)
-    labels, n = ndimage.label(is_peak)
-    if n == 0:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NoDetectionsWarning)  # a blank image: no peaks is the answer
+        table = photutils_find_peaks(residual, threshold, box_size=size)
+    if table is None or len(table) == 0:
         return np.zeros((0, 2))
+    is_peak = np.zeros(residual.shape, dtype=bool)
+    is_peak[np.asarray(table["y_peak"]), np.asarray(table["x_peak"])] = True
+    labels, n = ndimage.label(is_peak)
     centres = np.array(ndimage.center_of_mass(is_peak, labels, range(1, n + 1)), dtype=np.float64).reshape(-1, 2)
     centres = refine_centroids(residual, centres)
     h, w = residual.shape
@@ -92,40 +118,50 @@ def find_peaks(residual: np.ndarray, threshold: float, peak_radius: int, border:
 
 
 def refine_centroids(residual: np.ndarray, peaks: np.ndarray, half: int = 1) -> np.ndarray:
-    """Sub-pixel positions: the flux-weighted centroid of the positive residual around each peak."""
-    h, w = residual.shape
-    refined = peaks.copy()
-    for i, (row, col) in enumerate(np.rint(peaks).astype(int)):
-        r0, r1 = max(0, row - half), min(h, row + half + 1)
-        c0, c1 = max(0, col - half), min(w, col + half + 1)
-        weights = np.clip(residual[r0:r1, c0:c1], 0.0, None)
-        total = weights.sum()
-        if total > 0:
-            rows, cols = np.mgrid[r0:r1, c0:c1]
-            refined[i] = ((rows * weights).sum() / total, (cols * weights).sum() / total)
+    """Sub-pixel positions: the centre of mass of the positive residual in the 3 x 3 box around each peak
+    (the box cut at the image edge). Vectorised over the peaks here: photutils' centroid_com does the
+    same per source in a Python call each, several times slower for the thousands of stars of a field."""
+    if len(peaks) == 0:
+        return peaks.copy()
+    positive = np.pad(np.clip(residual, 0.0, None), half)  # zeros beyond the edge carry no weight
+    offsets = np.arange(-half, half + 1)
+    centre = np.rint(peaks).astype(int)
+    rows = centre[:, 0, None, None] + offsets[None, :, None]
+    cols = centre[:, 1, None, None] + offsets[None, None, :]
+    weights = positive[rows + half, cols + half]
+    total = weights.sum(axis=(1, 2))
+    refined = peaks.astype(np.float64).copy()
+    ok = total > 0
+    refined[ok, 0] = (weights * rows).sum(axis=(1, 2))[ok] / total[ok]
+    refined[ok, 1] = (weights * cols).sum(axis=(1, 2))[ok] / total[ok]
     return refined
 
 
 def aperture_fluxes(image: np.ndarray, positions: np.ndarray, cfg: PhotometryConfig) -> np.ndarray:
-    """(N, C) background-subtracted aperture sums; the background is the annulus median per channel."""
+    """(N, C) background-subtracted aperture sums (photutils CircularAperture, pixels whose centre is
+    inside); the background is the median of the CircularAnnulus per channel. (ApertureStats gives the
+    same median but costs three times as much; the annulus masks are cut once for every channel.)"""
     image = np.asarray(image, dtype=np.float64)
     if image.ndim == 2:
         image = image[..., None]
-    h, w, channels = image.shape
-    r_in, r_out = cfg.annulus
-    reach = int(np.ceil(r_out))
+    channels = image.shape[2]
     fluxes = np.zeros((len(positions), channels))
-    for i, (row, col) in enumerate(positions):
-        r0, r1 = max(0, int(round(row)) - reach), min(h, int(round(row)) + reach + 1)
-        c0, c1 = max(0, int(round(col)) - reach), min(w, int(round(col)) + reach + 1)
-        rows, cols = np.mgrid[r0:r1, c0:c1]
-        dist = np.hypot(rows - row, cols - col)
-        stamp = image[r0:r1, c0:c1]
-        aperture = dist <= cfg.aperture_radius
-        ring = (dist >= r_in) & (dist <= r_out)
-        background = np.median(stamp[ring], axis=0) if ring.any() else np.zeros(channels)
-        fluxes[i] = (stamp[aperture] - background).sum(axis=0)
+    if len(positions) == 0:
+        return fluxes
+    xy = np.asarray(positions, dtype=np.float64)[:, ::-1]  # photutils takes (x, y) = (col, row)
+    aperture = CircularAperture(xy, cfg.aperture_radius)
+    rings = CircularAnnulus(xy, *cfg.annulus).to_mask(method="center")
+    pixels = np.asarray(aperture.area_overlap(image[..., 0], method="center"), dtype=np.float64)
+    for channel in range(channels):
+        plane = image[..., channel]
+        sums = np.asarray(aperture_photometry(plane, aperture, method="center")["aperture_sum"], dtype=np.float64)
+        background = np.array([_median_or_zero(ring.get_values(plane)) for ring in rings])
+        fluxes[:, channel] = sums - background * pixels
     return fluxes
+
+
+def _median_or_zero(values: np.ndarray) -> float:
+    return float(np.median(values)) if values.size else 0.0
 
 
 def detect_sources(grey: np.ndarray, cfg: PhotometryConfig, sigma: float | None = None) -> tuple[np.ndarray, float]:
@@ -155,21 +191,37 @@ def colour_shares(fluxes: np.ndarray) -> np.ndarray:
         return np.where(total > 0, positive / np.where(total > 0, total, 1.0), np.nan)
 
 
-def compare_sources(fake: np.ndarray, real: np.ndarray, cfg: PhotometryConfig = PhotometryConfig()) -> SourceComparison:
-    """Detect in the real image, measure both at the same positions, and find invented sources."""
-    fake = np.asarray(fake, dtype=np.float64)
+@dataclass(frozen=True)
+class RealSources:
+    """What the real image gives every comparison with it: positions, noise, fluxes (measured once,
+    reused for every model and reference scored against the same image)."""
+    positions: np.ndarray
+    sigma: float
+    fluxes: np.ndarray
+    is_colour: bool
+
+
+def measure_real(real: np.ndarray, cfg: PhotometryConfig = PhotometryConfig()) -> RealSources:
     real = np.asarray(real, dtype=np.float64)
-    if fake.shape != real.shape:
-        raise ValueError(f"image shapes differ: {fake.shape} vs {real.shape}")
-    real_pos, sigma = detect_sources(to_grey(real), cfg)
-    fake_pos, _ = detect_sources(to_grey(fake), cfg, sigma=sigma)
-    result = SourceComparison(n_real=len(real_pos), n_fake=len(fake_pos), is_colour=is_colour(real))
-    result.n_false = int((~has_neighbour(fake_pos, real_pos, cfg.match_radius)).sum())
-    result.n_recovered = int(has_neighbour(real_pos, fake_pos, cfg.match_radius).sum())
-    if len(real_pos) == 0:
+    positions, sigma = detect_sources(to_grey(real), cfg)
+    return RealSources(positions, sigma, aperture_fluxes(real, positions, cfg), is_colour(real))
+
+
+def compare_sources(fake: np.ndarray, real: np.ndarray, cfg: PhotometryConfig = PhotometryConfig(),
+                    measured: RealSources | None = None) -> SourceComparison:
+    """Detect in the real image (or take `measured`, from measure_real on it), measure both at the same
+    positions, and find invented sources."""
+    fake = np.asarray(fake, dtype=np.float64)
+    if fake.shape != np.shape(real):
+        raise ValueError(f"image shapes differ: {fake.shape} vs {np.shape(real)}")
+    ref = measured if measured is not None else measure_real(real, cfg)
+    fake_pos, _ = detect_sources(to_grey(fake), cfg, sigma=ref.sigma)
+    result = SourceComparison(n_real=len(ref.positions), n_fake=len(fake_pos), is_colour=ref.is_colour)
+    result.n_false = int((~has_neighbour(fake_pos, ref.positions, cfg.match_radius)).sum())
+    result.n_recovered = int(has_neighbour(ref.positions, fake_pos, cfg.match_radius).sum())
+    if len(ref.positions) == 0:
         return result
-    real_flux = aperture_fluxes(real, real_pos, cfg)
-    fake_flux = aperture_fluxes(fake, real_pos, cfg)
+    real_flux, fake_flux = ref.fluxes, aperture_fluxes(fake, ref.positions, cfg)
     real_total, fake_total = real_flux.mean(axis=1), fake_flux.mean(axis=1)
     measurable = real_total > 0
     result.flux_errors = (np.abs(fake_total - real_total)[measurable] / real_total[measurable]).tolist()

@@ -18,7 +18,7 @@ from util.errors import UserError
 
 def fit_references(dataroot: Path, target: int, band_sets: list[tuple[int, ...]], bands: dict[int, str],
                    items: list[ScienceItem], stretch: AsinhStretch, peak: float, reference_band: int | None = None,
-                   seed: int = 0) -> list[dict]:
+                   seed: int = 0, real_sources: dict | None = None) -> list[dict]:
     """flat, input_resampled and one linear_fit per band set: fitted on the training cubes, applied to the
     test items, scored like the models. A reference carries `deterministic` (no training noise)."""
     widest = max(band_sets, key=len)
@@ -30,7 +30,8 @@ def fit_references(dataroot: Path, target: int, band_sets: list[tuple[int, ...]]
     level, ratio = flat_level(pixels, target), level_ratio(pixels, target, band)
 
     def scored(predict) -> dict:
-        return {**score_predictions([(i.stem, predict(i), i.real) for i in items], stretch, peak),
+        return {**score_predictions([(i.stem, predict(i), i.real) for i in items], stretch, peak,
+                                    real_sources=real_sources),
                 "deterministic": True}
 
     def name(plane: int) -> str:
@@ -56,9 +57,11 @@ def evaluate_physical(results_dir: str | Path, reference_band: int | None = None
                         f"fitted on the training cubes")
     stretch = AsinhStretch.fit(np.concatenate([i.real.ravel() for i in items]))
     peak = data_range([i.real for i in items])
-    model = score_predictions([(i.stem, i.generated, i.real) for i in items], stretch, peak)
+    real_sources: dict = {}  # the real stars, measured once for the model and every reference
+    model = score_predictions([(i.stem, i.generated, i.real) for i in items], stretch, peak, real_sources=real_sources)
     bands = {int(k): v for k, v in run.bands.items()}
     target, inputs = run.target[0], tuple(run.input)
-    references = fit_references(Path(run.dataroot), target, [inputs], bands, items, stretch, peak, reference_band)
+    references = fit_references(Path(run.dataroot), target, [inputs], bands, items, stretch, peak, reference_band,
+                                real_sources=real_sources)
     return {"unit": run.units.get(target, ""), "model": model, "references": references,
             "stretch": {"low": stretch.low, "high": stretch.high, "softening": stretch.softening}}

@@ -19,10 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
+from data.colour_fit import MAX_PIXELS, JointSampler, least_squares
 from data.sky.fits_io import is_fits_name, read_cube
 from util.errors import UserError
 
-MAX_TRAINING_PIXELS = 2_000_000
+MAX_TRAINING_PIXELS = MAX_PIXELS
 
 
 @dataclass(frozen=True)
@@ -64,19 +65,13 @@ def training_cubes(dataroot: str | Path, phase: str = "train") -> list[Path]:
 def sample_pixels(paths: list[Path], planes: tuple[int, ...], max_pixels: int = MAX_TRAINING_PIXELS,
                   seed: int = 0) -> TrainingPixels:
     """Pixels where all `planes` are finite, at most max_pixels of them drawn evenly over the cubes."""
-    rng = np.random.default_rng(seed)
-    per_cube = max(1, max_pixels // len(paths))
-    parts = []
+    sampler = JointSampler(tuple(planes), max_pixels // len(paths), seed)
     for path in paths:
         cube = read_cube(str(path)).planes
         if max(planes) >= cube.shape[0]:
             raise UserError(f"{path} has {cube.shape[0]} planes; plane {max(planes)} was asked for")
-        values = cube[list(planes)].reshape(len(planes), -1).T.astype(np.float64)
-        values = values[np.all(np.isfinite(values), axis=1)]
-        if len(values) > per_cube:
-            values = values[rng.choice(len(values), per_cube, replace=False)]
-        parts.append(values)
-    values = np.concatenate(parts) if parts else np.empty((0, len(planes)))
+        sampler.add(cube)
+    values = sampler.values()
     if len(values) < len(planes) + 1:
         raise UserError(f"too few training pixels with data in planes {list(planes)} to fit a reference")
     return TrainingPixels(tuple(planes), values)
@@ -84,9 +79,8 @@ def sample_pixels(paths: list[Path], planes: tuple[int, ...], max_pixels: int = 
 
 def fit_linear(pixels: TrainingPixels, target: int, inputs: tuple[int, ...]) -> LinearFit:
     """Ordinary least squares of the target plane on the input planes with a constant term."""
-    design = np.column_stack([pixels.column(p) for p in inputs] + [np.ones(len(pixels.values))])
-    solution, *_ = np.linalg.lstsq(design, pixels.column(target), rcond=None)
-    return LinearFit(tuple(inputs), tuple(float(c) for c in solution[:-1]), float(solution[-1]))
+    coefficients, intercept = least_squares(np.column_stack([pixels.column(p) for p in inputs]), pixels.column(target))
+    return LinearFit(tuple(inputs), tuple(float(c) for c in coefficients), intercept)
 
 
 def flat_level(pixels: TrainingPixels, target: int) -> float:

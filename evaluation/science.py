@@ -24,7 +24,7 @@ import numpy as np
 from data.fits_norm import MAD_TO_SIGMA
 from evaluation.evaluation import PIXEL_KEYS
 from evaluation.metrics import pearson_cc, ssim
-from evaluation.photometry import PhotometryConfig, compare_sources, summarise
+from evaluation.photometry import PhotometryConfig, RealSources, compare_sources, measure_real, summarise
 from evaluation.physical import generated_and_source
 from evaluation.results import load_results, natural_key
 from util.errors import UserError
@@ -103,8 +103,12 @@ def _fill(image: np.ndarray, like: np.ndarray) -> np.ndarray:
 
 
 def score_predictions(predictions: list[tuple[str, np.ndarray, np.ndarray]], stretch: AsinhStretch, peak: float,
-                      cfg: PhotometryConfig = SCIENCE_PHOTOMETRY) -> dict:
-    """Headline figures, per-image rows and matched star fluxes for (stem, predicted, real) triples."""
+                      cfg: PhotometryConfig = SCIENCE_PHOTOMETRY,
+                      real_sources: dict[str, RealSources] | None = None) -> dict:
+    """Headline figures, per-image rows and matched star fluxes for (stem, predicted, real) triples.
+
+    `real_sources`: a dict shared by every scoring against the same real images (several models and
+    references on one test set): each real image's stars are measured once, on first use."""
     rows, comparisons, errors, preds, reals = [], [], [], [], []
     for stem, predicted, real in predictions:
         valid = np.isfinite(predicted) & np.isfinite(real)
@@ -112,7 +116,12 @@ def score_predictions(predictions: list[tuple[str, np.ndarray, np.ndarray]], str
             raise UserError(f"{stem}: no pixel where both the prediction and the real band have data")
         p, r = predicted[valid], real[valid]
         filled_predicted, filled_real = _fill(predicted, real), _fill(real, real)
-        comparison = compare_sources(filled_predicted, filled_real, cfg)
+        measured = real_sources.get(stem) if real_sources is not None else None
+        if measured is None:
+            measured = measure_real(filled_real, cfg)
+            if real_sources is not None:
+                real_sources[stem] = measured
+        comparison = compare_sources(filled_predicted, filled_real, cfg, measured)
         comparisons.append(comparison)
         mse = float(np.mean((p - r) ** 2))
         photometry = summarise([comparison])

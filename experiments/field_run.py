@@ -91,7 +91,8 @@ def train_and_test(trainings: list[Training], dataset: Path, budget: ablation.Bu
     return folders
 
 
-def score_runs(trainings: list[Training], folders: dict[str, Path]) -> tuple[dict, dict, list, AsinhStretch, float, str]:
+def score_runs(trainings: list[Training], folders: dict[str, Path],
+               real_sources: dict) -> tuple[dict, dict, list, AsinhStretch, float, str]:
     """Physical-unit scores of every training (grouped by variant), each training's generated test bands by
     stem (the report draws them), the test items of the first training, the shared display stretch and the
     PSNR range (both from the real test targets only), and the band's unit."""
@@ -102,7 +103,8 @@ def score_runs(trainings: list[Training], folders: dict[str, Path]) -> tuple[dic
     generated: dict[str, dict[str, np.ndarray]] = {}
     for run in trainings:
         _, run_items = load_items(folders[run.name]) if run is not trainings[0] else (first_run, items)
-        scores = score_predictions([(i.stem, i.generated, i.real) for i in run_items], stretch, peak)
+        scores = score_predictions([(i.stem, i.generated, i.real) for i in run_items], stretch, peak,
+                                   real_sources=real_sources)
         scores["seed"] = run.seed
         by_variant.setdefault(run.inputs, []).append(scores)
         generated[run.name] = {i.stem: i.generated for i in run_items}
@@ -130,8 +132,10 @@ def run_field(args: argparse.Namespace) -> dict:
     trainings = plan_trainings(variants, args.repeats, bands, args.seed)
     folders = train_and_test(trainings, dataset, budget, args, stages, dataset_params)
     stages.say("scoring in physical units and fitting the references on the training cubes")
-    by_variant, generated, items, stretch, peak, unit = score_runs(trainings, folders)
-    references = fit_references(dataset, 0, variants, bands, items, stretch, peak, args.reference_band, args.seed)
+    real_sources: dict = {}  # the real test stars, measured once for every training and reference
+    by_variant, generated, items, stretch, peak, unit = score_runs(trainings, folders, real_sources)
+    references = fit_references(dataset, 0, variants, bands, items, stretch, peak, args.reference_band, args.seed,
+                                real_sources)
     runs = []
     for inputs in variants:
         group = [t for t in trainings if t.inputs == inputs]

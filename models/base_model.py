@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from models import checkpoint, networks, schedule
+from models.physical_networks import ColourPrior
 from models.loss_watch import LossWatch
 from models.precision import Precision
 from util.errors import UserError
@@ -70,6 +71,8 @@ class BaseModel(ABC):
         #: --amp: autocast for forward passes, loss scaling (fp16) for backward/step
         self.precision = Precision(getattr(opt, "amp", "none") or "none", self.device)
         self.loss_watch = LossWatch()  # non-finite losses, read back only at the engine's check points
+        #: --prior linear_fit: the fit and normalisations the data layer computed (None: from the checkpoint)
+        self.prior_fit: dict | None = None
 
     @staticmethod
     def modify_commandline_options(parser, is_train: bool):
@@ -94,6 +97,22 @@ class BaseModel(ABC):
         """One training step."""
 
     # ------------------------------------------------------------------ life cycle
+    def build_generator(self, input_nc: int | None = None, output_nc: int | None = None) -> nn.Module:
+        """The generator of the options, on the CPU: architecture, output head (--output_head) and, with
+        --prior linear_fit (float FITS data), the colour prior around it. The prior's values come from
+        `prior_fit` (set by the engine from the training data before setup) or, when testing or resuming,
+        from the checkpoint the model then loads."""
+        opt = self.opt
+        input_nc = opt.input_nc if input_nc is None else input_nc
+        output_nc = opt.output_nc if output_nc is None else output_nc
+        net = networks.define_G(input_nc, output_nc, opt.ngf, opt.netG, opt.norm, not opt.no_dropout,
+                                opt.init_type, opt.init_gain, getattr(opt, "output_head", "tanh"))
+        if getattr(opt, "prior", "none") == "linear_fit":
+            net = ColourPrior(net, input_nc, output_nc)
+            if self.prior_fit is not None:
+                net.set_fit(self.prior_fit)
+        return net
+
     def place(self, net: nn.Module) -> nn.Module:
         """Move a freshly built network to the model's device (NHWC with --channels_last)."""
         if getattr(self.opt, "channels_last", False):

@@ -79,11 +79,8 @@ class CycleGANModel(BaseModel):
 
     def build(self) -> None:
         opt = self.opt
-        use_dropout = not opt.no_dropout
-        self.netG_A = self.place(networks.define_G(opt.input_nc, opt.output_nc, opt.ngf, opt.netG, opt.norm,
-                                                   use_dropout, opt.init_type, opt.init_gain))
-        self.netG_B = self.place(networks.define_G(opt.output_nc, opt.input_nc, opt.ngf, opt.netG, opt.norm,
-                                                   use_dropout, opt.init_type, opt.init_gain))
+        self.netG_A = self.place(self.build_generator())
+        self.netG_B = self.place(self.build_generator(opt.output_nc, opt.input_nc))
         if not self.isTrain:
             return
         self.netD_A = self.place(networks.define_D(opt.output_nc, opt.ndf, opt.netD, opt.n_layers_D, opt.norm,
@@ -97,11 +94,10 @@ class CycleGANModel(BaseModel):
         self.criterionGAN = networks.GANLoss(opt.gan_mode).to(self.device)
         self.criterionCycle = torch.nn.L1Loss()
         self.criterionIdt = torch.nn.L1Loss()
-        betas = (opt.beta1, 0.999)
-        self.optimizer_G = torch.optim.Adam(itertools.chain(self.netG_A.parameters(), self.netG_B.parameters()),
-                                            lr=opt.lr, betas=betas)
-        self.optimizer_D = torch.optim.Adam(itertools.chain(self.netD_A.parameters(), self.netD_B.parameters()),
-                                            lr=opt.lr, betas=betas)
+        self.optimizer_G = networks.make_adam(itertools.chain(self.netG_A.parameters(), self.netG_B.parameters()),
+                                              opt.lr, opt.beta1, self.device)
+        self.optimizer_D = networks.make_adam(itertools.chain(self.netD_A.parameters(), self.netD_B.parameters()),
+                                              opt.lr, opt.beta1, self.device)
         self.optimizers = [self.optimizer_G, self.optimizer_D]
 
     def set_input(self, input: dict) -> None:

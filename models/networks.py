@@ -13,11 +13,13 @@ import torch
 from torch import nn
 from torch.optim import lr_scheduler
 
+from models.physical_networks import FullResGenerator, fullres_blocks, use_output_head
 from util.errors import UserError
 
 NormFactory = Callable[[int], nn.Module]
 
-GENERATORS = ("unet_256", "unet_128", "unet_64", "resnet_9blocks", "resnet_6blocks")
+GENERATORS = ("unet_256", "unet_128", "unet_64", "resnet_9blocks", "resnet_6blocks",
+              "fullres_4blocks", "fullres_6blocks", "fullres_8blocks")
 DISCRIMINATORS = ("basic", "n_layers", "pixel")
 NORMS = ("batch", "instance", "syncbatch", "none")
 INIT_TYPES = ("normal", "xavier", "kaiming", "orthogonal")
@@ -205,24 +207,58 @@ class UnetGenerator(nn.Module):
 
 
 def define_G(input_nc: int, output_nc: int, ngf: int, netG: str, norm: str = "batch",
-             use_dropout: bool = False, init_type: str = "normal", init_gain: float = 0.02) -> nn.Module:
+             use_dropout: bool = False, init_type: str = "normal", init_gain: float = 0.02,
+             output_head: str = "tanh") -> nn.Module:
     """Build and initialise a generator on the CPU (the caller moves it to its device, so the
-    same seed gives the same weights on every device)."""
+    same seed gives the same weights on every device). `output_head` 'linear' drops the final Tanh
+    (float data: no ceiling); the checkpoint keys stay the same."""
     norm_layer = get_norm_layer(norm)
+    blocks = fullres_blocks(netG)
     if netG in UNET_DOWNSAMPLINGS:
         net = UnetGenerator(input_nc, output_nc, UNET_DOWNSAMPLINGS[netG], ngf, norm_layer, use_dropout)
     elif netG.startswith("resnet_") and netG.endswith("blocks") and netG[7:-6].isdigit():
         net = ResnetGenerator(input_nc, output_nc, ngf, norm_layer, use_dropout, n_blocks=int(netG[7:-6]))
+    elif blocks is not None:
+        use_bias = conv_bias_for(norm_layer) or norm == "none"
+        block = functools.partial(ResnetBlock, padding_type="reflect", norm_layer=norm_layer,
+                                  use_dropout=use_dropout, use_bias=use_bias)
+        net = FullResGenerator(input_nc, output_nc, ngf, blocks, block, norm_layer, use_bias, output_head)
     else:
         raise UserError(f"unknown --netG {netG!r} (choose from {', '.join(GENERATORS)})")
     init_weights(net, init_type, init_gain)
-    return net
+    return use_output_head(net, output_head)
 
 
 def input_size_multiple(netG: str) -> int:
     """Image sides must be multiples of this for G's output to match its input size
-    (2**levels for a U-Net, 4 for a resnet's two stride-2 stages)."""
+    (2**levels for a U-Net, 4 for a resnet's two stride-2 stages, 1 for a full-resolution net)."""
+    if fullres_blocks(netG) is not None:
+        return 1
     return 2 ** UNET_DOWNSAMPLINGS[netG] if netG in UNET_DOWNSAMPLINGS else 4
+
+
+def receptive_radius(netG: str) -> int:
+    """Pixels an output pixel of the generator can depend on, each side (the theoretical receptive field).
+
+    A U-Net of L levels (4x4 stride-2 convolutions down and up) reaches 2^(L+1) - 1 pixels; a ResNet
+    generator 10 + 8 n (7x7 stem and head, two stride-2 stages, n blocks of two 3x3 convolutions at
+    stride 4); a full-resolution net 1 + 2 n (3x3 stem, n blocks of two 3x3 convolutions, 1x1 head).
+    Checked against the gradient of built generators in the tests."""
+    blocks = fullres_blocks(netG)
+    if blocks is not None:
+        return 1 + 2 * blocks
+    if netG in UNET_DOWNSAMPLINGS:
+        return 2 ** (UNET_DOWNSAMPLINGS[netG] + 1) - 1
+    return 10 + 8 * int(netG[len("resnet_"):-len("blocks")])
+
+
+def make_adam(params, lr: float, beta1: float, device: torch.device | str = "cpu") -> torch.optim.Adam:
+    """Adam with upstream's betas, on torch's multi-tensor path: fused kernels where torch has them for
+    the device (CPU and CUDA), else foreach. One kernel per step for all parameters instead of a Python
+    loop over them; the state_dict has the same layout, so resumes and checkpoints are unchanged."""
+    device_type = torch.device(device).type
+    kind = {"fused": True} if device_type in ("cpu", "cuda") else {"foreach": True}
+    return torch.optim.Adam(params, lr=lr, betas=(beta1, 0.999), **kind)
 
 
 # --------------------------------------------------------------------------- discriminators

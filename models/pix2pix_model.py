@@ -18,6 +18,9 @@ class Pix2PixModel(BaseModel):
         if is_train:
             parser.set_defaults(pool_size=0, gan_mode="vanilla")
             parser.add_argument("--lambda_L1", type=float, default=100.0, help="weight for the L1 loss")
+            parser.add_argument("--lambda_GAN", type=float, default=1.0,
+                                help="weight of the adversarial loss in G's objective (0 = L1 only; D still trains, "
+                                     "so its losses stay comparable; --model regression skips D altogether)")
         return parser
 
     def __init__(self, opt):
@@ -30,16 +33,15 @@ class Pix2PixModel(BaseModel):
 
     def build(self) -> None:
         opt = self.opt
-        self.netG = self.place(networks.define_G(opt.input_nc, opt.output_nc, opt.ngf, opt.netG, opt.norm,
-                                                 not opt.no_dropout, opt.init_type, opt.init_gain))
+        self.netG = self.place(self.build_generator())
         if not self.isTrain:
             return
         self.netD = self.place(networks.define_D(opt.input_nc + opt.output_nc, opt.ndf, opt.netD, opt.n_layers_D,
                                                  opt.norm, opt.init_type, opt.init_gain))
         self.criterionGAN = networks.GANLoss(opt.gan_mode).to(self.device)
         self.criterionL1 = torch.nn.L1Loss()
-        self.optimizer_G = torch.optim.Adam(self.netG.parameters(), lr=opt.lr, betas=(opt.beta1, 0.999))
-        self.optimizer_D = torch.optim.Adam(self.netD.parameters(), lr=opt.lr, betas=(opt.beta1, 0.999))
+        self.optimizer_G = networks.make_adam(self.netG.parameters(), opt.lr, opt.beta1, self.device)
+        self.optimizer_D = networks.make_adam(self.netD.parameters(), opt.lr, opt.beta1, self.device)
         self.optimizers = [self.optimizer_G, self.optimizer_D]
 
     def set_input(self, input: dict) -> None:
@@ -65,7 +67,7 @@ class Pix2PixModel(BaseModel):
     def backward_G(self) -> None:
         with self.precision.autocast():
             fake_AB = torch.cat((self.real_A, self.fake_B), 1)
-            self.loss_G_GAN = self.criterionGAN(self.netD(fake_AB), True)
+            self.loss_G_GAN = self.criterionGAN(self.netD(fake_AB), True) * self.opt.lambda_GAN
             if getattr(self, "target_mask", None) is None:
                 self.loss_G_L1 = self.criterionL1(self.fake_B, self.real_B) * self.opt.lambda_L1
             else:  # pixels without data (NaN in a FITS cube) do not count

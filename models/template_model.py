@@ -37,11 +37,10 @@ class TemplateModel(BaseModel):
     def build(self) -> None:
         """(3) Networks, criteria and optimizers; setup() calls this, then loads weights if asked."""
         opt = self.opt
-        self.netG = self.place(networks.define_G(opt.input_nc, opt.output_nc, opt.ngf, opt.netG, opt.norm,
-                                                 not opt.no_dropout, opt.init_type, opt.init_gain))
+        self.netG = self.place(self.build_generator())  # --netG, --output_head (and --prior for FITS cubes)
         if self.isTrain:
             self.criterionLoss = torch.nn.L1Loss()
-            self.optimizer = torch.optim.Adam(self.netG.parameters(), lr=opt.lr, betas=(opt.beta1, 0.999))
+            self.optimizer = networks.make_adam(self.netG.parameters(), opt.lr, opt.beta1, self.device)
             self.optimizers = [self.optimizer]  # each gets an LR scheduler and is saved for resume
 
     def set_input(self, input: dict) -> None:

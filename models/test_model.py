@@ -1,7 +1,6 @@
 """Test-only model: one generator, loads `{epoch}_net_G{model_suffix}.pth`, no discriminator."""
 from __future__ import annotations
 
-from models import networks
 from models.base_model import BaseModel
 from util.errors import UserError
 
@@ -28,9 +27,7 @@ class TestModel(BaseModel):
         self.model_names = ["G" + opt.model_suffix]
 
     def build(self) -> None:
-        opt = self.opt
-        net = self.place(networks.define_G(opt.input_nc, opt.output_nc, opt.ngf, opt.netG, opt.norm,
-                                           not opt.no_dropout, opt.init_type, opt.init_gain))
+        net = self.place(self.build_generator())
         self.netG = net
         setattr(self, "net" + self.model_names[0], net)
 

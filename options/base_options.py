@@ -17,7 +17,7 @@ import data
 import models
 from data import available_dataset_modes
 from data.image_check import CHECK_MODES
-from models import available_models, networks
+from models import available_models, networks, physical_networks
 from options.speed_options import add_speed_options
 from util.cli import ArgumentParser, CommandLineError
 from util.errors import UserError
@@ -58,7 +58,11 @@ class BaseOptions:
         parser.add_argument("--netD", type=str, default="basic", choices=networks.DISCRIMINATORS,
                             help="basic = 70x70 PatchGAN, n_layers = --n_layers_D layers, pixel = 1x1 PixelGAN")
         parser.add_argument("--netG", type=str, default="resnet_9blocks", choices=networks.GENERATORS,
-                            help="generator architecture (unet_64 is for small crops)")
+                            help="generator architecture (unet_64 is for small crops; fullres_<N>blocks keeps the "
+                                 "native resolution, for point sources in float data)")
+        parser.add_argument("--output_head", type=str, default="tanh", choices=physical_networks.OUTPUT_HEADS,
+                            help="the generator's last activation: tanh (upstream, pictures in [-1, 1]) or linear "
+                                 "(float data: no ceiling, exactly invertible to the band's unit)")
         parser.add_argument("--n_layers_D", type=int, default=3, help="only used if netD==n_layers")
         parser.add_argument("--norm", type=str, default="instance", choices=networks.NORMS,
                             help="instance normalization or batch normalization")

@@ -5,6 +5,10 @@ replayed through the project's own option parser, so types, defaults and the mod
 option passes are the ones training used. Options the user gives on top override; one that changes
 what the network is or reads (an ARCHITECTURE key) and differs from the checkpoint is refused.
 
+A generator without dropout (the regression recipe) takes its passes from the eight flips and
+rotations of the input instead (test-time augmentation): each pass sees the sky turned, and the
+output is turned back, so every pass is still one seamless map.
+
 Stochastic passes (--uncertainty) keep every module in eval mode (BatchNorm uses its running
 statistics, so a tile's output never depends on the other tiles of its batch) and apply dropout
 masks drawn from a hash of (seed, pass, layer, channel, base cell, global feature position): tiles
@@ -24,11 +28,11 @@ import torch
 from util.errors import UserError
 
 OPTIONS_FILE = "train_opt.txt"
-SUPPORTED_MODELS = ("pix2pix",)
+SUPPORTED_MODELS = ("pix2pix", "regression")
 # what the generator is and what it reads: replayed from the checkpoint, never contradicted
 ARCHITECTURE = ("model", "dataset_mode", "netG", "ngf", "norm", "input_nc", "output_nc", "no_dropout",
-                "direction", "n_panels", "input_panels", "panel_nc", "target_planes", "input_planes",
-                "fits_norm", "fits_cuts")
+                "output_head", "prior", "direction", "n_panels", "input_panels", "panel_nc", "target_planes",
+                "input_planes", "fits_norm", "fits_cuts")
 # replayed too: they decide the pixel scale the network saw (see prediction.inputs.training_data)
 REPLAYED = ARCHITECTURE + ("dataroot", "preprocess", "load_size", "crop_size", "init_type", "init_gain")
 
@@ -152,8 +156,25 @@ class TileKey:
     col0: int
 
 
+MAX_TURNS = 8  # the dihedral group of the square: 4 rotations, each with and without a flip
+
+
+def turn(x: torch.Tensor, index: int) -> torch.Tensor:
+    """Element `index` (0..7) of the square's symmetry group on the last two axes (0 = identity)."""
+    x = torch.rot90(x, index % 4, dims=(-2, -1))
+    return torch.flip(x, dims=(-1,)) if index >= 4 else x
+
+
+def turn_back(x: torch.Tensor, index: int) -> torch.Tensor:
+    """The inverse of turn(., index)."""
+    if index >= 4:
+        x = torch.flip(x, dims=(-1,))
+    return torch.rot90(x, -(index % 4), dims=(-2, -1))
+
+
 class Generator:
-    """Batched forward passes: deterministic (eval) or stochastic with hashed dropout masks.
+    """Batched forward passes: deterministic (eval), stochastic with hashed dropout masks, or, for a
+    generator without dropout, the input's flips and rotations.
 
     Inputs are (B, C, S, S) in tile orientation; the network sees them with rows reversed (that turns
     the HiPS tile's mirror image of the sky into the sky as seen, north up to within 45 degrees).
@@ -175,6 +196,15 @@ class Generator:
     @property
     def stochastic(self) -> bool:
         return bool(self.dropouts)
+
+    @property
+    def max_passes(self) -> int | None:
+        """Distinct passes it can make: unlimited with dropout, the 8 turns without."""
+        return None if self.stochastic else MAX_TURNS
+
+    @property
+    def pass_kind(self) -> str:
+        return "stochastic passes (dropout on)" if self.stochastic else "flips and rotations of the input"
 
     def _hook(self, index: int):
         def apply(module, inputs, output):
@@ -217,16 +247,18 @@ class Generator:
         return self._shape_cache[1]
 
     def run(self, batch: np.ndarray, keys: list[TileKey] | None = None, passes: int = 0) -> np.ndarray:
-        """(P, B, C_out, S, S) outputs in tile orientation: P = 1 deterministic pass when passes == 0."""
+        """(P, B, C_out, S, S) outputs in tile orientation: P = 1 deterministic pass when passes == 0; with
+        passes > 0, pass p draws dropout masks (seed, p), or without dropout sees the input turned by turn(., p)."""
         x = torch.from_numpy(np.ascontiguousarray(batch[:, :, ::-1, :])).to(self.device)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         outputs = []
+        turning = passes > 0 and not self.stochastic
         for p in range(max(1, passes)):
-            self._masks = self._make_masks(keys, p, batch.shape[-1]) if passes > 0 else None
+            self._masks = self._make_masks(keys, p, batch.shape[-1]) if passes > 0 and self.stochastic else None
             try:
                 with torch.no_grad(), self.precision.autocast():
-                    y = self.net(x)
+                    y = turn_back(self.net(turn(x, p)), p) if turning else self.net(x)
             finally:
                 self._masks = None
             outputs.append(y.float().cpu().numpy()[:, :, ::-1, :])

@@ -61,7 +61,7 @@ class PredictConfig:
 
 def build_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog="predict_sky.py", allow_abbrev=False,
-                description="Generate a missing band with a trained pix2pix model: one position (FITS, PNG, "
+                description="Generate a missing band with a trained pix2pix or regression model: one position (FITS, PNG, "
                             "HTML) or a sky region (a HiPS that Aladin opens), with optional uncertainty.")
     p.add_argument("--name", help="experiment name: the model in CHECKPOINTS_DIR/NAME")
     p.add_argument("--checkpoints_dir", default="./checkpoints")
@@ -78,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tile_width", type=int, default=512, help="HiPS tile width, px (a power of 2)")
     p.add_argument("--margin", type=int, help="context pixels around each tile (default: from the generator)")
     p.add_argument("--uncertainty", type=int, default=0, metavar="N",
-                   help="N stochastic passes (dropout on): mean band + std (a second HiPS / FITS plane)")
+                   help="N passes, their mean band + std (a second HiPS / FITS plane): stochastic passes with dropout "
+                        "on, or for a generator without dropout the input's flips and rotations (N <= 8)")
     p.add_argument("--std_scale", default="1", help="factor on the std: a number, or the calibration.json of a "
                    "--truth run (its spread model fitted on validation sky)")
     p.add_argument("--truth", help="the real target survey: report calibration and agreement on this sky")

@@ -107,7 +107,7 @@ def fits_cards(session: Session, target: Target, has_std: bool) -> list[tuple[st
              ("PLNAM1", f"{model.output_label} (generated)"[:68], "plane 1"), ("PLUNI1", model.unit[:68], "")]
     if has_std:
         cards += [("PLNAM2", f"std of {c.uncertainty} passes"[:68], "plane 2: uncertainty"),
-                  ("PLUNI2", model.unit[:68], ""), ("NPASS", c.uncertainty, "stochastic passes (dropout on)"),
+                  ("PLUNI2", model.unit[:68], ""), ("NPASS", c.uncertainty, session.generator.pass_kind[:46]),
                   ("STDSCALE", c.std_scale.short(), "factor on the std of the passes")]
     cards += [("OBJECT", target.name[:68], "field centre"), ("ORIGIN", "skytrans predict_sky.py", "generated"),
               ("MODEL", f"{opt.model} {opt.netG}"[:68], "model and generator"),

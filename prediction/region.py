@@ -79,7 +79,8 @@ def make_record(session: Session, cuts) -> dict:
         "inputs": [{"survey": spec, "name": e.name, "tile_format": e.tile_format}
                    for spec, e in zip(c.surveys, session.engines)],
         "order": session.order, "tile_width": session.width, "margin": session.margin, "frame": "equatorial",
-        "uncertainty": c.uncertainty, "std_scale": c.std_scale.as_setting(), "seed": c.seed,
+        "uncertainty": c.uncertainty, "passes": session.generator.pass_kind, "std_scale": c.std_scale.as_setting(),
+        "seed": c.seed,
         "stretch": [c.stretch.name, c.stretch.low_percentile, c.stretch.high_percentile],
         "black_is_blank": c.black_is_blank,
     }
@@ -89,11 +90,11 @@ def make_record(session: Session, cuts) -> dict:
         "creator_did": f"ivo://skytrans/P/generated/{re.sub(r'[^A-Za-z0-9_.-]+', '_', opt.name)}",
         "obs_title": title,
         "obs_description": (f"Generated band, not an observation: {model.output_label} ({model.unit}) predicted by "
-                            f"the pix2pix model {opt.name} ({opt.netG}, weights {session.loaded.weights.name}, "
+                            f"the {opt.model} model {opt.name} ({opt.netG}, weights {session.loaded.weights.name}, "
                             f"sha256 {session.weights_sha256[:16]}) from the input surveys {inputs}; "
                             f"tiles of order {session.order} generated on their HEALPix grids with a "
                             f"{session.margin}-pixel margin"
-                            + (f"; mean of {c.uncertainty} stochastic passes" if c.uncertainty else "")),
+                            + (f"; mean of {c.uncertainty} {session.generator.pass_kind}" if c.uncertainty else "")),
         "prov_progenitor": ", ".join(names),
         "dataproduct_type": "image",
         "hips_version": "1.4",
@@ -219,7 +220,8 @@ def finish(config, record: dict | None = None) -> int:
         std_props = {**props, "creator_did": props["creator_did"] + "_std",
                      "obs_title": props["obs_title"] + f" (uncertainty: std of {settings['uncertainty']} passes)",
                      "obs_description": f"Uncertainty (1 std) of the generated band: std of {settings['uncertainty']} "
-                                        f"stochastic passes{scaled}. " + props["obs_description"]}
+                                        f"{settings.get('passes', 'stochastic passes')}{scaled}. "
+                                        + props["obs_description"]}
         trees.append((out / UNCERTAINTY, std_levels(config, out / UNCERTAINTY, order, tiles), std_props))
     for root, stretch, props in trees:
         finish_tree(root, order, props["hips_order_min"], stretch,

@@ -67,26 +67,12 @@ def band_model_of(loaded: LoadedModel, training: TrainingData, n_surveys: int) -
     return png_band_model(opt, n_inputs, labels, target)
 
 
-def receptive_radius(netG: str) -> int:
-    """Pixels an output pixel of the generator can depend on, each side (the theoretical receptive field).
-
-    A U-Net of L levels (4x4 stride-2 convolutions down and up) reaches 2^(L+1) - 1 pixels; a ResNet
-    generator 10 + 8 n (7x7 stem and head, two stride-2 stages, n blocks of two 3x3 convolutions at
-    stride 4). Checked against the gradient of a built generator in the tests.
-    """
-    from models.networks import UNET_DOWNSAMPLINGS
-
-    if netG in UNET_DOWNSAMPLINGS:
-        return 2 ** (UNET_DOWNSAMPLINGS[netG] + 1) - 1
-    return 10 + 8 * int(netG[len("resnet_"):-len("blocks")])
-
-
 def choose_margin(netG: str, width: int, generator: Generator, asked: int | None) -> int:
     """Context pixels per side. Default: the generator's receptive field, so that every pixel of a tile
     is computed exactly as in one seamless image of the whole base cell (tile windows a multiple of
     the generator's stride apart); (W + 2M) must be a multiple of what the generator needs and M of
     the coarsest dropout layer's step (so dropout masks line up across tiles)."""
-    from models.networks import input_size_multiple
+    from models.networks import input_size_multiple, receptive_radius
 
     multiple = input_size_multiple(netG)
     if asked is not None:
@@ -120,8 +106,10 @@ def prepare(config, need_surveys: bool = True) -> Session:
     else:
         order = order_for_pixel(training.pixel_deg, config.tile_width)
     generator = Generator(loaded, config.seed)
-    if config.uncertainty and not generator.stochastic:
-        raise UserError("--uncertainty needs dropout in the generator; this one was trained with --no_dropout")
+    if generator.max_passes is not None and config.uncertainty > generator.max_passes:
+        raise UserError(f"--uncertainty {config.uncertainty}: this generator has no dropout, so its passes are the "
+                        f"{generator.max_passes} flips and rotations of the input; use --uncertainty "
+                        f"{generator.max_passes} or fewer")
     margin = choose_margin(loaded.opt.netG, config.tile_width, generator, config.margin)
     return Session(config, loaded, generator, model, training, order, config.tile_width, margin, engines,
                    file_sha256(loaded.weights))

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from models import networks
+from models.networks import receptive_radius
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
 from prediction.generate import REPLAYED, Generator, LoadedModel, TileKey, read_saved_options, replay_argv
-from prediction.session import receptive_radius
 
 
 def test_saved_options_replay_through_the_option_parser(tmp_path):
@@ -31,7 +31,8 @@ def test_saved_options_replay_through_the_option_parser(tmp_path):
             assert str(getattr(replayed, key)) == saved[key], key
 
 
-@pytest.mark.parametrize("netG, size", [("unet_64", 384), ("unet_128", 768), ("resnet_6blocks", 192)])
+@pytest.mark.parametrize("netG, size", [("unet_64", 384), ("unet_128", 768), ("resnet_6blocks", 192),
+                                         ("fullres_4blocks", 64)])
 def test_receptive_radius_matches_the_generators_gradient(netG, size):
     torch.manual_seed(0)
     net = networks.define_G(1, 1, 2, netG, "none", False).eval()
@@ -74,3 +75,28 @@ def test_dropout_masks_agree_where_tiles_overlap():
     other_cell = gen._make_masks([TileKey(5, first.row0, first.col0)], 0, size)[0][0].numpy()[:, ::-1, :]
     assert not np.array_equal(other_cell, masks[0])
     assert 0.4 < (masks[0] > 0).mean() < 0.6  # dropout p = 0.5
+
+
+def test_a_generator_without_dropout_takes_its_passes_from_flips_and_rotations():
+    """Pass p sees the input turned and turns its output back: pass 0 is the plain output, the passes
+    differ, and overlapping tiles agree on their shared sky beyond the receptive field (seamless maps)."""
+    from prediction.generate import MAX_TURNS, turn, turn_back
+
+    torch.manual_seed(0)
+    net = networks.define_G(2, 1, 8, "fullres_4blocks", "none", False, output_head="linear").eval()
+    gen = Generator(LoadedModel(argparse.Namespace(amp="none", channels_last=False), net, torch.device("cpu"), {},
+                                Path("w.pth")))
+    assert not gen.stochastic and gen.max_passes == MAX_TURNS
+    x = torch.randn(1, 2, 12, 12)
+    for p in range(MAX_TURNS):
+        assert torch.equal(turn_back(turn(x, p), p), x)
+    sky = np.random.default_rng(1).normal(size=(2, 96, 80)).astype(np.float32)
+    tiles = np.stack([sky[:, :64, :64], sky[:, 32:, 16:]])  # overlap: rows 32..63, cols 16..63
+    passes = gen.run(tiles, None, passes=MAX_TURNS)
+    np.testing.assert_allclose(passes[0], gen.run(tiles)[0], rtol=1e-6, atol=1e-6)
+    assert not np.allclose(passes[0], passes[1])
+    r = receptive_radius("fullres_4blocks")
+    for p in range(MAX_TURNS):
+        first = passes[p, 0, :, 32 + r:64 - r, 16 + r:64 - r]
+        second = passes[p, 1, :, r:32 - r, r:48 - r]
+        np.testing.assert_allclose(first, second, rtol=1e-5, atol=1e-5)
