@@ -26,6 +26,7 @@ COLUMNS = (("L1", "L1", "lower"), ("PSNR", "PSNR (dB)", "higher"), ("SSIM", "SSI
            ("CC", "CC", "higher"), ("flux_error", "median star flux error", "lower"),
            ("completeness", "stars recovered", "higher"), ("false_source_rate", "false stars", "lower"))
 DIGITS = {"L1": 3, "PSNR": 2, "SSIM": 3, "CC": 4, "flux_error": 3, "completeness": 3, "false_source_rate": 3}
+COMPARED_WITH_ROWS = ("CC", "L1", "flux_error", "false_source_rate")
 L1_MIN_EFFECT = 0.005  # of the flat image's L1: the smallest L1 difference worth a word, in the band's unit
 
 
@@ -76,9 +77,10 @@ def table(rows: list[tuple[str, dict, dict]], unit: str) -> str:
             "shared asinh picture; photometry over every star detected in the real test band (pooled).</p>")
 
 
-def verdict(runs: list[FieldRun], references: list[dict]) -> dict:
+def verdict(runs: list[FieldRun], references: list[dict], comparisons: list[FieldRun] = ()) -> dict:
     """More bands (with the seeds' spread), then the most-bands model against each reference, then each
-    model against the linear fit of its own bands."""
+    model against the linear fit of its own bands, then against the comparison rows (the seeds' mean,
+    pix2pix as the seed made it)."""
     flat = next(r for r in references if r["name"] == "flat")
     min_effect = {"L1": L1_MIN_EFFECT * flat["L1"]}
     result = statement([(r.label, r.metrics) for r in runs], None, None, min_effect)
@@ -98,36 +100,45 @@ def verdict(runs: list[FieldRun], references: list[dict]) -> dict:
             sentence, detail = against_reference(run.label, run.metrics, same["label"], same, min_effect=min_effect)
             result["vs_references"].append(detail)
             extra.append(sentence)
+    for other in comparisons:
+        sentence, detail = against_reference(best.label, best.metrics, other.label, other.metrics,
+                                             keys=COMPARED_WITH_ROWS, min_effect=min_effect)
+        result["vs_references"].append(detail)
+        extra.append(sentence)
     result["sentences"] = result["sentences"][:-1] + extra + result["sentences"][-1:]
     return result
 
 
 def write_field_report(out_dir: str | Path, runs: list[FieldRun], references: list[dict], items: list[ScienceItem],
                        stretch: AsinhStretch, bands: dict[int, str], settings: dict, unit: str = "",
-                       n_examples: int = 4) -> dict:
-    """index.html, the figures and metrics.json in `out_dir`; returns metrics.json's content."""
+                       n_examples: int = 4, comparisons: list[FieldRun] = ()) -> dict:
+    """index.html, the figures and metrics.json in `out_dir`; returns metrics.json's content. `runs` are the
+    band variants of the default recipe (fewest bands first); `comparisons` other rows on the most bands
+    (the mean of the seeds, pix2pix as the seed made it), shown and judged beside them."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    judged = verdict(runs, references)
+    judged = verdict(runs, references, list(comparisons))
+    shown = list(runs) + list(comparisons)
     figures = {}
     picks = example_items(items, n_examples)
     widest_fit = next(r for r in references if r["name"] == "linear_fit"
                       and r.get("input_panels") == max((run.input_panels for run in runs), key=len))
-    generated = {r.label: r.generated for r in runs}
-    if plot_examples(picks, runs, generated, widest_fit, stretch, bands, out / "examples.png"):
+    drawn = list(runs) + [c for c in comparisons if not c.metrics.get("deterministic")]
+    generated = {r.label: r.generated for r in drawn}
+    if plot_examples(picks, drawn, generated, widest_fit, stretch, bands, out / "examples.png"):
         figures["Test cutouts: inputs, the linear fit, each model, the real band (one shared asinh stretch)"] = \
             "examples.png"
-    if plot_residuals(picks, runs, generated, widest_fit, unit, out / "residuals.png"):
+    if plot_residuals(picks, drawn, generated, widest_fit, unit, out / "residuals.png"):
         figures["Residuals, generated - real (one colour scale)"] = "residuals.png"
-    if plot_flux_scatter(runs, widest_fit, unit, out / "flux_scatter.png"):
+    if plot_flux_scatter(drawn, widest_fit, unit, out / "flux_scatter.png"):
         figures["Star fluxes: generated vs real (log-log, 1:1 line)"] = "flux_scatter.png"
-    if plot_loss_curves([(r.label, r.run_dir) for r in runs], out / "loss_curves.png"):
+    if plot_loss_curves([(r.label, r.run_dir) for r in drawn], out / "loss_curves.png"):
         figures["Training losses (first seed of each variant)"] = "loss_curves.png"
-    rows = ([(r["label"], r, {}) for r in references] + [(r.label, r.metrics, seed_spread(r.metrics)) for r in runs])
+    rows = ([(r["label"], r, {}) for r in references] + [(r.label, r.metrics, seed_spread(r.metrics)) for r in shown])
     title = f"Band ablation: {bands[0]} from {len(runs)} input-band sets, in physical units"
     intro = intro_text(runs, references, bands, settings, unit)
     page = render(title, intro, judged["sentences"], table(rows, unit), figures,
-                  [(f"{r.label}: test results", os.path.relpath(r.results_dir / "index.html", out)) for r in runs])
+                  [(f"{r.label}: test results", os.path.relpath(r.results_dir / "index.html", out)) for r in drawn])
     report = {
         "title": title, "unit": unit, "settings": settings,
         "stretch": {"kind": "asinh", "low": stretch.low, "high": stretch.high, "softening": stretch.softening},
@@ -136,6 +147,10 @@ def write_field_report(out_dir: str | Path, runs: list[FieldRun], references: li
                       "spread_over_seeds": seed_spread(r.metrics), "seeds": r.seeds,
                       "runs": [{"seed": run.get("seed"), **summary(run)} for run in r.metrics.get("runs", [])],
                       "results_dir": os.path.relpath(r.results_dir, out)} for r in runs],
+        "comparisons": [{"name": r.name, "label": r.label, "input_panels": r.input_panels, **summary(r.metrics),
+                         "spread_over_seeds": seed_spread(r.metrics), "seeds": r.seeds,
+                         "runs": [{"seed": run.get("seed"), **summary(run)} for run in r.metrics.get("runs", [])]}
+                        for r in comparisons],
         "references": [{key: value for key, value in ref.items()
                         if key not in ("images", "star_fluxes", "std", "deterministic")} for ref in references],
         "verdict": judged, "figures": figures,
@@ -160,14 +175,27 @@ def intro_text(runs: list[FieldRun], references: list[dict], bands: dict[int, st
         f"Target band: <b>{html.escape(bands[0])}</b>{f' ({html.escape(unit)})' if unit else ''}. Input bands: "
         f"{html.escape(inputs)}. Real FITS images cut into {budget.get('size')} px cutouts, split by sky region "
         f"(no test cutout overlaps a training one), trained and scored on float values.",
-        f"Every variant: pix2pix on the float cubes (--dataset_mode fits_aligned, per-band asinh normalisation fitted "
-        f"on the training set), {html.escape(str(budget.get('netG')))}, ngf {budget.get('ngf')}, "
-        f"{budget.get('n_epochs', 0) + budget.get('n_epochs_decay', 0)} epochs, trained with "
-        f"{len(runs[0].seeds)} seed(s) each; this invocation took {settings.get('minutes', 0):.1f} min (finished stages are reused).",
+        f"Every variant: {recipe_text(budget)}, trained with {len(runs[0].seeds)} seed(s) each"
+        + (f"; beside them, pix2pix as the seed made it ({recipe_text(settings['pix2pix_budget'])}) on the most bands, "
+           f"on the same seeds" if settings.get("pix2pix_budget") else "")
+        + f". This invocation took {settings.get('minutes', 0):.1f} min (finished stages are reused)."
+        + (" <b>Development split</b>: validation cells and held-out training sky, not the test cells."
+           if settings.get("dev") else ""),
         "References, fitted on the training cubes only and scored like the models: "
         + "; ".join(html.escape(r["label"]) + (f" [{html.escape(r['formula'])}]" if r.get("formula") else "")
                     for r in references) + ".",
     ]
+
+
+def recipe_text(budget: dict) -> str:
+    """One line for a Budget (as a dict): the model, generator and training it had."""
+    model = budget.get("model", "pix2pix")
+    what = ("regression (L1, no discriminator)" if model == "regression" else "pix2pix (adversarial + L1)")
+    prior = ", correcting the linear colour fit" if budget.get("prior", "none") != "none" else ""
+    return (f"{what} on the float cubes (per-band asinh normalisation fitted on the training set), "
+            f"{html.escape(str(budget.get('netG')))} ngf {budget.get('ngf')}{prior}, {budget.get('crop_size')}-px crops, "
+            f"batch {budget.get('batch_size')}, lr {budget.get('lr'):g}, "
+            f"{budget.get('n_epochs', 0) + budget.get('n_epochs_decay', 0)} epochs")
 
 
 def render(title: str, intro: list[str], sentences: list[str], table_html: str, figures: dict[str, str],

@@ -33,6 +33,8 @@ class Budget:
     n_epochs_decay: int
     batch_size: int = 1
     lr: float = 0.0002  # Adam's learning rate (upstream's default for batch 1)
+    model: str = "pix2pix"  # or "regression" (no discriminator: ndf unused)
+    prior: str = "none"  # FITS cubes: "linear_fit" = the generator corrects the linear colour fit
 
 
 BUDGETS = {
@@ -49,7 +51,8 @@ BUDGETS = {
     "large": Budget(n_samples=4000, n_test=300, size=256, netG="unet_256", ngf=64, ndf=64, crop_size=256,
                     n_epochs=50, n_epochs_decay=50),
 }
-NETG_MULTIPLE = {"unet_256": 256, "unet_128": 128, "unet_64": 64, "resnet_9blocks": 4, "resnet_6blocks": 4}
+NETG_MULTIPLE = {"unet_256": 256, "unet_128": 128, "unet_64": 64, "resnet_9blocks": 4, "resnet_6blocks": 4,
+                 "fullres_4blocks": 1, "fullres_6blocks": 1, "fullres_8blocks": 1}
 
 # 51.5 arcsec per pixel: the native scale of the order-3 HiPS tiles in data/sky_samples
 NATIVE_DEG_PER_PX = 51.5 / 3600.0

@@ -1,7 +1,8 @@
 """Band ablation, the README's main job: does giving Pix2Pix more wavelengths improve the target band?
 
     python scripts/run_ablation.py                # real Galactic-centre field (bundled FITS), 2MASS Ks from
-                                                  # J; J+H; J+H+MSX, float end to end, scored in physical units
+                                                  # J; J+H; J+H+MSX, float end to end, scored in physical units,
+                                                  # the default recipe beside the seed's pix2pix
     python scripts/run_ablation.py --hips         # the earlier order-3 HiPS ablation (DSS2 Red from
                                                   # GLIMPSE360, Planck, Fermi; 8-bit pictures, 51.5"/px)
     python scripts/run_ablation.py --synthetic    # a synthetic black-body sky (known truth)
@@ -56,6 +57,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.add_argument(f"--{key}", type=int, default=None, help="overrides the budget preset")
     parser.add_argument("--netG", default=None, help="overrides the budget preset")
     parser.add_argument("--lr", type=float, default=None, help="overrides the budget preset's learning rate")
+    parser.add_argument("--model", default=None, choices=("regression", "pix2pix"),
+                        help="default mode: the recipe's model (default: the preset's, regression)")
+    parser.add_argument("--prior", default=None, choices=("none", "linear_fit"),
+                        help="default mode: the generator corrects the linear colour fit (default: the preset's)")
+    parser.add_argument("--no_pix2pix_row", dest="pix2pix_row", action="store_false",
+                        help="default mode: skip the seed's pix2pix, trained beside the default recipe on the most "
+                             "bands for comparison (saves about a third of the training time)")
+    parser.add_argument("--dev", action="store_true",
+                        help="default mode: train and score on a development split of the dataset (its validation "
+                             "cells and a held-out part of the training sky; experiments.dev_split), never the test "
+                             "cells: for choosing a recipe")
     parser.add_argument("--gpu_ids", default=None, help="passed to train.py/test.py (-1 = CPU)")
     parser.add_argument("--repeats", type=int, default=2,
                         help="trainings of each variant, with seeds seed, seed+1, ...: the verdict weighs gains "

@@ -68,10 +68,17 @@ def test_default_demo_on_the_bundled_fits_field_with_minimal_budget(tmp_path):
             assert image.size[0] > 300 and image.size[1] > 200
     results = out / "report" / report["variants"][0]["results_dir"]
     assert (results / "manifest.json").exists() and list((results / "fits").glob("*_fake_B.fits"))
+    # beside the default recipe: the mean of its seeds and pix2pix as the seed made it, same seeds, most bands
+    assert report["settings"]["budget"]["model"] == "regression" and report["settings"]["pix2pix_budget"]["model"] == "pix2pix"
+    mean, pix2pix = report["comparisons"]
+    assert mean["name"] == "bands_1-2_mean" and pix2pix["name"] == "pix2pix_bands_1-2"
+    assert pix2pix["seeds"] == [0, 1] and [run["seed"] for run in pix2pix["runs"]] == [0, 1]
+    assert (out / "checkpoints" / "pix2pix_bands_1-2_r2" / "latest_net_D.pth").exists()
+    assert any("pix2pix (the seed's recipe)" in s for s in report["verdict"]["sentences"])
     again = run(*args)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert "dataset: already built" in again.stdout and "4 already trained" in again.stdout
-    assert "test: 0 of 4" in again.stdout
+    assert "dataset: already built" in again.stdout and "6 already trained" in again.stdout
+    assert "test: 0 of 6" in again.stdout
 
 
 @pytest.mark.timeout(300)
@@ -125,7 +132,7 @@ def test_synthetic_ablation_resumes_and_redoes_only_what_changed(tmp_path):
 @pytest.mark.parametrize("args, words", [
     (["--variants", "1;x"], "--variants"),
     (["--variants", "1;7", "--synthetic"], "panel 7"),
-    (["--size", "100"], "multiple of 64"),
+    (["--netG", "unet_64", "--size", "100"], "multiple of 64"),
     (["--surveys", "data/sky_samples/DSS2Red"], "at least one input band"),
     (["--threads", "-1"], "--threads"),
     (["--repeats", "0"], "--repeats"),
