@@ -89,9 +89,16 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], Any]) -> P
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes, group: "FileGroup | None" = None) -> Path:
     """`data` to `path` atomically; inside a FileGroup, as one file of that all-or-none set."""
+    return atomic_write_with(path, lambda handle: handle.write(data), group)
+
+
+def atomic_write_with(path: str | os.PathLike, write: Callable[[BinaryIO], Any],
+                      group: "FileGroup | None" = None) -> Path:
+    """write(f) to `path` atomically (streamed: large files are never held whole in memory); inside a
+    FileGroup, as one file of that all-or-none set."""
     if group is not None:
-        return group.write_bytes(path, data)
-    return atomic_write(path, lambda handle: handle.write(data))
+        return group.write_with(path, write)
+    return atomic_write(path, write)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str, group: "FileGroup | None" = None) -> Path:
@@ -109,10 +116,13 @@ class FileGroup:
         self._pending: list[tuple[Path, Path]] = []  # (temp, target)
 
     def write_bytes(self, path: str | os.PathLike, data: bytes) -> Path:
+        return self.write_with(path, lambda handle: handle.write(data))
+
+    def write_with(self, path: str | os.PathLike, write: Callable[[BinaryIO], Any]) -> Path:
         target = Path(path)
         if target.parent.resolve() != self.folder.resolve():
             raise ValueError(f"{target} is outside the group's folder {self.folder}")
-        self._pending.append((_write_temp(target, lambda handle: handle.write(data)), target))
+        self._pending.append((_write_temp(target, write), target))
         return target
 
     def __enter__(self) -> "FileGroup":

@@ -139,14 +139,14 @@ def test_a_save_killed_between_the_network_files_keeps_a_whole_resumable_set(tmp
                      stop_after_epoch=1)
     folder = tmp_path / "ck" / "kill"
     before = {p.name: p.read_bytes() for p in folder.glob("latest_*.pth")}
-    write = checkpoint.atomic_write_bytes
+    write = checkpoint.atomic_write_with
 
     def killed_at_d(path, *args, **kwargs):
         if Path(path).name == "latest_net_D.pth":
             raise KeyboardInterrupt  # the process dies here
         return write(path, *args, **kwargs)
 
-    monkeypatch.setattr(checkpoint, "atomic_write_bytes", killed_at_d)
+    monkeypatch.setattr(checkpoint, "atomic_write_with", killed_at_d)
     with pytest.raises(KeyboardInterrupt):
         train_in_process(tmp_path, "kill", "--n_epochs", 3, "--n_epochs_decay", 0, "--save_epoch_freq", 1,
                          "--continue_train")
