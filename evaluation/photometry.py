@@ -5,19 +5,23 @@ k sigma of its noise), then measured with the same apertures in the real and the
 flux (aperture sum minus the local background from an annulus) and colour (each channel's share
 of the flux). Sources detected in the generated image, with the real image's noise threshold,
 that have no real source nearby are false sources: a generator that invents stars is penalised
-even when its pixel metrics look good.
+even when its pixel metrics look good. A noise-free generated band also shows real stars that the
+real image's noise keeps just below the threshold (the real image has a peak at nearly the
+threshold there); "invented" sources are the false ones without even a real peak above a lower
+threshold (`counterpart_k_sigma`, 3 sigma) nearby: stars with nothing in the real image.
 
 The pieces are photutils' (the astropy-affiliated package for this): Background2D with a median
 estimator for the smooth background, find_peaks for the local maxima, CircularAperture and
 CircularAnnulus for the fluxes. Three small steps stay here, each saying why: merging the flat top of
 a saturated star into one source, the sub-pixel centroids (vectorised), and the colour shares. The
-real image's sources are measured once (measure_real) and reused for every image compared with it. The settings are those of the hand-written detector this replaced (tests check that
-both agree on the bundled Galactic-centre field).
+real image's sources are measured once (measure_real) and reused for every image compared with it.
+The settings are those of the hand-written detector this replaced (tests check that both agree on
+the bundled Galactic-centre field).
 """
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from astropy.stats import SigmaClip, sigma_clipped_stats
@@ -37,6 +41,7 @@ COLOUR_TOLERANCE = 2.0 / 255.0  # channels closer than this everywhere: a grey i
 class PhotometryConfig:
     """Detection and aperture settings, in pixels."""
     k_sigma: float = 5.0
+    counterpart_k_sigma: float = 3.0  # a real peak this high within match_radius: a false source is not invented
     peak_radius: int = 2  # a peak must be the maximum within this radius
     aperture_radius: float = 2.5
     annulus: tuple[float, float] = (5.0, 8.0)
@@ -51,6 +56,7 @@ class SourceComparison:
     n_real: int = 0
     n_fake: int = 0
     n_false: int = 0
+    n_invented: int = 0  # false sources with no real peak above counterpart_k_sigma nearby either
     n_recovered: int = 0
     flux_errors: list[float] = field(default_factory=list)
     real_fluxes: list[float] = field(default_factory=list)  # the measurable sources' fluxes, for scatter plots
@@ -193,18 +199,23 @@ def colour_shares(fluxes: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class RealSources:
-    """What the real image gives every comparison with it: positions, noise, fluxes (measured once,
-    reused for every model and reference scored against the same image)."""
+    """What the real image gives every comparison with it: positions, noise, fluxes, and the fainter
+    peaks that vouch for a generated source (measured once, reused for every model and reference scored
+    against the same image)."""
     positions: np.ndarray
     sigma: float
     fluxes: np.ndarray
     is_colour: bool
+    counterparts: np.ndarray  # peaks above counterpart_k_sigma (a superset of positions)
 
 
 def measure_real(real: np.ndarray, cfg: PhotometryConfig = PhotometryConfig()) -> RealSources:
     real = np.asarray(real, dtype=np.float64)
-    positions, sigma = detect_sources(to_grey(real), cfg)
-    return RealSources(positions, sigma, aperture_fluxes(real, positions, cfg), is_colour(real))
+    grey = to_grey(real)
+    positions, sigma = detect_sources(grey, cfg)
+    fainter = replace(cfg, k_sigma=min(cfg.counterpart_k_sigma, cfg.k_sigma))
+    counterparts, _ = detect_sources(grey, fainter, sigma=sigma)
+    return RealSources(positions, sigma, aperture_fluxes(real, positions, cfg), is_colour(real), counterparts)
 
 
 def compare_sources(fake: np.ndarray, real: np.ndarray, cfg: PhotometryConfig = PhotometryConfig(),
@@ -217,7 +228,9 @@ def compare_sources(fake: np.ndarray, real: np.ndarray, cfg: PhotometryConfig = 
     ref = measured if measured is not None else measure_real(real, cfg)
     fake_pos, _ = detect_sources(to_grey(fake), cfg, sigma=ref.sigma)
     result = SourceComparison(n_real=len(ref.positions), n_fake=len(fake_pos), is_colour=ref.is_colour)
-    result.n_false = int((~has_neighbour(fake_pos, ref.positions, cfg.match_radius)).sum())
+    false = ~has_neighbour(fake_pos, ref.positions, cfg.match_radius)
+    result.n_false = int(false.sum())
+    result.n_invented = int((~has_neighbour(fake_pos[false], ref.counterparts, cfg.match_radius)).sum())
     result.n_recovered = int(has_neighbour(ref.positions, fake_pos, cfg.match_radius).sum())
     if len(ref.positions) == 0:
         return result
@@ -248,6 +261,7 @@ def summarise(comparisons: list[SourceComparison]) -> dict[str, float | int | No
         "flux_error": _median_or_none(flux),
         "colour_error": _median_or_none(colour) if any(c.is_colour for c in comparisons) else None,
         "false_source_rate": (sum(c.n_false for c in comparisons) / n_fake) if n_fake else 0.0,
+        "invented_source_rate": (sum(c.n_invented for c in comparisons) / n_fake) if n_fake else 0.0,
         "completeness": (sum(c.n_recovered for c in comparisons) / n_real) if n_real else None,
         "n_generated_sources": n_fake,
     }

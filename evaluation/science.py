@@ -31,7 +31,7 @@ from util.errors import UserError
 from util.results_manifest import RunInfo
 
 SCIENCE_PHOTOMETRY = PhotometryConfig(noise_floor=0.0)
-PHOTOMETRY_KEYS = ("flux_error", "false_source_rate", "completeness", "n_sources")
+PHOTOMETRY_KEYS = ("flux_error", "false_source_rate", "invented_source_rate", "completeness", "n_sources")
 
 
 @dataclass(frozen=True)

@@ -15,13 +15,16 @@ import math
 import numpy as np
 
 # +1: higher is better, -1: lower is better
-DIRECTIONS = {"L1": -1, "PSNR": +1, "SSIM": +1, "CC": +1, "flux_error": -1, "colour_error": -1}
+DIRECTIONS = {"L1": -1, "PSNR": +1, "SSIM": +1, "CC": +1, "flux_error": -1, "colour_error": -1,
+              "completeness": +1, "false_source_rate": -1, "invented_source_rate": -1}
 # smallest difference worth a word, whatever its error bar: half an 8-bit grey level in L1, a fifth of a dB...
-MIN_EFFECT = {"L1": 0.002, "PSNR": 0.2, "SSIM": 0.005, "CC": 0.005, "flux_error": 0.02, "colour_error": 0.005}
+MIN_EFFECT = {"L1": 0.002, "PSNR": 0.2, "SSIM": 0.005, "CC": 0.005, "flux_error": 0.02, "colour_error": 0.005,
+              "completeness": 0.01, "false_source_rate": 0.01, "invented_source_rate": 0.01}
 MIN_IMAGES = 3
 N_SIGMA = 2.0
 # how the sentences name a metric and its unit
-METRIC_NAMES = {"flux_error": "flux error", "colour_error": "colour error"}
+METRIC_NAMES = {"flux_error": "flux error", "colour_error": "colour error", "completeness": "stars recovered",
+                "false_source_rate": "false stars", "invented_source_rate": "invented stars"}
 METRIC_UNITS = {"PSNR": " dB"}
 
 
@@ -129,7 +132,9 @@ def against_flat(label: str, metrics: dict, flat_label: str, flat: dict,
     """A sentence naming the metrics in which a model does not clearly beat the flat image, and the numbers.
 
     `flat_label` names the reference in the sentence, e.g. 'the flat image (level 29/255)'."""
-    against = compare(flat, metrics, min_effect)
+    # a constant image detects no stars, so it has no false ones: nothing a model could beat there
+    against = {k: v for k, v in compare(flat, metrics, min_effect).items()
+               if k not in ("false_source_rate", "invented_source_rate")}
     not_beaten = [k for k, v in against.items() if v["call"] != "better"]
     if not not_beaten:
         sentence = f"{label} beats {flat_label} in every metric."

@@ -132,3 +132,15 @@ def test_blank_real_image_has_no_sources_and_no_crash():
     blank = np.full((32, 32), 0.2)
     result = summarise([compare_sources(blank, blank.copy())])
     assert result["n_sources"] == 0 and result["flux_error"] is None and result["completeness"] is None
+
+
+def test_a_false_source_on_a_faint_real_peak_is_not_invented(rng):
+    """A generated star where the real image has a 4-sigma peak is false (below the 5-sigma catalogue)
+    but not invented; one where the real image has nothing is both."""
+    noise = 0.01
+    positions = np.array([[30.0, 30.0], [30.0, 80.0]])
+    real = render(positions[:1], np.array([4 * 2 * np.pi * noise]), noise=noise, rng=rng)  # a 4-sigma peak
+    fake = render(positions, np.full(2, 20 * 2 * np.pi * noise))  # both stars, bright
+    result = summarise([compare_sources(fake, real)])
+    assert result["n_sources"] == 0 and result["n_generated_sources"] == 2
+    assert result["false_source_rate"] == 1.0 and result["invented_source_rate"] == 0.5
