@@ -10,6 +10,10 @@ comparisons (AMP, channels_last, compile) can reuse them.
 
 --overhead times train.py's real loop against the bare model step instead (engine.loop_bench):
 --steps steps in blocks of --block, then each piece of the loop alone.
+
+--fits DATAROOT times the FITS recipes on real cubes, loader included (engine.recipe_bench):
+
+    python scripts/bench_train.py --fits runs/ablation/dataset --threads 1 --steps 5 --block 20
 """
 from __future__ import annotations
 
@@ -57,7 +61,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--overhead", action="store_true",
                         help="time train.py's loop around the step (progress bar, non-finite watch, loss lines, "
                              "curves, visuals) against the bare step, in blocks of --block steps, first mode's flags")
-    parser.add_argument("--block", type=int, default=25, help="steps per block with --overhead")
+    parser.add_argument("--block", type=int, default=25, help="steps per block with --overhead or --fits")
+    parser.add_argument("--fits", default="", metavar="DATAROOT",
+                        help="instead: the FITS recipes on these cubes (the seed's pix2pix before and now, the default "
+                             "regression recipe), data loading included, --steps blocks of --block steps each in turns")
+    parser.add_argument("--input_planes", default="1,2", help="with --fits: the input planes")
     return parser.parse_args(argv)
 
 
@@ -133,6 +141,14 @@ def main(argv: list[str] | None = None) -> None:
     apply_bench_device_args(args)
     from options.train_options import TrainOptions
 
+    if args.fits:
+        from engine.recipe_bench import measure_recipes
+
+        print(f"FITS recipes on {args.fits} (input planes {args.input_planes}), {torch.get_num_threads()} threads, "
+              f"{args.steps} rounds of {args.block} steps each, in turns:")
+        for line in measure_recipes(args.fits, args.input_planes, args.steps, args.block):
+            print(line)
+        return
     modes = parse_modes(args.modes)
     opt = TrainOptions().parse(train_argv(args, args.dataroot or "/nonexistent-bench"))
     label = (f"{args.netG}+{args.netD} batch {args.batch_size} crop {args.crop_size} input_nc {args.input_nc} "
