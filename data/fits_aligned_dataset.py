@@ -25,7 +25,7 @@ from util.progress import progress, write
 
 FITS_PREPROCESS = ("crop", "none")
 SAMPLED_PIXELS = 2_000_000  # per plane over the whole training set, for the percentiles
-PRIORS = ("none", "linear_fit")
+PRIORS = ("none", "linear_fit", "normalised_fit")
 # cubes are held in memory (normalised, read once) while they take less than this; beyond, read per item
 CACHE_BYTES = 2 * 1024 ** 3
 
@@ -44,8 +44,9 @@ class FitsAlignedDataset(BaseDataset):
         parser.add_argument("--fits_cuts", type=str, default="auto",
                             help="low,high percentiles of the normalisation; auto = 0.5,99.5 linear, 0.5,100 asinh")
         parser.add_argument("--prior", type=str, default="none", choices=PRIORS,
-                            help="linear_fit: the generator predicts the correction to the per-pixel linear fit of "
-                                 "the target on the input bands (fitted on the training cubes, saved in net_G)")
+                            help="the generator predicts the correction to a per-pixel linear fit of the target on the "
+                                 "input bands, fitted on the training cubes and saved in net_G: linear_fit in the band's "
+                                 "unit, normalised_fit on the normalised values (asinh: a colour relation in magnitudes)")
         parser.add_argument("--allow_no_wcs", action="store_true",
                             help="accept cubes without a sky WCS (results are then written without one)")
         # resampling would change pixel values and the WCS; the target is the generator's output;
@@ -76,7 +77,7 @@ class FitsAlignedDataset(BaseDataset):
         fit_here = opt.isTrain and not (getattr(opt, "continue_train", False) and self.norm_file.is_file())
         self.cache: dict[str, np.ndarray] | None = {} if opt.isTrain else None
         joint = JointSampler((*self.target_planes, *self.input_planes), MAX_PIXELS // len(paths)) \
-            if fit_here and opt.prior == "linear_fit" else None
+            if fit_here and opt.prior != "none" else None
         self.cube_paths, samplers = self._scan(paths, need_target=opt.isTrain, fit=fit_here, joint=joint)
         self.norm_fitted = fit_here
         self.prior_fit: dict | None = None
@@ -139,18 +140,25 @@ class FitsAlignedDataset(BaseDataset):
 
     def _fit_prior(self, values: np.ndarray) -> dict:
         """The colour prior's values: the least-squares fit of each target plane on the input planes (in
-        the band's unit) and every plane's normalisation, in the plain form models.ColourPrior takes."""
+        the band's unit, or on normalised values with --prior normalised_fit) and every plane's
+        normalisation, in the plain form models.ColourPrior takes."""
         n_targets = len(self.target_planes)
         if len(values) < len(self.input_planes) + 1:
-            raise UserError("--prior linear_fit: too few training pixels where every band has data to fit it")
+            raise UserError(f"--prior {self.opt.prior}: too few training pixels where every band has data to fit it")
+        normalised = self.opt.prior == "normalised_fit"
+        if normalised:
+            planes = (*self.target_planes, *self.input_planes)
+            values = np.stack([self.norm.plane(p).normalize(values[:, i]).astype(np.float64)
+                               for i, p in enumerate(planes)], axis=1)
         fits = [least_squares(values[:, n_targets:], values[:, t]) for t in range(n_targets)]
         for (coefficients, intercept), target in zip(fits, self.target_planes):
             terms = " ".join(f"{c:+.4g} x {self.labels[p][0]}" for c, p in zip(coefficients, self.input_planes))
-            print(f"colour prior for {self.labels[target][0]}: {intercept:.4g} {terms} (fitted on {len(values)} "
-                  f"training pixels)")
+            print(f"colour prior for {self.labels[target][0]}{' (normalised values)' if normalised else ''}: "
+                  f"{intercept:.4g} {terms} (fitted on {len(values)} training pixels)")
         return {"in": [self.norm.plane(p).affine_form() for p in self.input_planes],
                 "out": [self.norm.plane(p).affine_form() for p in self.target_planes],
-                "coefficients": [list(map(float, c)) for c, _ in fits], "intercept": [i for _, i in fits]}
+                "coefficients": [list(map(float, c)) for c, _ in fits], "intercept": [i for _, i in fits],
+                "space": "normalised" if normalised else "physical"}
 
     def _check_norm(self) -> None:
         if len(self.norm.planes) != self.n_planes:

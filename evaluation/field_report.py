@@ -92,16 +92,15 @@ def verdict(runs: list[FieldRun], references: list[dict], comparisons: list[Fiel
     best = runs[-1]
     result["vs_references"] = []
     extra = []
+    fits = ("linear_fit", "asinh_fit")
     for ref in references:
-        if ref["name"] == "linear_fit" and ref.get("input_panels") != max((r.input_panels for r in runs), key=len):
+        if ref["name"] in fits and ref.get("input_panels") != max((r.input_panels for r in runs), key=len):
             continue
         sentence, detail = against_reference(best.label, best.metrics, ref["label"], ref, min_effect=min_effect)
         result["vs_references"].append(detail)
         extra.append(sentence)
     for run in runs[:-1]:
-        same = next((r for r in references if r["name"] == "linear_fit" and r.get("input_panels") == run.input_panels),
-                    None)
-        if same is not None:
+        for same in [r for r in references if r["name"] in fits and r.get("input_panels") == run.input_panels]:
             sentence, detail = against_reference(run.label, run.metrics, same["label"], same, min_effect=min_effect)
             result["vs_references"].append(detail)
             extra.append(sentence)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from evaluation.references import (best_correlated, fit_linear, flat_level, level_ratio, sample_pixels,
+from evaluation.references import (best_correlated, fit_asinh, fit_linear, flat_level, level_ratio, sample_pixels,
                                    training_cubes)
 from evaluation.science import AsinhStretch, ScienceItem, data_range, load_items, score_predictions
 from util.errors import UserError
@@ -19,8 +19,8 @@ from util.errors import UserError
 def fit_references(dataroot: Path, target: int, band_sets: list[tuple[int, ...]], bands: dict[int, str],
                    items: list[ScienceItem], stretch: AsinhStretch, peak: float, reference_band: int | None = None,
                    seed: int = 0, real_sources: dict | None = None) -> list[dict]:
-    """flat, input_resampled and one linear_fit per band set: fitted on the training cubes, applied to the
-    test items, scored like the models. A reference carries `deterministic` (no training noise)."""
+    """flat, input_resampled, one linear_fit and one asinh_fit per band set: fitted on the training cubes,
+    applied to the test items, scored like the models. A reference carries `deterministic` (no training noise)."""
     widest = max(band_sets, key=len)
     planes = tuple(sorted({target, *[p for s in band_sets for p in s]}))
     pixels = sample_pixels(training_cubes(dataroot), planes, seed=seed)
@@ -46,6 +46,11 @@ def fit_references(dataroot: Path, target: int, band_sets: list[tuple[int, ...]]
         refs.append({"name": "linear_fit", "label": f"linear fit ({' + '.join(name(p) for p in inputs)})",
                      "input_panels": list(inputs), "coefficients": list(fit.coefficients), "intercept": fit.intercept,
                      "formula": fit.describe(bands), **scored(lambda i: fit.predict(i.inputs))})
+    for inputs in band_sets:
+        colour = fit_asinh(pixels, target, inputs)
+        refs.append({"name": "asinh_fit", "label": f"linear fit of asinh values ({' + '.join(name(p) for p in inputs)})",
+                     "input_panels": list(inputs), "coefficients": list(colour.coefficients),
+                     "intercept": colour.intercept, **scored(lambda i: colour.predict(i.inputs))})
     return refs
 
 

@@ -8,6 +8,9 @@
 - linear_fit: the target as a least-squares linear combination (plus a constant) of the input bands,
   fitted on training pixels: the first thing an astronomer would try, a per-pixel colour relation.
   A network that does not beat it has not earned its cost.
+- asinh_fit: the same fit on asinh-scaled bands (each band's asinh normalisation of the FITS datasets,
+  fitted on the training pixels): linear in log flux for sources, i.e. a colour relation in magnitudes,
+  which is how reddening acts. Usually the stronger of the two fits on stars.
 
 Nothing here looks at the test set: the references are fitted on training data and only applied to
 the test cutouts, like the models.
@@ -20,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from data.colour_fit import MAX_PIXELS, JointSampler, least_squares
+from data.fits_norm import DEFAULT_CUTS, PlaneNorm, PlaneSampler, fit_plane
 from data.sky.fits_io import is_fits_name, read_cube
 from util.errors import UserError
 
@@ -81,6 +85,34 @@ def fit_linear(pixels: TrainingPixels, target: int, inputs: tuple[int, ...]) -> 
     """Ordinary least squares of the target plane on the input planes with a constant term."""
     coefficients, intercept = least_squares(np.column_stack([pixels.column(p) for p in inputs]), pixels.column(target))
     return LinearFit(tuple(inputs), tuple(float(c) for c in coefficients), intercept)
+
+
+@dataclass(frozen=True)
+class AsinhFit:
+    """target = invert_t(intercept + sum_i coefficients[i] * norm_i(plane_i)), least squares on training pixels
+    in each band's asinh normalisation."""
+    planes: tuple[int, ...]
+    norms: dict[int, PlaneNorm]
+    coefficients: tuple[float, ...]
+    intercept: float
+    target: int
+
+    def predict(self, inputs: dict[int, np.ndarray]) -> np.ndarray:
+        out = np.full(next(iter(inputs.values())).shape, self.intercept, dtype=np.float64)
+        for plane, coefficient in zip(self.planes, self.coefficients):
+            out = out + coefficient * self.norms[plane].normalize(inputs[plane]).astype(np.float64)
+        return self.norms[self.target].invert(out).astype(np.float64)
+
+
+def fit_asinh(pixels: TrainingPixels, target: int, inputs: tuple[int, ...]) -> AsinhFit:
+    norms = {}
+    for plane in (target, *inputs):
+        sampler = PlaneSampler(len(pixels.values))
+        sampler.add(pixels.column(plane))
+        norms[plane] = fit_plane(sampler, "asinh", DEFAULT_CUTS["asinh"])
+    design = np.column_stack([norms[p].normalize(pixels.column(p)).astype(np.float64) for p in inputs])
+    coefficients, intercept = least_squares(design, norms[target].normalize(pixels.column(target)).astype(np.float64))
+    return AsinhFit(tuple(inputs), norms, tuple(float(c) for c in coefficients), intercept, target)
 
 
 def flat_level(pixels: TrainingPixels, target: int) -> float:

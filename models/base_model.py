@@ -99,7 +99,7 @@ class BaseModel(ABC):
     # ------------------------------------------------------------------ life cycle
     def build_generator(self, input_nc: int | None = None, output_nc: int | None = None) -> nn.Module:
         """The generator of the options, on the CPU: architecture, output head (--output_head) and, with
-        --prior linear_fit (float FITS data), the colour prior around it. The prior's values come from
+        --prior linear_fit or normalised_fit (float FITS data), the colour prior around it. The prior's values come from
         `prior_fit` (set by the engine from the training data before setup) or, when testing or resuming,
         from the checkpoint the model then loads."""
         opt = self.opt
@@ -107,7 +107,7 @@ class BaseModel(ABC):
         output_nc = opt.output_nc if output_nc is None else output_nc
         net = networks.define_G(input_nc, output_nc, opt.ngf, opt.netG, opt.norm, not opt.no_dropout,
                                 opt.init_type, opt.init_gain, getattr(opt, "output_head", "tanh"))
-        if getattr(opt, "prior", "none") == "linear_fit":
+        if getattr(opt, "prior", "none") != "none":
             net = ColourPrior(net, input_nc, output_nc)
             if self.prior_fit is not None:
                 net.set_fit(self.prior_fit)

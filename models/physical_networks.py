@@ -10,10 +10,13 @@ maximum. Here:
   field 3 + 4N pixels (19 for N = 4: several PSF widths and the local sky around a star).
 - `--output_head linear`: no Tanh at the end (for any generator), so a star brighter than anything in
   the training set can come out brighter; the normalisation inverts exactly to the band's unit.
-- `ColourPrior` (`--prior linear_fit`): the network predicts the correction to the per-pixel linear
-  colour fit of the target on the input bands, fitted on the training cubes in the band's unit, so
-  training starts from the reference the model has to beat. The fit and both normalisations are
-  buffers of the module: they are saved in `{epoch}_net_G.pth` and come back with it.
+- `ColourPrior` (`--prior linear_fit` / `normalised_fit`): the network predicts the correction to a
+  per-pixel linear fit of the target on the input bands, fitted on the training cubes, so training
+  starts from a reference the model has to beat: `linear_fit` in the band's unit (the demo's "linear
+  fit" reference), `normalised_fit` on the normalised values, which for the asinh normalisation is a
+  fit in log flux, i.e. a colour relation in magnitudes (the physics of reddened stars: the better
+  prior on real fields, docs/ablation.md). The fit and both normalisations are buffers of the module:
+  they are saved in `{epoch}_net_G.pth` and come back with it.
 """
 from __future__ import annotations
 
@@ -87,7 +90,8 @@ class ColourPrior(nn.Module):
 
     Each band's normalisation is written as x = low + scale * f((y + 1) / 2 * span), f = sinh (asinh
     mapping) or the identity (linear mapping; scale = high - low, span = 1); `set_fit` takes it in that
-    form, with the fit target = intercept + coefficients @ inputs in the band's unit."""
+    form, with the fit target = intercept + coefficients @ inputs in the band's unit, or, when its
+    'space' is 'normalised', in normalised values (no conversion at all)."""
 
     def __init__(self, net: nn.Module, input_nc: int, output_nc: int):
         super().__init__()
@@ -97,6 +101,7 @@ class ColourPrior(nn.Module):
                 self.register_buffer(f"{side}_{name}", torch.full((n,), value))
         self.register_buffer("coefficients", torch.zeros(output_nc, input_nc))
         self.register_buffer("intercept", torch.zeros(output_nc))
+        self.register_buffer("normalised_space", torch.zeros(()))  # 1: the fit is on normalised values
 
     def set_fit(self, fit: Mapping[str, Sequence]) -> None:
         """Values from the dataset: {'in': [(low, scale, span, asinh), ...], 'out': [...], 'coefficients':
@@ -108,6 +113,7 @@ class ColourPrior(nn.Module):
                     getattr(self, f"{side}_{name}").copy_(rows[:, index])
             self.coefficients.copy_(torch.tensor(fit["coefficients"], dtype=torch.float32))
             self.intercept.copy_(torch.tensor(fit["intercept"], dtype=torch.float32))
+            self.normalised_space.fill_(1.0 if fit.get("space") == "normalised" else 0.0)
 
     def prior(self, x: torch.Tensor) -> torch.Tensor:
         """The linear fit of the bands in x, normalised like the target (computed in float32)."""
@@ -115,6 +121,8 @@ class ColourPrior(nn.Module):
             return t.view(1, -1, 1, 1)
 
         x = x.float()
+        if bool(self.normalised_space):
+            return torch.einsum("oi,bihw->bohw", self.coefficients, x) + per_channel(self.intercept)
         physical = _to_physical(x, *(per_channel(getattr(self, f"in_{n}")) for n in ("low", "scale", "span", "asinh")))
         fitted = torch.einsum("oi,bihw->bohw", self.coefficients, physical) + per_channel(self.intercept)
         return _to_normalised(fitted, *(per_channel(getattr(self, f"out_{n}"))

@@ -59,7 +59,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--lr", type=float, default=None, help="overrides the budget preset's learning rate")
     parser.add_argument("--model", default=None, choices=("regression", "pix2pix"),
                         help="default mode: the recipe's model (default: the preset's, regression)")
-    parser.add_argument("--prior", default=None, choices=("none", "linear_fit"),
+    parser.add_argument("--prior", default=None, choices=("none", "linear_fit", "normalised_fit"),
                         help="default mode: the generator corrects the linear colour fit (default: the preset's)")
     parser.add_argument("--no_pix2pix_row", dest="pix2pix_row", action="store_false",
                         help="default mode: skip the seed's pix2pix, trained beside the default recipe on the most "

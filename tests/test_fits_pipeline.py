@@ -249,8 +249,9 @@ def test_evaluate_scores_fits_results_in_the_band_unit_against_references(sample
     assert done.returncode == 0, done.stderr[-3000:]
     assert "in the band's unit" in done.stdout and "linear fit (" in done.stdout
     physical = json.loads((results / "metrics.json").read_text())["physical"]
-    assert [ref["name"] for ref in physical["references"]] == ["flat", "input_resampled", "linear_fit"]
-    flat, band, fit = physical["references"]
+    assert [ref["name"] for ref in physical["references"]] == ["flat", "input_resampled", "linear_fit", "asinh_fit"]
+    flat, band, fit, colour = physical["references"]
+    assert colour["input_panels"] == [1, 2, 3, 4] and -1.0 <= colour["CC"] <= 1.0
     assert fit["input_panels"] == [1, 2, 3, 4] and len(fit["coefficients"]) == 4
     assert band["input_panels"][0] in (1, 2, 3, 4)
     assert flat["CC"] == 0.0 and -1.0 <= fit["CC"] <= 1.0 and fit["L1"] > 0.0

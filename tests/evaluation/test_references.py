@@ -65,3 +65,28 @@ def test_bad_inputs_are_one_line_errors(tmp_path):
         sample_pixels(paths, (0, 7))
     describe = LinearFit((1, 2), (2.0, -0.5), 3.0).describe({1: "J", 2: "H"})
     assert describe == "3 +2 x J -0.5 x H"
+
+
+def test_the_asinh_fit_finds_a_colour_relation_in_magnitudes_that_the_flux_fit_misses():
+    """Reddened stars: Ks magnitude = 1.6 H - 0.6 J (a colour term), fluxes over a sky with noise. The fit
+    of asinh-scaled bands is close to linear in magnitudes and recovers the stars; the flux fit cannot."""
+    from evaluation.references import TrainingPixels, fit_asinh, fit_linear
+
+    rng = np.random.default_rng(3)
+    n_sky, n_star = 160000, 40000  # most pixels are sky, as in an image
+    m_h = rng.uniform(8.0, 14.0, n_star)
+    m_j = m_h + rng.uniform(0.5, 4.0, n_star)  # reddening: J - H from 0.5 to 4 mag
+    m_k = 1.6 * m_h - 0.6 * m_j
+    sky = 10.0
+    j, h, k = (np.concatenate([np.zeros(n_sky), 10 ** (-0.4 * (m - 18.0))]) + sky + rng.normal(0, 0.5, n_sky + n_star)
+               for m in (m_j, m_h, m_k))
+    pixels = TrainingPixels((0, 1, 2), np.column_stack([k, j, h]))
+    colour, flux = fit_asinh(pixels, 0, (1, 2)), fit_linear(pixels, 0, (1, 2))
+    stars = slice(n_sky, None)
+    log_k = np.log(k[stars] - sky)
+
+    def cc(fit):
+        predicted = fit.predict({1: j[stars], 2: h[stars]})
+        return np.corrcoef(np.log(np.clip(predicted - sky, 1e-3, None)), log_k)[0, 1]
+
+    assert cc(colour) > 0.9 and cc(colour) > cc(flux) + 0.05

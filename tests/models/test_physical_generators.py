@@ -139,3 +139,21 @@ def test_each_new_generator_trains_and_writes_fits_in_the_band_unit(linear_sky, 
     assert header["BUNIT"] == "unit1" and values.shape[-2:] == (32, 32) and np.isfinite(values).all()
     real = read_cube(str(linear_sky / "test" / "c0.fits")).planes[0]
     assert abs(float(np.median(values)) - float(np.median(real))) < 0.5 * float(np.ptp(real))
+
+
+def test_the_normalised_prior_is_the_least_squares_fit_of_the_normalised_bands(linear_sky):
+    """--prior normalised_fit: the fit is done on the normalised values (for asinh: log-like, a colour relation
+    in magnitudes) and applied to the network's normalised inputs as they are."""
+    dataset = FitsAlignedDataset(train_options(linear_sky, "--preprocess", "none", "--no_flip",
+                                               "--prior", "normalised_fit"))
+    fit = dataset.describe().prior
+    assert fit["space"] == "normalised"
+    cubes = [read_cube(p).planes for p in dataset.cube_paths]
+    values = np.concatenate([np.stack([dataset.norm.plane(p).normalize(c[p]).ravel() for p in (0, 1, 2)], axis=1)
+                             for c in cubes]).astype(np.float64)
+    expected, *_ = np.linalg.lstsq(np.column_stack([values[:, 1:], np.ones(len(values))]), values[:, 0], rcond=None)
+    np.testing.assert_allclose(fit["coefficients"][0] + [fit["intercept"][0]], expected, rtol=1e-4, atol=1e-5)
+    prior = prior_module(dataset)
+    x = dataset[0]["B"][None]
+    manual = fit["intercept"][0] + sum(c * x[0, i].numpy() for i, c in enumerate(fit["coefficients"][0]))
+    np.testing.assert_allclose(prior(x)[0, 0].detach().numpy(), manual, rtol=1e-5, atol=1e-5)
