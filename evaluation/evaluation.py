@@ -196,7 +196,8 @@ def average_runs(runs: list[dict]) -> dict:
     so that the verdict can weigh a gain against the retraining spread."""
     if len(runs) == 1:
         return runs[0]
-    keys = PIXEL_KEYS + PHOTOMETRY_KEYS + ("false_source_rate", "completeness", "n_generated_sources")
+    keys = PIXEL_KEYS + PHOTOMETRY_KEYS + ("false_source_rate", "invented_source_rate", "completeness",
+                                          "n_generated_sources")
     merged = {**runs[0], "runs": [{**({"seed": run["seed"]} if "seed" in run else {}),
                                    **{key: run.get(key) for key in keys}} for run in runs]}
     for key in keys:

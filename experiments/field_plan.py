@@ -38,17 +38,17 @@ GALACTIC_CENTRE = Field(
 
 # 64-px cutouts. The default recipe (docs/ablation.md: how it was chosen on a development split of the
 # bundled field, never its test cells): --model regression, a full-resolution generator with a linear
-# head that corrects the linear colour fit (--prior linear_fit), trained on random 32-px crops.
+# head that corrects the linear fit of the asinh-scaled bands (--prior normalised_fit, a colour relation
+# in magnitudes), trained on random 32-px crops in batches of 4.
 # "small" is the default demo: six trainings (3 variants x 2 seeds), two side by side, plus the seed's
-# pix2pix on the most-bands variant (SEED_PIX2PIX), all in about 12 minutes on 2 CPU cores.
+# pix2pix on the most-bands variant (SEED_PIX2PIX), in about 12 minutes on 2 CPU cores.
 # "tiny" is for tests.
+RECIPE = dict(netG="fullres_4blocks", ngf=32, ndf=32, crop_size=32, batch_size=4, lr=0.0005, model="regression",
+              prior="normalised_fit")
 FIELD_BUDGETS = {
-    "tiny": Budget(n_samples=40, n_test=0, size=64, netG="fullres_4blocks", ngf=8, ndf=8, crop_size=32,
-                   n_epochs=1, n_epochs_decay=0, batch_size=4, lr=0.001, model="regression", prior="linear_fit"),
-    "small": Budget(n_samples=600, n_test=0, size=64, netG="fullres_4blocks", ngf=32, ndf=32, crop_size=32,
-                    n_epochs=24, n_epochs_decay=16, batch_size=16, lr=0.001, model="regression", prior="linear_fit"),
-    "medium": Budget(n_samples=600, n_test=0, size=64, netG="fullres_4blocks", ngf=32, ndf=32, crop_size=32,
-                     n_epochs=72, n_epochs_decay=48, batch_size=16, lr=0.001, model="regression", prior="linear_fit"),
+    "tiny": Budget(n_samples=40, n_test=0, size=64, n_epochs=1, n_epochs_decay=0, **{**RECIPE, "ngf": 8, "ndf": 8}),
+    "small": Budget(n_samples=600, n_test=0, size=64, n_epochs=15, n_epochs_decay=10, **RECIPE),
+    "medium": Budget(n_samples=600, n_test=0, size=64, n_epochs=45, n_epochs_decay=30, **RECIPE),
 }
 # pix2pix as the seed made it (unet_64, Tanh head, adversarial loss, batch 16, lr 8e-4, 12+8 epochs): the
 # report shows it beside the default recipe, on the same seeds, for the most-bands variant

@@ -53,3 +53,17 @@ def test_pixels_without_data_are_left_out():
     stretch = AsinhStretch.fit(real)
     scores = score_predictions([("s", predicted, real)], stretch, data_range([real]))
     assert scores["L1"] == 0.0 and scores["CC"] == pytest.approx(1.0)
+
+
+def test_several_trainings_average_every_photometric_figure():
+    from evaluation.evaluation import average_runs
+
+    def run(seed, rate):
+        return {"seed": seed, "L1": 1.0, "PSNR": 30.0, "SSIM": 0.9, "CC": 0.9, "flux_error": rate, "completeness": rate,
+                "false_source_rate": rate, "invented_source_rate": rate, "n_sources": 10, "n_generated_sources": 8,
+                "std": {"L1": 0.1, "PSNR": 1.0, "SSIM": 0.01, "CC": 0.01}, "images": []}
+
+    merged = average_runs([run(0, 0.1), run(1, 0.3)])
+    for key in ("flux_error", "completeness", "false_source_rate", "invented_source_rate"):
+        assert merged[key] == pytest.approx(0.2), key
+        assert [r[key] for r in merged["runs"]] == [0.1, 0.3]
