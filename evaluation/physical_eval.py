@@ -27,7 +27,7 @@ def fit_references(dataroot: Path, target: int, band_sets: list[tuple[int, ...]]
     band = reference_band if reference_band is not None else best_correlated(pixels, target, widest)
     if band not in widest:
         raise UserError(f"--reference_band {band} is not an input band ({list(widest)})")
-    level, ratio = flat_level(pixels, target), level_ratio(pixels, target, band)
+    level, (ratio, ratio_of) = flat_level(pixels, target), level_ratio(pixels, target, band)
 
     def scored(predict) -> dict:
         return {**score_predictions([(i.stem, predict(i), i.real) for i in items], stretch, peak,
@@ -39,7 +39,7 @@ def fit_references(dataroot: Path, target: int, band_sets: list[tuple[int, ...]]
 
     refs = [{"name": "flat", "label": f"flat image (training median {level:.4g})", "level": level,
              **scored(lambda i: np.full(i.real.shape, level))},
-            {"name": "input_resampled", "label": f"{name(band)} resampled, x {ratio:.4g} (training medians)",
+            {"name": "input_resampled", "label": f"{name(band)} resampled, x {ratio:.4g} ({ratio_of})",
              "input_panels": [band], "scale": ratio, **scored(lambda i: i.inputs[band] * ratio)}]
     for inputs in band_sets:
         fit = fit_linear(pixels, target, inputs)

@@ -3,7 +3,8 @@
 - flat: every pixel the median of the training target pixels (knows the typical sky level, nothing
   about where the light is).
 - input_resampled: one input band as the builder cut it onto the target grid, brought to the target's
-  level by the ratio of the training medians (knows where the light is, nothing about colour). The
+  level by the ratio of the training medians, or of the sources' brightness where the images are
+  background-subtracted (knows where the light is, nothing about colour). The
   band is the one whose training pixels correlate best with the target's, unless one is chosen.
 - linear_fit: the target as a least-squares linear combination (plus a constant) of the input bands,
   fitted on training pixels: the first thing an astronomer would try, a per-pixel colour relation.
@@ -23,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from data.colour_fit import MAX_PIXELS, JointSampler, least_squares
-from data.fits_norm import DEFAULT_CUTS, PlaneNorm, PlaneSampler, fit_plane
+from data.fits_norm import DEFAULT_CUTS, MAD_TO_SIGMA, PlaneNorm, PlaneSampler, fit_plane
 from data.sky.fits_io import is_fits_name, read_cube
 from util.errors import UserError
 
@@ -125,9 +126,21 @@ def best_correlated(pixels: TrainingPixels, target: int, inputs: tuple[int, ...]
     return inputs[int(np.nanargmax(scores))]
 
 
-def level_ratio(pixels: TrainingPixels, target: int, band: int) -> float:
-    """median(target) / median(band) on training pixels: brings a band to the target's level, no colour."""
-    below = float(np.median(pixels.column(band)))
-    if below == 0.0:
-        raise UserError(f"plane {band} has a training median of 0: it cannot be scaled to the target's level")
-    return flat_level(pixels, target) / below
+def level_ratio(pixels: TrainingPixels, target: int, band: int) -> tuple[float, str]:
+    """A factor that brings a band to the target's level, knowing no colour, and what it is the ratio of.
+
+    median(target) / median(band) on training pixels where both medians stand well above their noise (a
+    sky level, as in 2MASS atlas images); for background-subtracted images (SDSS, a median at zero
+    within the noise) the ratio of medians is noise, so the ratio of the sources' brightness is taken
+    instead: the 99.5th percentile above the median in each band."""
+    target_values, band_values = pixels.column(target), pixels.column(band)
+    medians = float(np.median(target_values)), float(np.median(band_values))
+    noises = [MAD_TO_SIGMA * float(np.median(np.abs(v - m))) for v, m in ((target_values, medians[0]),
+                                                                          (band_values, medians[1]))]
+    if all(m > 3 * n for m, n in zip(medians, noises)):
+        return medians[0] / medians[1], "training medians"
+    heights = [float(np.percentile(v, 99.5)) - m for v, m in ((target_values, medians[0]), (band_values, medians[1]))]
+    if not heights[1] > 0:
+        raise UserError(f"plane {band} has neither a sky level nor sources in its training pixels: it cannot be "
+                        f"scaled to the target's level")
+    return heights[0] / heights[1], "training sources: 99.5th percentile above the median"

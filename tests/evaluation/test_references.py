@@ -47,7 +47,22 @@ def test_flat_level_band_choice_and_level_ratio(tmp_path):
     pixels = sample_pixels(training_cubes(write_cubes(tmp_path / "train").parent), (0, 1, 2, 3))
     assert flat_level(pixels, 0) == pytest.approx(float(np.median(pixels.column(0))))
     assert best_correlated(pixels, 0, (1, 2, 3)) == 1  # the target is mostly 2 x plane 1
-    assert level_ratio(pixels, 0, 2) == pytest.approx(np.median(pixels.column(0)) / np.median(pixels.column(2)))
+
+
+
+def test_the_level_of_a_band_comes_from_its_sky_or_from_its_sources():
+    """Sky levels well above the noise (2MASS-like): the ratio of medians. A median at zero (SDSS-like,
+    background-subtracted) makes that ratio noise: the sources set the level."""
+    from evaluation.references import TrainingPixels
+
+    rng = np.random.default_rng(0)
+    with_sky = np.column_stack([rng.normal(500.0, 10.0, 5000), rng.normal(250.0, 10.0, 5000)])
+    ratio, of = level_ratio(TrainingPixels((0, 1), with_sky), 0, 1)
+    assert of == "training medians" and ratio == pytest.approx(2.0, rel=0.01)
+    sky = rng.normal(0.0, 1.0, (20000, 2))
+    sky[:200] += np.array([[30.0, 10.0]]) * rng.uniform(1, 3, (200, 1))  # sources 3x brighter in plane 0
+    ratio, of = level_ratio(TrainingPixels((0, 1), sky), 0, 1)
+    assert "sources" in of and ratio == pytest.approx(3.0, rel=0.15)
 
 
 def test_sampling_caps_the_pixels_and_is_repeatable(tmp_path):
