@@ -227,10 +227,10 @@ def test_non_finite_weights_name_parameters_buffers_and_optimizer_state(tmp_path
     assert model.non_finite_weights()[-1] == "optimizer 1 param 0 exp_avg"
 
 
-def test_non_finite_entries_finds_nan_and_inf_but_not_huge_finite_sums():
+def test_non_finite_entries_finds_nan_and_inf_but_not_huge_finite_values():
     from models.checkpoint import non_finite_entries
 
-    huge = torch.full((4,), 1e308, dtype=torch.float64)  # finite values whose sum overflows float64
+    huge = torch.full((4,), 1e308, dtype=torch.float64)  # finite, beyond the float32 range
     tensors = {"ok": torch.randn(5, 3), "huge": huge, "nan": torch.tensor([1.0, float("nan")]),
                "inf": torch.tensor([float("-inf"), 0.0], dtype=torch.bfloat16), "steps": torch.tensor([3]),
                "empty": torch.zeros(0)}
