@@ -155,24 +155,41 @@ class AladinRenderer:
                 raise UserError(f"--backend aladin: --size must be at least {MIN_VIEW_PX} (headless views)")
         with tempfile.TemporaryDirectory(prefix="aladin-batch-") as tmp:
             work = Path(tmp)
-            jobs, outputs = [], []
+            folders = [mirror_hips(engine, work / f"survey{s}") for s, engine in enumerate(self.engines)]
+            wanted = [(s, g) for s in range(len(self.engines)) for g in range(len(grids))]
+            cuts = self.run_batch(folders, grids, wanted, work, attempt=0)
+            # a loaded machine sometimes gets an empty crop of tiles that exist (Aladin exported before they
+            # loaded): one more run for just those, so one slow load does not read as 'no data here'
+            empty = [(s, g) for (s, g), values in cuts.items()
+                     if coverage_fraction(values) == 0 and self.estimate_coverage(grids[g])[s] > 0.5]
+            if empty:
+                cuts.update(self.run_batch(folders, grids, empty, work, attempt=1))
+        results = []
+        for g in range(len(grids)):
+            bands = []
             for s, engine in enumerate(self.engines):
-                folder = mirror_hips(engine, work / f"survey{s}")
-                paths = [work / f"cut_{s}_{g}.fits" for g in range(len(grids))]
-                jobs.append((folder, list(zip(grids, paths))))
-                outputs.append(paths)
-            run_aladin(batch_script(jobs), self.jar, 60 + 3.0 * len(grids) * len(self.engines), work / "aladin.log")
-            results = []
-            for g, grid in enumerate(grids):
-                bands = []
-                for s, engine in enumerate(self.engines):
-                    values = read_export(outputs[s][g], grid, engine.black_is_blank)
-                    if values.shape[2] != engine.channels:
-                        values = values[..., :1] if engine.channels == 1 else np.repeat(values[..., :1], 3, axis=2)
-                    bands.append(SurveyCut(engine.survey.name, engine.survey.location, engine.tile_format, values,
-                                      coverage_fraction(values), engine.unit, engine.tile_format != "fits"))
-                results.append(bands)
+                values = cuts[s, g]
+                bands.append(SurveyCut(engine.survey.name, engine.survey.location, engine.tile_format, values,
+                                       coverage_fraction(values), engine.unit, engine.tile_format != "fits"))
+            results.append(bands)
         return results
+
+    def run_batch(self, folders: list[Path], grids: list[OutputGrid], wanted: list[tuple[int, int]],
+                  work: Path, attempt: int) -> dict[tuple[int, int], np.ndarray]:
+        """One Aladin run exporting crop (survey s, grid g) for each pair wanted."""
+        paths = {(s, g): work / f"cut_{s}_{g}_try{attempt}.fits" for s, g in wanted}
+        jobs = [(folder, [(grids[g], paths[s, g]) for g in range(len(grids)) if (s, g) in paths])
+                for s, folder in enumerate(folders)]
+        jobs = [job for job in jobs if job[1]]
+        run_aladin(batch_script(jobs), self.jar, 60 + 3.0 * len(wanted), work / f"aladin_try{attempt}.log")
+        cuts = {}
+        for (s, g), path in paths.items():
+            engine = self.engines[s]
+            values = read_export(path, grids[g], engine.black_is_blank)
+            if values.shape[2] != engine.channels:
+                values = values[..., :1] if engine.channels == 1 else np.repeat(values[..., :1], 3, axis=2)
+            cuts[s, g] = values
+        return cuts
 
     def estimate_coverage(self, grid: OutputGrid) -> list[float]:
         from .render import BuiltinRenderer

@@ -57,7 +57,7 @@ def test_default_demo_on_the_bundled_fits_field_with_minimal_budget(tmp_path):
         for key in ("L1", "PSNR", "SSIM", "CC", "flux_error"):
             assert variant[key] is not None
     names = [ref["name"] for ref in report["references"]]
-    assert names == ["flat", "input_resampled", "linear_fit", "linear_fit"]
+    assert names == ["flat", "input_resampled", "linear_fit", "linear_fit", "asinh_fit", "asinh_fit"]
     flat, band, fit_j, fit_jh = report["references"]
     assert flat["CC"] == 0.0 and band["input_panels"] == [2]  # H correlates best with Ks
     assert fit_jh["input_panels"] == [1, 2] and fit_jh["CC"] > fit_j["CC"] > 0.3  # the colour term is real physics

@@ -82,3 +82,28 @@ def test_half_pixel_convention():
     ra, dec = aladin_position(grid)
     assert ra > 10.0 and dec < 20.0  # half a pixel east (left) and south of the centre
     assert abs((ra - 10.0) * np.cos(np.radians(20)) - 0.005) < 1e-4 and abs(dec - 20.0 + 0.005) < 1e-4
+
+
+def test_an_empty_crop_of_existing_tiles_is_rendered_again(monkeypatch):
+    """On a loaded machine Aladin once exported a crop before its tiles loaded (all blank; CI, Planck FITS):
+    that crop alone is asked again instead of being read as sky without data."""
+    from pathlib import Path
+
+    from data.sky import aladin_backend
+
+    samples = Path(__file__).resolve().parents[3] / "data" / "sky_samples"
+    engines = [CutoutEngine(open_survey(str(samples / "Planck-HFI143")), "fits")]
+    real_run, scripts = aladin_backend.run_aladin, []
+
+    def first_run_loses_its_tiles(script, jar, timeout_s, log_path):
+        scripts.append(script)
+        real_run(script, jar, timeout_s, log_path)
+        if len(scripts) == 1:  # the first export comes back blank, as on the loaded CI machine
+            export = next(log_path.parent.glob("cut_0_0_try0.fits"))
+            with fits.open(export, mode="update") as hdul:
+                hdul[0].data[...] = hdul[0].header.get("BLANK", 0) if hdul[0].header.get("BITPIX") > 0 else np.nan
+
+    monkeypatch.setattr(aladin_backend, "run_aladin", first_run_loses_its_tiles)
+    cuts = AladinRenderer(engines).render(GRIDS[:1])
+    assert len(scripts) == 2 and scripts[1].count("export ") == 1
+    assert cuts[0][0].coverage > 0.95
