@@ -39,26 +39,31 @@ def _json(path: Path) -> dict | None:
         return None
 
 
+def _known(value) -> bool:
+    return value is not None and value == value  # NaN (no std to judge) counts as unknown
+
+
 def _pct(value) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f}%"
+    return f"{100 * value:.1f}%" if _known(value) else "n/a"
 
 
 def _num(value, digits: int = 3) -> str:
-    return "n/a" if value is None else f"{value:.{digits}f}"
+    return f"{value:.{digits}f}" if _known(value) else "n/a"
 
 
 # ---- sections ------------------------------------------------------------------------------------------
 def agreement_section(figures: dict, unit: str) -> Section:
-    rows = [("all compared pixels", f"{figures['pixels']}", _num(figures.get("pearson_r")),
-             _num(figures.get("mean_abs_error"), 4), _pct(figures.get("within_1std")))]
-    for label, part in figures.get("by_sky", {}).items():
-        rows.append((SKY_KINDS.get(label, label), f"{part['pixels']}", _num(part.get("pearson_r")),
-                     _num(part.get("mean_abs_error"), 4), _pct(part.get("within_1std"))))
+    with_std = _known(figures.get("within_1std"))
+    parts = [("all compared pixels", figures)] + [(SKY_KINDS.get(label, label), part)
+                                                   for label, part in figures.get("by_sky", {}).items()]
+    rows = tuple((name, f"{part['pixels']}", _num(part.get("pearson_r")), _num(part.get("mean_abs_error"), 4))
+                 + ((_pct(part.get("within_1std")),) if with_std else ()) for name, part in parts)
+    head = ("sky", "pixels", "r", f"MAE ({unit})" if unit else "MAE") + (("within 1 std",) if with_std else ())
     return Section(f"Agreement with the real band ({survey_name(str(figures.get('truth', '')))})",
-                   text=("Pearson r, mean |generated - real| and the real pixels within 1 std, per kind of sky: "
-                         "the training cells were seen in training, so only validation and test cells are "
-                         "held-out figures.",),
-                   head=("sky", "pixels", "r", f"MAE ({unit})" if unit else "MAE", "within 1 std"), rows=tuple(rows))
+                   text=("Pearson r and mean |generated - real|" + (" and the real pixels within 1 std" if with_std
+                                                                   else "") + " per kind of sky: the training cells "
+                         "were seen in training, so only validation and test cells give held-out figures.",),
+                   head=head, rows=rows)
 
 
 def calibration_section(figures: dict) -> Section | None:
@@ -86,7 +91,8 @@ def settings_section(record: dict, report: dict | None, props: dict) -> Section:
             ("inputs", "; ".join(f"{i['name']} ({i['survey']})" for i in s["inputs"])),
             ("tiles", f"order {order}, {width} px of {tile_pixel_deg(order, width) * 3600:.2f}\", "
                       f"margin {s['margin']} px"),
-            ("stochastic passes", str(s["uncertainty"] or "none (no uncertainty)")),
+            ("passes", f"{s['uncertainty']} {s.get('passes', 'stochastic passes')}" if s["uncertainty"]
+             else "one (no uncertainty)"),
             ("std scale", SpreadModel.from_setting(s["std_scale"]).describe()),
             ("seed", str(s["seed"])), ("created", record.get("created", "")),
             ("training set", str(record.get("training_dataset") or "unknown"))]
@@ -132,7 +138,7 @@ def region_page(out: Path) -> Path:
     if (out / UNCERTAINTY / "properties").is_file():
         layers.append(hips_layer(out / UNCERTAINTY, out, "uncertainty", "uncertainty (1 std)", "uncertainty",
                                  std_display(out / UNCERTAINTY, settings["order"]), unit,
-                                 note=f"std of {settings['uncertainty']} passes, "
+                                 note=f"std of {settings['uncertainty']} {settings.get('passes', 'passes')}, "
                                       f"{SpreadModel.from_setting(settings['std_scale']).describe()}"))
     missing = []
     for k, spec in enumerate(settings["inputs"], start=1):
@@ -185,7 +191,8 @@ def position_page(session, out: Path, stem: str, grid, std: np.ndarray | None, f
                           "generated", display, unit, "band", GENERATED_NOTE)]
     planes = []
     if std is not None:
-        planes.append(("uncertainty", "std", std, f"uncertainty (std of {c.uncertainty} passes)",
+        kind = session.generator.pass_kind
+        planes.append(("uncertainty", "std", std, f"uncertainty (std of {c.uncertainty} {kind})",
                        Display.of(spread_stretch(std)), None))
     if figures is not None:
         planes.append(("real", "truth", figures["truth"], f"real band ({survey_name(str(c.truth))})", display, "band"))
