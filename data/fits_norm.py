@@ -20,6 +20,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from data.sky.stretch import MAD_TO_SIGMA
 from data.sky.stretch import parse_cuts as parse_percentile_cuts
 from util.errors import UserError
 from util.fileio import atomic_write_text
@@ -28,7 +29,6 @@ NORM_MODES = ("asinh", "linear")
 DEFAULT_CUTS = {"linear": (0.5, 99.5), "asinh": (0.5, 100.0)}
 NORM_FILE = "fits_norm.json"
 NORM_VERSION = 1
-MAD_TO_SIGMA = 1.4826
 
 
 @dataclass(frozen=True)

@@ -115,10 +115,12 @@ def verdict(runs: list[FieldRun], references: list[dict], comparisons: list[Fiel
 
 def write_field_report(out_dir: str | Path, runs: list[FieldRun], references: list[dict], items: list[ScienceItem],
                        stretch: AsinhStretch, bands: dict[int, str], settings: dict, unit: str = "",
-                       n_examples: int = 4, comparisons: list[FieldRun] = ()) -> dict:
+                       n_examples: int = 4, comparisons: list[FieldRun] = (),
+                       viewer: tuple[Path, str] | None = None) -> dict:
     """index.html, the figures and metrics.json in `out_dir`; returns metrics.json's content. `runs` are the
     band variants of the default recipe (fewest bands first); `comparisons` other rows on the most bands
-    (the mean of the seeds, pix2pix as the seed made it), shown and judged beside them."""
+    (the mean of the seeds, pix2pix as the seed made it), shown and judged beside them. `viewer`: the sky
+    viewer page of the headline model over the test region (experiments.field_viewer) and a sentence."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     judged = verdict(runs, references, list(comparisons))
@@ -141,8 +143,11 @@ def write_field_report(out_dir: str | Path, runs: list[FieldRun], references: li
     rows = ([(r["label"], r, {}) for r in references] + [(r.label, r.metrics, seed_spread(r.metrics)) for r in shown])
     title = f"Band ablation: {bands[0]} from {len(runs)} input-band sets, in physical units"
     intro = intro_text(runs, references, bands, settings, unit)
-    page = render(title, intro, judged["sentences"], table(rows, unit), figures,
-                  [(f"{r.label}: test results", os.path.relpath(r.results_dir / "index.html", out)) for r in drawn])
+    links = [(f"{r.label}: test results", os.path.relpath(r.results_dir / "index.html", out)) for r in drawn]
+    if viewer is not None:
+        links.insert(0, ("the sky viewer (served over http)", os.path.relpath(viewer[0], out)))
+    page = render(title, intro, judged["sentences"], table(rows, unit), figures, links,
+                  viewer_block(viewer[0], viewer[1], out) if viewer is not None else "")
     report = {
         "title": title, "unit": unit, "settings": settings,
         "stretch": {"kind": "asinh", "low": stretch.low, "high": stretch.high, "softening": stretch.softening},
@@ -202,14 +207,22 @@ def recipe_text(budget: dict) -> str:
             f"{budget.get('n_epochs', 0) + budget.get('n_epochs_decay', 0)} epochs")
 
 
+def viewer_block(page: Path, sentence: str, out: Path) -> str:
+    """The report's pointer to the sky viewer: browsers load it over http only, so the command comes first."""
+    href = html.escape(os.path.relpath(page, out))
+    return (f"<h2>The test region in the browser</h2><p>{html.escape(sentence)}</p>"
+            f"<p><a href='{href}'>{href}</a> (Aladin Lite, offline; from a file:// page the link shows how to "
+            f"serve it)</p>")
+
+
 def render(title: str, intro: list[str], sentences: list[str], table_html: str, figures: dict[str, str],
-           links: list[tuple[str, str]]) -> str:
+           links: list[tuple[str, str]], viewer_html: str = "") -> str:
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
              f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>"]
     parts += [f"<p>{p}</p>" for p in intro]
     parts.append("<h2>Verdict</h2><div class=verdict>")
     parts += [f"<p>{html.escape(s)}</p>" for s in sentences]
-    parts.append(f"</div><h2>Metrics</h2>{table_html}")
+    parts.append(f"</div><h2>Metrics</h2>{table_html}{viewer_html}")
     for caption, name in figures.items():
         parts.append(f"<h2>{html.escape(caption)}</h2><p><a href='{name}'><img src='{name}' "
                      f"alt='{html.escape(caption)}'></a></p>")

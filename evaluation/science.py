@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data.fits_norm import MAD_TO_SIGMA
+from data.sky.stretch import asinh_fit
 from evaluation.evaluation import PIXEL_KEYS
 from evaluation.metrics import pearson_cc, ssim
 from evaluation.photometry import PhotometryConfig, RealSources, compare_sources, measure_real, summarise
@@ -44,15 +44,10 @@ class AsinhStretch:
 
     @staticmethod
     def fit(values: np.ndarray, low_percentile: float = 0.5, high_percentile: float = 99.9) -> "AsinhStretch":
-        finite = np.asarray(values, dtype=np.float64)
-        finite = finite[np.isfinite(finite)]
-        if finite.size == 0:
+        fitted = asinh_fit(values, low_percentile, high_percentile)
+        if fitted is None:
             raise UserError("no finite pixel in the real target band: nothing to stretch")
-        low, high = (float(v) for v in np.percentile(finite, [low_percentile, high_percentile]))
-        if not high > low:
-            high = low + max(abs(low), 1.0)
-        noise = MAD_TO_SIGMA * float(np.median(np.abs(finite - np.median(finite))))
-        return AsinhStretch(low, high, max(noise, 1e-3 * (high - low)))
+        return AsinhStretch(*fitted)
 
     def apply(self, values: np.ndarray) -> np.ndarray:
         x = (np.asarray(values, dtype=np.float64) - self.low) / self.softening

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments import ablation, field_plan
+from experiments import ablation, field_plan, field_viewer
 from evaluation.evaluation import average_runs
 from evaluation.field_report import FieldRun, write_field_report
 from evaluation.physical_eval import fit_references
@@ -187,6 +187,7 @@ def run_field(args: argparse.Namespace) -> dict:
                    f"are not used, and the report's 'test' figures are validation figures")
     trainings = plan_trainings(variants, args.repeats, bands, args.seed, budget, pix2pix)
     folders = train_and_test(trainings, dataset, args, stages, dataset_params)
+    viewer = field_viewer.start_viewer(stages, trainings, field, dataset, out / "report", args.gpu_ids)  # 2nd core
     stages.say("scoring in physical units and fitting the references on the training cubes")
     real_sources: dict = {}  # the real test stars, measured once for every training and reference
     by_group, generated, items, stretch, peak, unit = score_runs(trainings, folders, real_sources)
@@ -203,12 +204,13 @@ def run_field(args: argparse.Namespace) -> dict:
         if len(widest) > 1 else []
     comparisons += [field_row(group, average_runs(by_group[name]), folders, checkpoints, generated)
                     for name, group in groups.items() if name.startswith(PIX2PIX_PREFIX)]
+    shown = viewer.result(stretch)
     settings = {"budget_preset": args.budget, "budget": ablation.budget_dict(budget),
                 "pix2pix_budget": ablation.budget_dict(pix2pix) if pix2pix else None, "dataset": dataset_params,
                 "band_names": bands, "surveys": list(field.surveys), "repeats": args.repeats, "dev": bool(args.dev),
                 "command": " ".join(sys.argv), "minutes": round((time.monotonic() - stages.started) / 60, 2)}
     report = write_field_report(out / "report", runs, references, items, stretch, bands, settings, unit,
-                                comparisons=comparisons)
+                                comparisons=comparisons, viewer=shown)
     for sentence in report["verdict"]["sentences"][:2]:
         print(sentence)
     stages.say(f"report: {out / 'report' / 'index.html'}")

@@ -7,7 +7,6 @@ agree (the tests hold them to r >= 0.999), and both agree with what Aladin shows
 """
 from __future__ import annotations
 
-import html
 import sys
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from data.sky.fetch import Retrier
 from data.sky.targets import Target, check_position, resolve_names, safe_file_stem
 from data.sky.tile_grid import tile_pixel_deg, tiles_under
 from util.errors import UserError
-from util.fileio import atomic_write_bytes, atomic_write_text, check_writable_folder
+from util.fileio import atomic_write_bytes, check_writable_folder
 from prediction.session import Session, describe, generate, prepare, render_stream
 
 
@@ -141,7 +140,8 @@ def compare_truth(session: Session, grid: OutputGrid, band: np.ndarray, std: np.
 
 
 def write_page(session: Session, out: Path, stem: str, grid: OutputGrid, band, std, figures) -> Path:
-    """NAME.html: every input panel as training made it, the generated band, its std, the truth."""
+    """Pictures of every input panel as training made it, the band, its std and the truth, and NAME.html,
+    the sky viewer page of NAME.fits with them beside it."""
     pictures = []
     shared: dict = {}
     for k, engine in enumerate(session.engines, start=1):
@@ -156,21 +156,12 @@ def write_page(session: Session, out: Path, stem: str, grid: OutputGrid, band, s
     if std is not None:
         atomic_write_bytes(out / f"{stem}_std.png", png_tile_bytes(spread_stretch(std).levels(std)))
         pictures.append((f"{stem}_std.png", f"std of {session.config.uncertainty} passes"))
-    text = ""
     if figures is not None:
         atomic_write_bytes(out / f"{stem}_truth.png", png_tile_bytes(display.levels(figures["truth"])))
         pictures.append((f"{stem}_truth.png", f"real band: {session.config.truth}"))
-        text = f"<p>Against the real band: Pearson r = {figures['pearson_r']:.3f}"
-        if std is not None:
-            text += f"; {100 * figures['within_1std']:.1f}% of real pixels within 1 std (goal 68%)"
-        text += "</p>"
-    cells = "".join(f'<td><img src="{html.escape(n)}" width="256"><br>{html.escape(t)}</td>' for n, t in pictures)
-    page = out / f"{stem}.html"
-    atomic_write_text(page, f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(stem)}</title>"
-                            f"</head><body><h3>{html.escape(stem)}: {grid.fov:g} deg, {grid.width} px, centre "
-                            f"{grid.ra:.5f} {grid.dec:+.5f}</h3><p>{html.escape(describe(session))}</p>{text}"
-                            f"<table border=1><tr>{cells}</tr></table></body></html>\n")
-    return page
+    from prediction.viewer_page import position_page
+
+    return position_page(session, out, stem, grid, std, figures, pictures)
 
 
 def _rgb_png(levels: np.ndarray) -> bytes:

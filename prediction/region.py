@@ -31,6 +31,7 @@ from util.fileio import atomic_write_text, check_writable_folder, remove_stale_t
 from util.progress import progress
 from prediction.session import HIPS_ORDER_MIN, Session, describe, generate, prepare, render_stream
 from prediction.truth import sky_labels, summary_lines, truth_report, write_report
+from prediction.viewer_page import region_page
 
 UNCERTAINTY = "uncertainty"
 TRUTH = "truth"  # the real band on the same tiles (--truth)
@@ -237,6 +238,7 @@ def finish(config, record: dict | None = None) -> int:
     if getattr(config, "truth", None):
         report["calibration"] = evaluate_truth(config, record, tiles, common)
     atomic_write_text(out / "report.json", json.dumps(report, indent=1) + "\n")
+    say(f"sky viewer: {region_page(out)} (python scripts/serve.py {out}, then open the address it prints)")
     return 0
 
 

@@ -19,7 +19,7 @@ from util.fileio import atomic_write_text
 
 SETTINGS_FILE = "predict.json"
 SETTINGS_VERSION = 1
-OUR_FILES = ("Moc.fits", "properties", SETTINGS_FILE, "report.json", "calibration.json")
+OUR_FILES = ("Moc.fits", "properties", SETTINGS_FILE, "report.json", "calibration.json", "index.html")
 
 
 def shard_tiles(tiles: np.ndarray, shard: tuple[int, int] | None) -> np.ndarray:
@@ -66,7 +66,7 @@ def looks_like_hips(out: Path) -> bool:
 
 def clear_tree(out: Path) -> None:
     """Remove what a previous predict run wrote there (only its own files and folders)."""
-    for folder in list(out.glob("Norder*")) + [out / "uncertainty", out / "truth"]:
+    for folder in list(out.glob("Norder*")) + [out / "uncertainty", out / "truth", out / "viewer"]:
         if folder.is_dir():
             shutil.rmtree(folder)
     for name in OUR_FILES:

@@ -23,8 +23,8 @@ class HipsProperties:
     min_order_given: bool = True  # False: hips_order_min absent, so min_order is the standard's default
 
 
-def parse_properties_text(text: str, where: str = "properties") -> HipsProperties:
-    """Read `key = value` lines (comments start with #); raise UserError on what a cutout cannot do without."""
+def properties_values(text: str) -> dict[str, str]:
+    """Every `key = value` line of a properties file (comments start with #; the first of a repeated key)."""
     values: dict[str, str] = {}
     for line in text.splitlines():
         line = line.strip()
@@ -32,7 +32,12 @@ def parse_properties_text(text: str, where: str = "properties") -> HipsPropertie
             continue
         key, _, value = line.partition("=")
         values.setdefault(key.strip(), value.strip())
+    return values
 
+
+def parse_properties_text(text: str, where: str = "properties") -> HipsProperties:
+    """Read `key = value` lines (comments start with #); raise UserError on what a cutout cannot do without."""
+    values = properties_values(text)
     frame = values.get("hips_frame") or {"C": "equatorial", "G": "galactic", "E": "ecliptic"}.get(
         values.get("coordsys", "C"), "equatorial")
     frame = frame.lower()

@@ -8,6 +8,7 @@ import numpy as np
 from util.errors import UserError
 
 STRETCHES = ("linear", "asinh", "log", "sqrt")
+MAD_TO_SIGMA = 1.4826  # a Gaussian's sigma per median absolute deviation
 
 
 @dataclass(frozen=True)
@@ -68,3 +69,19 @@ def to_uint8(values: np.ndarray, is_8bit_source: bool, settings: StretchSettings
     else:
         out = np.rint(255.0 * np.nan_to_num(stretch_to_unit(values, settings, cuts), nan=0.0))
     return out.astype(np.uint8)
+
+
+def asinh_fit(values: np.ndarray, low_percentile: float = 0.5,
+              high_percentile: float = 99.9) -> tuple[float, float, float] | None:
+    """(low, high, softening) of the asinh display the reports use: cuts at the percentiles of the finite
+    values, softened at the robust noise (MAD), so faint sky is linear and stars logarithmic; None when no
+    value is finite. Shared by the demo report (evaluation.science.AsinhStretch) and the sky viewer."""
+    finite = np.asarray(values, dtype=np.float64)
+    finite = finite[np.isfinite(finite)]
+    if finite.size == 0:
+        return None
+    low, high = (float(v) for v in np.percentile(finite, [low_percentile, high_percentile]))
+    if not high > low:
+        high = low + max(abs(low), 1.0)
+    noise = MAD_TO_SIGMA * float(np.median(np.abs(finite - np.median(finite))))
+    return low, high, max(noise, 1e-3 * (high - low))

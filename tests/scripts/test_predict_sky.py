@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from data.sky.hips_out import read_fits_tile, read_moc_cells, written_tiles
 from data.sky.hips_quality import seam_stats
 from data.sky.properties import parse_properties_text
 from data.sky.source import open_survey, tile_path
+from util.headless import browser_missing
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "data" / "sky_samples"
@@ -323,3 +325,73 @@ def test_aladin_cutout_of_the_generated_hips_agrees_with_ours(region):
     assert r >= 0.99, r
     flipped = np.corrcoef(theirs[::-1][ok[::-1] & ok], ours[ok[::-1] & ok])[0, 1]
     assert flipped < r - 0.05  # orientation matters: the agreement is not just large-scale
+
+
+# ---- the sky viewer page (data/sky/viewer.py; the browser part skips without Chromium) -------------------
+def _viewer_config(page):
+    import re
+
+    text = page.read_text()
+    return json.loads(re.search(r"id='skytrans-viewer-config'>(.*?)</script>", text, re.S).group(1))
+
+
+def test_region_writes_its_viewer_page(region):
+    out, log = region
+    config = _viewer_config(out / "index.html")
+    layers = {layer["id"]: layer for layer in config["layers"]}
+    assert list(layers) == ["generated", "real", "uncertainty", "input1", "input2"]
+    assert (layers["generated"]["url"], layers["real"]["url"], layers["uncertainty"]["url"]) == (".", "truth",
+                                                                                              "uncertainty")
+    assert layers["generated"]["display"] == layers["real"]["display"] and layers["real"]["group"] == "band"
+    for k, sample in ((1, "GLIMPSE360"), (2, "Planck-HFI143")):  # local HiPS inputs, linked beside the page
+        linked = out / layers[f"input{k}"]["url"]
+        assert linked.is_symlink() and linked.resolve() == (SAMPLES / sample).resolve()
+    titles = [s["title"] for s in config["sections"]]
+    assert titles[0].startswith("Agreement with the real band") and titles[1:] == ["Uncertainty calibration",
+                                                                                   "The run"]
+    kinds = [row[0] for row in config["sections"][0]["rows"]]
+    assert kinds[0] == "all compared pixels" and len(kinds) >= 2
+    credits = " ".join(config["credits"])
+    assert "GLIMPSE" in credits and "Planck" in credits and "DSS" in credits and "Aladin Lite" in credits
+    assert (out / "viewer" / "aladin-lite" / "aladin.js").is_file() and "sky viewer:" in log
+
+
+def test_finish_keeps_the_page_current(work, region, tmp_path):
+    out, _ = region
+    copy = tmp_path / "hips"
+    shutil.copytree(out, copy, symlinks=True, ignore=shutil.ignore_patterns("truth", "calibration.json"))
+    (copy / "index.html").unlink()
+    code, log = predict("--finish", "--out", copy, "--no_progress")
+    assert code == 0, log
+    config = _viewer_config(copy / "index.html")
+    assert [layer["id"] for layer in config["layers"]] == ["generated", "uncertainty", "input1", "input2"]
+    assert [s["title"] for s in config["sections"]] == ["The run"]
+
+
+@pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing()))
+def test_region_and_one_position_pages_load_offline_in_chromium(work, region):
+    from util.headless import chromium, open_page
+    from util.static_server import start_in_background
+
+    out, _ = region
+    code, log = predict(*common(work), "--ra", "266.5", "--dec", "-29.0", "--out", work / "one_page",
+                        "--uncertainty", "2", "--truth", TRUTH)
+    assert code == 0, log
+    stem = "ra266.5000_dec-29.0000"
+    config = _viewer_config(work / "one_page" / f"{stem}.html")
+    assert [layer["id"] for layer in config["layers"]] == ["generated", "uncertainty", "real", "input1", "input2"]
+    assert config["layers"][0]["url"] == f"{stem}.fits" and config["layers"][0]["kind"] == "image"
+    with chromium() as browser:
+        for folder, page, expected in ((out, "", 5), (work / "one_page", f"{stem}.html", 5)):
+            server, base = start_in_background(folder)
+            try:
+                load = open_page(browser, base + page)
+                state = load.wait("ready", 90)
+                load.settle()
+                assert state["state"] == "ready" and "firstSky" in state["timings"], (state, load.console[-5:])
+                assert list(state["statuses"].values()) == ["ok"] * expected, state["statuses"]
+                foreign = [url for _, url, _ in load.requests if not url.startswith((base, "blob:", "data:"))]
+                assert not foreign and not state["blocked"] and not state["errors"], (foreign, state)
+            finally:
+                server.shutdown()
+                server.server_close()

@@ -75,10 +75,14 @@ def test_default_demo_on_the_bundled_fits_field_with_minimal_budget(tmp_path):
     assert pix2pix["seeds"] == [0, 1] and [run["seed"] for run in pix2pix["runs"]] == [0, 1]
     assert (out / "checkpoints" / "pix2pix_bands_1-2_r2" / "latest_net_D.pth").exists()
     assert any("pix2pix (the seed's recipe)" in s for s in report["verdict"]["sentences"])
+    # the sky viewer of the headline model over the test cutouts, linked from the report (experiments/field_viewer.py)
+    assert "href='sky/index.html'" in (out / "report" / "index.html").read_text()
+    viewer = (out / "report" / "sky" / "index.html").read_text()
+    assert "test cutouts" in viewer and '"id": "real"' in viewer
     again = run(*args)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "dataset: already built" in again.stdout and "6 already trained" in again.stdout
-    assert "test: 0 of 6" in again.stdout
+    assert "test: 0 of 6" in again.stdout and "viewer: already made" in again.stdout
 
 
 @pytest.mark.timeout(300)
