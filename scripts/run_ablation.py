@@ -24,7 +24,7 @@ from experiments.field_plan import FIELD_BUDGETS  # noqa: E402
 from experiments.field_run import run_field  # noqa: E402
 from util.cli import ArgumentParser  # noqa: E402
 from util.errors import UserError, exit_on_user_error  # noqa: E402
-from util.fileio import check_writable_folder  # noqa: E402
+from util.fileio import output_folder  # noqa: E402
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -109,8 +109,8 @@ def _interrupt(signum, frame):
 def main(argv: list[str] | None = None) -> dict:
     signal.signal(signal.SIGTERM, _interrupt)  # a killed run stops its children too, then resumes next time
     args = parse_args(argv)
-    check_writable_folder(args.out, "--out", create=True)
-    return run(args) if args.hips or args.synthetic else run_field(args)
+    with output_folder(args.out, "--out"):  # a refused run leaves no empty --out behind
+        return run(args) if args.hips or args.synthetic else run_field(args)
 
 
 if __name__ == "__main__":
