@@ -193,3 +193,17 @@ def test_a_test_run_that_fails_part_way_leaves_a_page_of_the_images_done(trained
     text = page.read_text()
     assert "images/sky0_fake_B.png" in text and "images/sky1_fake_B.png" in text and "sky2" not in text
     assert not (page.parent / "manifest.json").exists()
+
+
+@pytest.mark.parametrize("script", ["train.py", "test.py"])
+def test_a_name_that_leaves_the_checkpoints_dir_is_refused(trained, tmp_path, script):
+    """Issue 19 S06: --name ../../esc_train wrote the checkpoints outside --checkpoints_dir (upstream joins it)."""
+    work, data, _ = trained
+    inner = tmp_path / "ckA" / "inner"
+    inner.mkdir(parents=True)
+    for name in ("../../esc_train", str(tmp_path / "abs_run")):
+        extra = ["--n_epochs", "1", "--n_epochs_decay", "0"] if script == "train.py" else ["--results_dir",
+                                                                                          tmp_path / "res"]
+        result = run(script, "--dataroot", data, "--name", name, "--checkpoints_dir", inner, *TINY, *extra, cwd=work)
+        assert "would put the run outside --checkpoints_dir" in one_line_error(result)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["ckA", "inner"]  # nothing written anywhere
