@@ -149,6 +149,9 @@ def test_synthetic_ablation_resumes_and_redoes_only_what_changed(tmp_path):
     (["--surveys", "data/sky_samples/DSS2Red"], "at least one input band"),
     (["--threads", "-1"], "--threads"),
     (["--repeats", "0"], "--repeats"),
+    (["--variants", ""], "--variants ''"),  # issue 19 B05: was the default variants without a word
+    (["--pixel_arcsec", "-5"], "--pixel_arcsec -5"),  # issue 19 B16: was reported as '--fov -0.088889'
+    (["--pixel_arcsec", "nan"], "--pixel_arcsec nan"),
 ])
 def test_bad_options_give_one_line_errors(tmp_path, args, words):
     proc = run("--out", tmp_path / "bad", *TINY, "--n_test", "2", *args)
