@@ -13,7 +13,7 @@ from data.base_dataset import (BaseDataset, add_panel_options, check_preprocess,
                                get_transform, load_rgb, read_image_size, to_normalized_array)
 from data.image_check import check_image_files, colour_panels, grey_note, grey_readings, refuse_implied_grey
 from data.image_folder import list_images_under
-from data.panels import count_panels, input_panel_indices, panel_boxes, panel_channels
+from data.panels import count_panels, input_panel_indices, panel_boxes, recorded_layout
 from util.errors import UserError
 
 
@@ -33,7 +33,9 @@ class AlignedDataset(BaseDataset):
         self.n_panels = count_panels(width, height, getattr(opt, "n_panels", 0), first)
         inputs = input_panel_indices(getattr(opt, "input_panels", "") or "", self.n_panels)
         self.panel_indices = ([0], inputs)
-        self.panel_channels = panel_channels(opt, len(inputs))
+        self.panel_channels, adopted = recorded_layout(opt, inputs, self.n_panels)
+        if adopted:
+            opt.panel_nc = adopted  # the layout dataset.json gives, kept in {phase}_opt.txt
         check_panel_channel_counts(self.panel_channels, self.panel_indices)
         check_preprocess(opt, _panel_size(width, height, self.n_panels), f"a panel of {first}")
         check_image_files(self.AB_paths, self._check_shape, getattr(opt, "check_images", "header"))

@@ -20,7 +20,7 @@ from data.base_dataset import (BaseDataset, add_panel_options, check_preprocess,
                                get_transform, load_rgb, read_image_size, to_normalized_array)
 from data.image_check import check_image_files, colour_panels, grey_note, grey_readings, refuse_implied_grey
 from data.image_folder import make_dataset
-from data.panels import count_panels, input_panel_indices, panel_boxes, panel_channels
+from data.panels import count_panels, input_panel_indices, panel_boxes, recorded_layout
 from util.errors import UserError
 
 
@@ -61,7 +61,10 @@ class SingleDataset(BaseDataset):
             inputs = choose_input_panels(opt.input_panels, self.n_panels, opt.input_nc)
             # The chosen panels feed the generator, whose input is always input_nc channels.
             as_input = argparse.Namespace(**{**vars(opt), "direction": "BtoA"})
-            self.panel_channels = (panel_channels(as_input, len(inputs))[1], [])
+            channels, adopted = recorded_layout(as_input, inputs, self.n_panels)
+            if adopted:
+                opt.panel_nc = adopted  # the layout dataset.json gives, kept in {phase}_opt.txt
+            self.panel_channels = (channels[1], [])
             self.panel_indices = (inputs, [])
             size = (width // self.n_panels, height)
         else:

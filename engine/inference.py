@@ -6,6 +6,7 @@ from pathlib import Path
 
 from engine.context import open_run
 from engine.storage import storage_errors_as_user_errors
+from options.base_options import check_run_name
 from util.fileio import check_writable_folder
 from util.errors import UserError
 from util.progress import progress, write
@@ -18,6 +19,7 @@ def run_test(opt) -> Path:
     from engine.results import ResultsWriter, results_dir_for
     from engine.setup import prepare_model, record_options
 
+    check_run_name(opt.name)
     check_writable_folder(results_dir_for(opt), "--results_dir")
     with open_run(opt) as ctx, storage_errors_as_user_errors("test.py stopped; the page shows the images done"):
         if ctx.is_distributed:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import errno
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 from util.errors import UserError
 
@@ -28,11 +28,12 @@ def storage_error_line(err: OSError, consequence: str) -> str:
 
 
 @contextmanager
-def storage_errors_as_user_errors(consequence: str) -> Iterator[None]:
-    """Turn a storage OSError (full disk, read-only, permissions) raised in the block into a UserError line."""
+def storage_errors_as_user_errors(consequence: str | Callable[[], str]) -> Iterator[None]:
+    """Turn a storage OSError (full disk, read-only, permissions) raised in the block into a UserError line.
+    A callable consequence is asked when the error happens (what is kept may have changed meanwhile)."""
     try:
         yield
     except OSError as err:
         if err.errno not in STORAGE_ERRORS:
             raise
-        raise UserError(storage_error_line(err, consequence)) from None
+        raise UserError(storage_error_line(err, consequence() if callable(consequence) else consequence)) from None

@@ -19,6 +19,7 @@ from engine.context import RunContext, open_run
 from engine.storage import storage_error_line, storage_errors_as_user_errors
 from models.checkpoint import capture_rng_state, recover_interrupted_saves, restore_rng_state
 from models.schedule import resumed_epoch
+from options.base_options import check_run_name
 from util.errors import UserError
 from util.fileio import FileGroup, check_writable_folder
 from util.progress import progress, write
@@ -99,8 +100,15 @@ def save_checkpoint(model, prefixes: str | int | tuple[str | int, ...], progress
                 model.save_networks(prefix, group)
                 model.save_train_state(prefix, progress_, rng_ranks=[s["rng"] for s in streams], group=group)
         except OSError as err:
-            raise UserError(storage_error_line(err, f"checkpoint '{prefix}' not saved, the previous one in "
-                                                    f"{model.save_dir} is kept (resume with --continue_train)")) from None
+            raise UserError(storage_error_line(err, f"checkpoint '{prefix}' not saved; "
+                                                    f"{kept_checkpoint(model.save_dir)}")) from None
+
+
+def kept_checkpoint(save_dir: str | Path) -> str:
+    """What a stopped run leaves to resume from, as the folder holds it now."""
+    if (Path(save_dir) / "latest_net_G.pth").is_file():
+        return f"the previous one in {save_dir} is kept (resume with --continue_train)"
+    return f"no earlier checkpoint is in {save_dir}, so the training starts from the beginning when re-run"
 
 
 def stop_on_non_finite_weights(model, progress_: dict[str, Any], ctx: RunContext) -> None:
@@ -143,10 +151,10 @@ def run_training(opt, stop_after_iters: int | None = None, stop_after_epoch: int
     from engine.setup import prepare_model, record_options
     from engine.visualizer import SilentVisualizer, Visualizer
 
+    check_run_name(opt.name)
     save_dir = Path(opt.checkpoints_dir) / opt.name
     check_writable_folder(save_dir, "--checkpoints_dir")
-    with open_run(opt) as ctx, storage_errors_as_user_errors(
-            f"training stopped, the last complete checkpoint in {save_dir} is kept"):
+    with open_run(opt) as ctx, storage_errors_as_user_errors(lambda: f"training stopped; {kept_checkpoint(save_dir)}"):
         if ctx.is_main:
             for note in recover_interrupted_saves(save_dir):
                 print(note)

@@ -56,7 +56,8 @@ def fit_references(dataroot: Path, target: int, band_sets: list[tuple[int, ...]]
 
 def evaluate_physical(results_dir: str | Path, reference_band: int | None = None) -> dict:
     """The model of one FITS results folder and its references, in the band's unit."""
-    run, items = load_items(results_dir)
+    notes: list[str] = []
+    run, items = load_items(results_dir, notes)
     if not run.dataroot:
         raise UserError(f"{results_dir}: the results manifest names no dataroot, so the references cannot be "
                         f"fitted on the training cubes")
@@ -68,5 +69,23 @@ def evaluate_physical(results_dir: str | Path, reference_band: int | None = None
     target, inputs = run.target[0], tuple(run.input)
     references = fit_references(Path(run.dataroot), target, [inputs], bands, items, stretch, peak, reference_band,
                                 real_sources=real_sources)
-    return {"unit": run.units.get(target, ""), "model": model, "references": references,
+    return {"unit": run.units.get(target, ""), "notes": notes, "model": model, "references": references,
             "stretch": {"low": stretch.low, "high": stretch.high, "softening": stretch.softening}}
+
+
+def physical_skipped(results_dir: str | Path, run) -> str | None:
+    """Why generated FITS in a results folder are not scored in the band's unit, or None when there are none
+    to score or they are scored. Without manifest.json the real cube planes they compare with are unknown:
+    the FITS name only their cube's file name, not its folder."""
+    if run.kind == "planes" and len(run.target) == 1:
+        return None
+    found = sorted(Path(results_dir).glob("fits/*_fake_B.fits"))
+    if not found:
+        return None
+    if run.name is None:  # the legacy reader: no manifest.json
+        return (f"the {len(found)} generated FITS in {Path(results_dir) / 'fits'} are not scored in the band's unit: "
+                f"without manifest.json (test.py writes it with a finished run) the real cube planes they compare "
+                f"with are unknown; run test.py again to get those scores")
+    return (f"the {len(found)} generated FITS in {Path(results_dir) / 'fits'} are not scored in the band's unit: "
+            f"the manifest describes {run.kind} results with {len(run.target)} target band(s), and only one-band "
+            f"FITS models are scored that way")

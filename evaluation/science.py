@@ -25,7 +25,7 @@ from data.sky.stretch import asinh_fit
 from evaluation.evaluation import PIXEL_KEYS
 from evaluation.metrics import pearson_cc, ssim
 from evaluation.photometry import PhotometryConfig, RealSources, compare_sources, measure_real, summarise
-from evaluation.physical import generated_and_source
+from evaluation.physical import checked_run, generated_and_source
 from evaluation.results import load_results, natural_key
 from util.errors import UserError
 from util.results_manifest import RunInfo
@@ -66,23 +66,29 @@ class ScienceItem:
     inputs: dict[int, np.ndarray] = field(default_factory=dict)
 
 
-def load_items(results_dir: str | Path) -> tuple[RunInfo, list[ScienceItem]]:
-    """Every scored item of a FITS results folder, in natural order, as float64 (NaN = no data)."""
+def load_items(results_dir: str | Path, notes: list[str] | None = None) -> tuple[RunInfo, list[ScienceItem]]:
+    """Every scored item of a FITS results folder, in natural order, as float64 (NaN = no data). Where the
+    manifest and the FITS files disagree the files win, and `notes` gets one line per difference."""
+    notes = [] if notes is None else notes
     manifest = load_results(results_dir)
     run = manifest.run
     if run.kind != "planes" or len(run.target) != 1:
         raise UserError(f"{results_dir}: physical-unit scores need the results of a one-band FITS model "
                         f"(--dataset_mode fits_aligned); this folder holds {run.kind} results")
+    scored = [item for item in sorted(manifest.items, key=lambda i: natural_key(i.stem))
+              if item.generated is not None and item.target is not None]
+    if not scored:
+        raise UserError(f"{results_dir} holds no generated band with a real target to compare it with")
+    found: list[str] = []
+    run = checked_run(run, results_dir, scored[0], found)
     items = []
-    for item in sorted(manifest.items, key=lambda i: natural_key(i.stem)):
-        if item.generated is None or item.target is None:
-            continue
-        generated, source = generated_and_source(results_dir, item)
-        real = source[item.target.planes[0]].astype(np.float64)
+    for item in scored:
+        generated, source, planes = generated_and_source(results_dir, item, found)
+        real = source[planes[0]].astype(np.float64)
         inputs = {plane: values.astype(np.float64) for plane, values in enumerate(source)}
         items.append(ScienceItem(item.stem, real, generated[0].astype(np.float64), inputs))
-    if not items:
-        raise UserError(f"{results_dir} holds no generated band with a real target to compare it with")
+    notes.extend(f"{note} ({found.count(note)} items)" if found.count(note) > 1 else note
+                 for note in dict.fromkeys(found))
     return run, items
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -85,21 +84,21 @@ def run_training(panels: tuple[int, ...], repeat: int, dataset: Path, channels: 
         stages.forget(f"test_{name}")  # new weights: the old test results no longer describe them
         stages.say(f"train {label}: {n_train} images x {budget.n_epochs + budget.n_epochs_decay} epochs "
                    f"({budget.netG}, ngf {budget.ngf}), log in {stages.out / 'logs' / f'train_{name}.log'}")
-        shutil.rmtree(checkpoints / name, ignore_errors=True)
+        stages.take_folder(f"train_{name}", checkpoints / name)
         stages.run(f"train_{name}", train)
         stages.mark(f"train_{name}", train_params)
     results = results_root / name / "test_latest"
     test = ablation.test_command(sys.executable, dataset, name, checkpoints, results_root, panels, channels, budget, extra)
     test_params = {"command": test[1:], "train": train_params}
-    if stages.done(f"test_{name}", test_params) and results.is_dir():
+    if stages.done(f"test_{name}", test_params, results) and results.is_dir():
         stages.say(f"test {label}: already done")
     else:
         stages.say(f"test {label}: {count_images(dataset / 'test')} test images")
-        shutil.rmtree(results, ignore_errors=True)
+        stages.take_folder(f"test_{name}", results, also=[checkpoints / name])
         stages.run(f"test_{name}", test)
         stages.mark(f"test_{name}", test_params)
     metrics = evaluate_folder(results)
-    write_metrics(metrics, results)
+    stages.adopt(write_metrics(metrics, results))
     return Variant(name, label, list(panels), metrics, results, checkpoints / name,
                    extra={"band_names": {p: names.get(p, f"panel {p}") for p in (0, *panels)}})
 
@@ -134,6 +133,10 @@ def run(args: argparse.Namespace) -> dict:
                                   n_epochs=args.n_epochs, n_epochs_decay=args.n_epochs_decay,
                                   batch_size=args.batch_size, lr=args.lr)
     variants = ablation.parse_variants(args.variants)
+    n_panels = len(SYNTHETIC_BANDS) if args.synthetic else len(args.surveys)
+    if max(max(v) for v in variants) >= n_panels:  # refused before the dataset is built
+        raise UserError(f"--variants names panel {max(max(v) for v in variants)} but the dataset has "
+                        f"panels 0..{n_panels - 1}")
     out = Path(args.out).resolve()
     stages = Stages(out, args.force, args.threads, cwd=ablation.REPO)
     stages.say(f"band ablation in {out} (budget {args.budget}: {budget})")

@@ -10,7 +10,6 @@ was already done with the same settings, so a killed run resumes.
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -85,7 +84,7 @@ def train_and_test(trainings: list[Training], dataset: Path, args: argparse.Name
         weights = checkpoints / run.name / "latest_net_G.pth"
         if not (stages.done(f"train_{run.name}", train_params) and weights.exists()):
             stages.forget(f"test_{run.name}")  # new weights: old results no longer describe them
-            shutil.rmtree(checkpoints / run.name, ignore_errors=True)
+            stages.take_folder(f"train_{run.name}", checkpoints / run.name)
             train_jobs.append((f"train_{run.name}", train, train_params))
         test = field_plan.test_command(sys.executable, dataset, run.name, checkpoints, results_root, run.inputs,
                                        run.budget, extra)
@@ -98,9 +97,10 @@ def train_and_test(trainings: list[Training], dataset: Path, args: argparse.Name
                + (f"; {done} already trained" if done else ""))
     stages.run_parallel(train_jobs, args.jobs)
     todo = [(run, command, params) for run, command, params in test_jobs
-            if not (stages.done(f"test_{run.name}", params) and (folders[run.name] / "manifest.json").is_file())]
+            if not (stages.done(f"test_{run.name}", params, folders[run.name])
+                    and (folders[run.name] / "manifest.json").is_file())]
     for run, _, _ in todo:
-        shutil.rmtree(folders[run.name], ignore_errors=True)
+        stages.take_folder(f"test_{run.name}", folders[run.name], also=[checkpoints / run.name])
     stages.say(f"test: {len(todo)} of {len(trainings)} trainings on the test cubes")
     stages.run_parallel([(f"test_{run.name}", command, params) for run, command, params in todo], args.jobs)
     return folders

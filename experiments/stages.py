@@ -4,23 +4,117 @@ A stage is skipped when its stamp holds the very parameters it would run with, s
 resumes where it stopped and a changed setting redoes only what it changes. Independent children
 (the trainings of an ablation) can run side by side: on a CPU machine one single-threaded training
 per core finishes the set about twice as fast on two cores as running them one after the other.
+
+A stage that is redone replaces only what this run wrote: every folder a stage writes into has a record
+in OUT/stages/files/ of the files the run put there (`FolderRecord`). A redo deletes exactly those; a
+folder that also holds anything else (a user's data set in OUT/dataset, notes beside a checkpoint) is
+left alone and the run stops with one line naming it. Nothing is ever removed as a whole tree.
 """
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Iterable
 
 from util.errors import UserError
 from util.fileio import atomic_write_text
 
 ECHOED = (b"End of epoch",)  # stdout lines of a child worth a line on the terminal
+
+
+def folder_files(folder: Path) -> set[str]:
+    """Relative paths of everything under `folder` but folders (links are entries, never followed)."""
+    found: set[str] = set()
+    if not folder.is_dir():
+        return found
+    for root, dirs, files in os.walk(folder):
+        base = Path(root).relative_to(folder)
+        found.update((base / name).as_posix() for name in files)
+        found.update((base / name).as_posix() for name in dirs if os.path.islink(os.path.join(root, name)))
+    return found
+
+
+def _inside(relative: str) -> bool:
+    """A recorded path that stays inside its folder (an edited record cannot point elsewhere)."""
+    path = Path(relative)
+    return bool(relative) and not path.is_absolute() and ".." not in path.parts
+
+
+def _listed(names: Iterable[str], limit: int = 3) -> str:
+    names = sorted(names)
+    return ", ".join(names[:limit]) + (f" (+{len(names) - limit} more)" if len(names) > limit else "")
+
+
+class FolderRecord:
+    """OUT/stages/files/<folder>.json: the files this run wrote in one folder.
+
+    While a child writes there the record is open and lists what the folder held before (`others`):
+    whatever appears meanwhile is the child's, also after a kill. Once it ends the record is closed and
+    lists the run's own files (`ours`); a file added later by someone else is not in it."""
+
+    def __init__(self, out: Path, folder: Path):
+        self.folder = folder
+        name = folder.relative_to(out).as_posix() if folder.is_relative_to(out) else folder.as_posix()
+        self.path = out / "stages" / "files" / (name.replace("/", "~") + ".json")
+
+    def _read(self) -> dict:
+        try:
+            record = json.loads(self.path.read_text(encoding="utf-8"))
+            return record if isinstance(record, dict) else {}
+        except (OSError, ValueError):
+            return {}
+
+    def _write(self, **record) -> None:
+        atomic_write_text(self.path, json.dumps(record, indent=1, sort_keys=True) + "\n")
+
+    def ours(self) -> set[str]:
+        """The files in the folder now that this run wrote."""
+        record, present = self._read(), folder_files(self.folder)
+        if record.get("open"):
+            return present - set(record.get("others", []))
+        return present & {name for name in record.get("ours", []) if _inside(name)}
+
+    def missing(self) -> list[str]:
+        """Files the closed record lists that are gone (someone deleted a result)."""
+        record = self._read()
+        if record.get("open") or not record.get("ours"):
+            return []
+        present = folder_files(self.folder)
+        return sorted(name for name in record["ours"] if _inside(name) and name not in present)
+
+    def open(self) -> None:
+        present = folder_files(self.folder)
+        self._write(open=True, others=sorted(present - self.ours()))
+
+    def close(self, also: Iterable[str] = ()) -> None:
+        """The files the child wrote (an open record) or the run's earlier ones, plus `also`, become the record."""
+        record = self._read()
+        ours = (folder_files(self.folder) - set(record.get("others", []))) if record.get("open") else self.ours()
+        self._write(open=False, ours=sorted(ours | {name for name in also if _inside(name)}))
+
+    def clear(self, what: str) -> None:
+        """Delete the run's own files; UserError, deleting nothing, when the folder holds anything else."""
+        ours = self.ours()
+        others = folder_files(self.folder) - ours
+        if others:
+            raise UserError(f"{self.folder} holds {len(others)} file(s) this run did not write ({_listed(others)}); "
+                            f"{what} would replace the folder's content, so it is left alone: move them, or "
+                            f"use another --out")
+        for name in ours:
+            (self.folder / name).unlink(missing_ok=True)
+        for root, dirs, _ in sorted(os.walk(self.folder), key=lambda entry: -len(entry[0])):
+            for name in dirs:  # emptied sub-folders (deepest first); the folder itself may be the user's link
+                try:
+                    os.rmdir(os.path.join(root, name))
+                except OSError:
+                    pass
+        self._write(open=False, ours=[])
 
 
 class Stages:
@@ -36,6 +130,7 @@ class Stages:
             self.env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
         self._lock = threading.Lock()
         self._children: set[subprocess.Popen] = set()
+        self._writes: dict[str, list[Path]] = {}  # stage -> folders its child writes into
 
     def say(self, text: str) -> None:
         minutes, seconds = divmod(int(time.monotonic() - self.started), 60)
@@ -45,14 +140,32 @@ class Stages:
     def stamp_path(self, stage: str) -> Path:
         return self.out / "stages" / f"{stage}.json"
 
-    def done(self, stage: str, params: dict) -> bool:
+    def done(self, stage: str, params: dict, folder: Path | None = None) -> bool:
+        """Stamped with these params, and (given its folder) none of the files it wrote there deleted since."""
         path = self.stamp_path(stage)
         if self.force or not path.exists():
             return False
         try:
-            return json.loads(path.read_text()) == params
+            if json.loads(path.read_text()) != params:
+                return False
         except (OSError, json.JSONDecodeError):
             return False
+        missing = FolderRecord(self.out, folder).missing() if folder is not None else []
+        if missing:
+            self.say(f"{stage}: {len(missing)} of its files {'is' if len(missing) == 1 else 'are'} gone "
+                     f"({_listed(missing)}); redoing it")
+        return not missing
+
+    def take_folder(self, stage: str, folder: Path, also: Iterable[Path] = ()) -> None:
+        """Before `stage` runs: delete what this run wrote in `folder` (refused, deleting nothing, when it
+        holds anything else), and record what the stage's child writes there and in the `also` folders."""
+        FolderRecord(self.out, folder).clear(f"the {stage} stage")
+        self._writes[stage] = [folder, *also]
+
+    def adopt(self, path: Path) -> None:
+        """A file this process wrote into a recorded folder (a redo replaces it like the child's files)."""
+        record = FolderRecord(self.out, path.parent)
+        record.close(also=[path.name])
 
     def forget(self, stage: str) -> None:
         self.stamp_path(stage).unlink(missing_ok=True)
@@ -67,8 +180,7 @@ class Stages:
         if self.done(stage, params) and any((folder / "test").glob(pattern)):
             self.say(f"{stage}: already built in {folder}")
             return
-        if folder.exists():
-            shutil.rmtree(folder)
+        self.take_folder(stage, folder)
         self.say(f"{stage}: {description}")
         self.run(stage, command)
         for phase in ("train", "test"):
@@ -86,6 +198,19 @@ class Stages:
         children share the terminal: a long training says how far it is without flooding the screen."""
         log_path = self.log_path(stage)
         log_path.parent.mkdir(parents=True, exist_ok=True)
+        records = [FolderRecord(self.out, folder) for folder in self._writes.get(stage, [])]
+        for record in records:
+            record.open()
+        try:
+            code = self._run_child(stage, command, prefix, log_path)
+        finally:
+            for record in records:
+                record.close()
+        if code:
+            tail = log_path.read_text(errors="replace").strip().splitlines()[-1:] or [""]
+            raise UserError(f"{stage} failed (exit {code}): {tail[0][:300]} (full log: {log_path})")
+
+    def _run_child(self, stage: str, command: list[str], prefix: str, log_path: Path) -> int:
         with open(log_path, "wb") as log:
             log.write((" ".join(command) + "\n\n").encode())
             log.flush()
@@ -118,9 +243,7 @@ class Stages:
             finally:
                 with self._lock:
                     self._children.discard(child)
-        if code:
-            tail = log_path.read_text(errors="replace").strip().splitlines()[-1:] or [""]
-            raise UserError(f"{stage} failed (exit {code}): {tail[0][:300]} (full log: {log_path})")
+        return code
 
     def run_parallel(self, jobs: list[tuple[str, list[str], dict]], workers: int) -> None:
         """Run (stage, command, params) children `workers` at a time and stamp each one that succeeds.

@@ -11,6 +11,7 @@ run starts (engine.context) and saves {phase}_opt.txt once the dataset and model
 from __future__ import annotations
 
 import argparse
+from pathlib import PurePath
 from typing import Sequence
 
 import data
@@ -27,6 +28,17 @@ def parse_gpu_ids(text: str) -> list[int]:
     """'0,1' -> [0, 1]; '-1' (the 2022 spelling of CPU) or '' -> []."""
     ids = [int(part) for part in str(text).split(",") if part.strip()]
     return [i for i in ids if i >= 0]
+
+
+def check_run_name(name: str) -> None:
+    """--name is a folder inside --checkpoints_dir (and --results_dir): upstream joined it as given, so
+    '../x' or '/abs' wrote elsewhere. A sub-folder ('group/run') stays allowed. train.py and test.py check
+    it before they write (engine); predict_sky.py only reads the checkpoint, so there it is not enforced."""
+    parts = PurePath(name).parts
+    if not parts or PurePath(name).is_absolute() or ".." in parts or parts == (".",):
+        raise UserError(f"--name {name!r} would put the run outside --checkpoints_dir (and --results_dir); give "
+                        f"a plain name such as {PurePath(name).name or 'my_run'!r} (sub-folders like group/run are "
+                        f"fine), and choose the folder with --checkpoints_dir")
 
 
 def _int_or_inf(text: str) -> float | int:

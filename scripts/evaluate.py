@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from evaluation.evaluation import evaluate_folder, flat_description, format_table, write_metrics  # noqa: E402
 from evaluation.photometry import PhotometryConfig  # noqa: E402
-from evaluation.physical_eval import evaluate_physical  # noqa: E402
+from evaluation.physical_eval import evaluate_physical, physical_skipped  # noqa: E402
 from evaluation.results import load_results  # noqa: E402
 from util.cli import ArgumentParser  # noqa: E402
 from util.errors import UserError, exit_on_user_error  # noqa: E402
@@ -77,8 +77,14 @@ def main(argv: list[str] | None = None) -> dict:
     rows.append((f"flat image ({flat_description(result['flat'])})", result["flat"]))
     print(format_table(rows))
     run = load_results(args.results_dir).run
+    skipped = physical_skipped(args.results_dir, run)
+    if skipped:
+        print(f"note: {skipped}", file=sys.stderr)
+        result["physical"] = {"skipped": skipped}
     if run.kind == "planes" and len(run.target) == 1:
         physical = evaluate_physical(args.results_dir, args.reference_band)
+        for note in physical["notes"]:  # the FITS files disagree with an edited manifest: they are used
+            print(f"note: {note}", file=sys.stderr)
         result["physical"] = {**physical, "model": strip_rows(physical["model"]),
                               "references": [strip_rows(ref) for ref in physical["references"]]}
         unit = f" ({physical['unit']})" if physical["unit"] else ""

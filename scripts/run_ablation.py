@@ -12,6 +12,7 @@ Every stage is skipped when it was already done with the same settings, so a kil
 from __future__ import annotations
 
 import argparse
+import math
 import signal
 import sys
 from pathlib import Path
@@ -24,7 +25,7 @@ from experiments.field_plan import FIELD_BUDGETS  # noqa: E402
 from experiments.field_run import run_field  # noqa: E402
 from util.cli import ArgumentParser  # noqa: E402
 from util.errors import UserError, exit_on_user_error  # noqa: E402
-from util.fileio import check_writable_folder  # noqa: E402
+from util.fileio import output_folder  # noqa: E402
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -87,6 +88,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         raise UserError(f"--jobs must be at least 1, got {args.jobs}")
     if args.threads < 0:
         raise UserError(f"--threads must be 0 (torch's choice) or more, got {args.threads}")
+    if args.variants is not None and not args.variants.strip():
+        raise UserError("--variants '' names no input-band set; give e.g. '1;1,2', or leave it out for the default")
+    if args.pixel_arcsec is not None and not 0 < args.pixel_arcsec < math.inf:
+        raise UserError(f"--pixel_arcsec {args.pixel_arcsec:g}: the cutouts' pixel scale must be a positive number "
+                        f"of arcsec")
+    if args.fov is not None and not 0 < args.fov <= 180:
+        raise UserError(f"--fov {args.fov:g}: out of range (0, 180] deg")
     if args.hips or args.synthetic:
         args.surveys = args.surveys or list(ablation.DEFAULT_SURVEYS)
         args.split = args.split or "0.75,0,0.25"
@@ -109,8 +117,8 @@ def _interrupt(signum, frame):
 def main(argv: list[str] | None = None) -> dict:
     signal.signal(signal.SIGTERM, _interrupt)  # a killed run stops its children too, then resumes next time
     args = parse_args(argv)
-    check_writable_folder(args.out, "--out", create=True)
-    return run(args) if args.hips or args.synthetic else run_field(args)
+    with output_folder(args.out, "--out"):  # a refused run leaves no empty --out behind
+        return run(args) if args.hips or args.synthetic else run_field(args)
 
 
 if __name__ == "__main__":

@@ -202,6 +202,7 @@ def test_bad_input_is_a_user_error(tmp_path, extra, message):
         argv = extra + ["--fov", "1"]
     with pytest.raises(UserError, match=message):
         cli_main(argv + ["--out", str(tmp_path / "o"), "--no_progress", "--quiet"])
+    assert not (tmp_path / "o").exists()  # issue 19 (A01-A03): a refused run leaves no empty --out behind
 
 
 def test_unwritable_output_and_unsupported_format(tmp_path):

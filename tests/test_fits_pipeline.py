@@ -260,3 +260,83 @@ def test_evaluate_scores_fits_results_in_the_band_unit_against_references(sample
     # L1 in the band's unit: the 8-bit score is in [0, 1], the physical one is not
     cube_values = np.concatenate([fits.getdata(p)[0].ravel() for p in (data / "test").glob("*.fits")])
     assert model["L1"] > 1.0 and model["L1"] < float(np.nanmax(cube_values) - np.nanmin(cube_values))
+
+
+def edited_copy(results: Path, into: Path, edit) -> Path:
+    """A copy of a results folder whose manifest.json went through edit(dict)."""
+    import shutil
+
+    shutil.copytree(results, into)
+    manifest = json.loads((into / "manifest.json").read_text())
+    edit(manifest)
+    (into / "manifest.json").write_text(json.dumps(manifest))
+    return into
+
+
+def test_evaluation_trusts_the_fits_files_over_an_edited_manifest(sample_run, tmp_path):
+    """Issue 19 E04, E05, E06: an edited manifest paired results with the wrong cube (scored silently), named a
+    plane the cube lacks (IndexError traceback) or another unit (printed as the table's unit)."""
+    from evaluation.physical_eval import evaluate_physical
+
+    work, _ = sample_run
+    results = work / "results" / "sky" / "test_latest"
+    truth = evaluate_physical(results)
+    unit = truth["unit"]
+    assert truth["notes"] == [] and unit and unit != "Jy"
+
+    def swap_sources(manifest):  # E04
+        first, second = manifest["items"][0]["target"], manifest["items"][1]["target"]
+        first["source"], second["source"] = second["source"], first["source"]
+
+    def plane_seven(manifest):  # E05
+        manifest["run"]["target"] = [7]
+        for item in manifest["items"]:
+            item["target"]["planes"] = [7]
+
+    def other_unit(manifest):  # E06
+        manifest["run"]["units"]["0"], manifest["run"]["bands"]["0"] = "Jy", "wise_w4:I"
+
+    def moved_crop(manifest):
+        manifest["items"][0]["target"]["crop_box"] = [0, 0, 60, 60]
+
+    for edit, words in ((swap_sources, "was made from"), (plane_seven, "target plane(s) [7], the generated FITS [0]"),
+                        (other_unit, f"{unit!r} (PLUNI1): {unit!r} is used"), (moved_crop, "generated FITS's WCS at (0, 0)")):
+        folder = edited_copy(results, tmp_path / edit.__name__, edit)
+        scored = evaluate_physical(folder)
+        assert any(words in note for note in scored["notes"]), (edit.__name__, scored["notes"])
+        assert scored["unit"] == unit and scored["model"]["L1"] == truth["model"]["L1"]
+        assert scored["model"]["CC"] == truth["model"]["CC"]
+    # what the files cannot settle is one line: a source cube of the same name on other sky
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    manifest = json.loads((results / "manifest.json").read_text())
+    first, second = (Path(item["target"]["source"]) for item in manifest["items"][:2])
+    (elsewhere / first.name).write_bytes(second.read_bytes())
+
+    def other_sky(manifest):
+        manifest["items"][0]["target"]["source"] = str(elsewhere / first.name)
+
+    folder = edited_copy(results, tmp_path / "other_sky", other_sky)
+    done = run("scripts/evaluate.py", "--results_dir", folder, cwd=work)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "covers other sky than the target cube" in done.stderr.strip().splitlines()[-1]
+    # the command line prints the notes and keeps the file's unit in the table
+    folder = edited_copy(results, tmp_path / "unit_cli", other_unit)
+    done = run("scripts/evaluate.py", "--results_dir", folder, cwd=work)
+    assert done.returncode == 0 and f"in the band's unit ({unit})" in done.stdout
+    assert "note: the results manifest gives plane 0 the unit 'Jy'" in done.stderr
+
+
+def test_evaluate_without_a_manifest_says_why_the_fits_are_not_scored(sample_run, tmp_path):
+    """Issue 19 E01: without manifest.json the scores in the band's unit vanished without a word."""
+    import shutil
+
+    work, _ = sample_run
+    folder = tmp_path / "no_manifest"
+    shutil.copytree(work / "results" / "sky" / "test_latest", folder)
+    (folder / "manifest.json").unlink()
+    done = run("scripts/evaluate.py", "--results_dir", folder, cwd=work)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "generated FITS" in done.stderr and "without manifest.json" in done.stderr
+    skipped = json.loads((folder / "metrics.json").read_text())["physical"]["skipped"]
+    assert "run test.py again" in skipped

@@ -193,3 +193,47 @@ def test_a_test_run_that_fails_part_way_leaves_a_page_of_the_images_done(trained
     text = page.read_text()
     assert "images/sky0_fake_B.png" in text and "images/sky1_fake_B.png" in text and "sky2" not in text
     assert not (page.parent / "manifest.json").exists()
+
+
+@pytest.mark.parametrize("script", ["train.py", "test.py"])
+def test_a_name_that_leaves_the_checkpoints_dir_is_refused(trained, tmp_path, script):
+    """Issue 19 S06: --name ../../esc_train wrote the checkpoints outside --checkpoints_dir (upstream joins it)."""
+    work, data, _ = trained
+    inner = tmp_path / "ckA" / "inner"
+    inner.mkdir(parents=True)
+    for name in ("../../esc_train", str(tmp_path / "abs_run")):
+        extra = ["--n_epochs", "1", "--n_epochs_decay", "0"] if script == "train.py" else ["--results_dir",
+                                                                                          tmp_path / "res"]
+        result = run(script, "--dataroot", data, "--name", name, "--checkpoints_dir", inner, *TINY, *extra, cwd=work)
+        assert "would put the run outside --checkpoints_dir" in one_line_error(result)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["ckA", "inner"]  # nothing written anywhere
+
+
+def test_mixed_colour_and_grey_panels_take_their_layout_from_dataset_json(tmp_path):
+    """Issue 19: panels of a colour and a grey survey needed --panel_nc 3,1 although the builder's dataset.json
+    records each survey's channels; --input_nc 4 alone was an error ('gives 2 per panel')."""
+    from data.sky.cli import main as build
+
+    samples = ROOT / "data" / "sky_samples"
+    data = tmp_path / "mix"
+    assert build(["--surveys", *(str(samples / s) for s in ("DSS2Red", "GLIMPSE360", "Planck-HFI143")),
+                  "--sample", "4", "--fov", "1.5", "--size", "64", "--seed", "3", "--split", "0.5,0,0.5",
+                  "--out", str(data), "--no_progress", "--quiet"]) == 0
+    common = ["--dataroot", data, "--checkpoints_dir", tmp_path / "ck", *(a for a in TINY if a not in ("--input_nc", "9")),
+              "--output_nc", "1", "--n_epochs", "1", "--n_epochs_decay", "0"]
+    trained = run("train.py", *common, "--name", "mix", "--input_nc", "4", cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    assert "input panels 1,2 read as 3,1 channels, as the dataset's dataset.json records" in trained.stdout
+    assert "panel_nc: 3,1" in (tmp_path / "ck" / "mix" / "train_opt.txt").read_text()
+    state = torch.load(tmp_path / "ck" / "mix" / "latest_net_G.pth", weights_only=True)
+    assert state["model.model.0.weight"].shape[1] == 4
+    tested = run("test.py", *common[:-4], "--name", "mix", "--input_nc", "4", "--results_dir", tmp_path / "res",
+                 cwd=tmp_path)
+    assert tested.returncode == 0, tested.stderr[-3000:]
+    # the upstream default --input_nc 3 cannot hold them: the line says what the data records
+    wrong = run("train.py", *common, "--name", "three", cwd=tmp_path)
+    assert "records these input panels as 3+1 channels (dataset.json): give --input_nc 4" in one_line_error(wrong)
+    # an explicit --panel_nc still wins: both read grey on purpose
+    grey = run("train.py", *common, "--name", "grey", "--input_nc", "2", "--panel_nc", "1,1", cwd=tmp_path)
+    assert grey.returncode == 0, grey.stderr[-3000:]
+    assert "panel_nc: 1,1" in (tmp_path / "ck" / "grey" / "train_opt.txt").read_text()

@@ -17,6 +17,7 @@ import os
 import re
 import secrets
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
@@ -217,6 +218,28 @@ def check_writable_folder(folder: str | os.PathLike, option: str, create: bool =
         raise UserError(f"{option}: cannot write in {existing} (a read-only file system or no permission); "
                         f"choose another {option}")
     return folder
+
+
+@contextmanager
+def output_folder(folder: str | os.PathLike, option: str) -> Iterator[Path]:
+    """check_writable_folder(create=True) for the block; when the block fails (a refused input, Ctrl-C)
+    the folders it created are removed again if they are still empty, so a refused run leaves no empty
+    --out behind. A folder that existed before, or holds anything, is never removed."""
+    folder = Path(folder)
+    created, missing = [], folder
+    while not missing.exists() and missing != missing.parent:
+        created.append(missing)
+        missing = missing.parent
+    check_writable_folder(folder, option, create=True)
+    try:
+        yield folder
+    except BaseException:
+        for path in created:  # deepest first; os.rmdir removes empty folders only
+            try:
+                os.rmdir(path)
+            except OSError:
+                break
+        raise
 
 
 def remove_stale_temps(targets: Iterable[str | os.PathLike]) -> None:

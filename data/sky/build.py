@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from util.errors import UserError
-from util.fileio import atomic_write_bytes, check_writable_folder
+from util.fileio import atomic_write_bytes, output_folder
 
 from .config import BuildConfig, TargetSpec
 from .cutout import SurveyEngine, coverage_fraction
@@ -158,14 +158,14 @@ def _worker_job(state: dict, items: list[Item]):
 
 # ---- driver ----------------------------------------------------------------------------------
 def build_dataset(config: BuildConfig, spec: TargetSpec) -> Summary:
-    try:
-        return _build(config, spec)
-    except FetchError as err:  # while screening or sampling, before the per-target loop: one line too
-        raise UserError(f"{err}: stopped, the targets written so far are kept; re-run to resume") from None
+    with output_folder(config.out, "--out"):  # a refused run leaves no empty --out behind
+        try:
+            return _build(config, spec)
+        except FetchError as err:  # while screening or sampling, before the per-target loop: one line too
+            raise UserError(f"{err}: stopped, the targets written so far are kept; re-run to resume") from None
 
 
 def _build(config: BuildConfig, spec: TargetSpec) -> Summary:
-    check_writable_folder(config.out, "--out", create=True)
     summary = Summary()
     engines = open_engines(config)
     summary.target_survey = engines[0].name
@@ -185,7 +185,11 @@ def _build(config: BuildConfig, spec: TargetSpec) -> Summary:
     manifest_name = shard_manifest_name(config.shard)
     todo = split_done(items, earlier, config)
     if replacing:
-        log.info("--overwrite: removed %d files of the earlier dataset", clear_dataset(config.out))
+        removed, foreign = clear_dataset(config.out)
+        shown = ", ".join(foreign[:5]) + (f" (+{len(foreign) - 5} more)" if len(foreign) > 5 else "")
+        log.log(logging.WARNING if foreign else logging.INFO, "--overwrite: removed %d files of the earlier "
+                "dataset, as its manifests list them%s", removed,
+                f"; kept {len(foreign)} that no manifest lists: {shown}" if foreign else "")
     write_record(config.out, settings, list(config.surveys))
     remove_stale_temps(config.out, todo, manifest_name)
     summary.already_done = len(items) - len(todo)

@@ -3,7 +3,8 @@ adds to it or is refused.
 
 Files of another --size, --fov or --surveys beside the earlier ones would make training die mid-epoch,
 so a re-run whose settings differ is refused in one line unless --overwrite, which first removes what
-the builder wrote there (PNG and FITS files of train/ val/ test/, the manifests, dataset.json). The
+the builder wrote there as its manifests list it (their PNG and FITS files, the manifests, dataset.json;
+a file no manifest lists is left in place, and the run names it). The
 target list is not a setting: a re-run with more targets appends to the dataset.
 A folder built before dataset.json existed is checked against its manifest (size, surveys, cubes).
 """
@@ -98,19 +99,40 @@ def check_dataset(out: Path, settings: dict, overwrite: bool) -> bool:
     return False
 
 
-def clear_dataset(out: Path) -> int:
-    """Remove what the builder wrote in `out` (nothing else): returns the number of files removed."""
-    removed = 0
+def listed_files(out: Path) -> set[str]:
+    """The target files (PNG, FITS) this builder wrote in `out`, as its manifests list them."""
+    names: set[str] = set()
+    for manifest in (out / "manifest.csv", *out.glob("manifest.shard*of*.csv")):
+        for row in read_manifest(manifest):
+            for key in ("file", "fits"):
+                parts = Path(row.get(key) or "").parts
+                if len(parts) == 2 and parts[0] in OUTPUT_FOLDERS and parts[1] not in ("", ".", ".."):
+                    names.add("/".join(parts))
+    return names
+
+
+def clear_dataset(out: Path) -> tuple[int, list[str]]:
+    """Remove what the builder wrote in `out` as its own records list it: the files its manifests name,
+    their temps, the manifests and dataset.json. Returns the number removed and the files of train/
+    val/ test/ left in place because no manifest lists them (a user's own, or a killed run's last few)."""
+    listed = listed_files(out)
+    removed, kept = 0, []
     candidates = [out / RECORD, out / "manifest.csv", *out.glob("manifest.shard*of*.csv"), *out.glob(".manifest*.tmp")]
     for folder in OUTPUT_FOLDERS:
-        if (out / folder).is_dir():
-            candidates += [p for p in (out / folder).iterdir()
-                           if p.suffix in (".png", ".fits") or (p.name.startswith(".") and p.suffix == ".tmp")]
+        if not (out / folder).is_dir():
+            continue
+        for path in sorted((out / folder).iterdir()):
+            name = f"{folder}/{path.name}"
+            if name in listed or (path.name.startswith(".") and path.suffix == ".tmp"
+                                  and any(path.name.startswith(f".{Path(n).name}.") for n in listed)):
+                candidates.append(path)
+            elif path.is_file():
+                kept.append(name)
     for path in candidates:
         if path.is_file():
             path.unlink()
             removed += 1
-    return removed
+    return removed, kept
 
 
 def write_record(out: Path, settings: dict, sources: list[str]) -> None:

@@ -18,7 +18,7 @@ from util.errors import UserError
 
 from data.sky.fits_io import celestial_wcs, is_fits_name, physical_values
 
-PLANE_SUFFIX = re.compile(r"^(?P<path>.+)\[(?P<plane>\d+)\]$")
+PLANE_SUFFIX = re.compile(r"^(?P<path>.+)\[(?P<plane>[^\[\]]*)\]$")
 FITS_SUFFIXES = re.compile(r"(\.(fits|fit|fts))?(\.(gz|bz2|fz))?$", re.IGNORECASE)
 # bounding boxes are skipped (whole image used) for output fields wider than this: far from a projection's
 # reference point, world -> pixel can fold back onto the image
@@ -41,7 +41,13 @@ def image_spec(spec: str) -> ImageSpec | None:
     text, plane = spec, None
     match = PLANE_SUFFIX.match(spec)
     if match and not Path(spec).expanduser().exists():
-        text, plane = match["path"], int(match["plane"])
+        text = match["path"]
+        if not re.fullmatch(r"[0-9]+", match["plane"].strip()):
+            if Path(text).expanduser().exists():  # the file is there, only the plane is wrong
+                raise UserError(f"survey {spec}: [{match['plane']}] is not a plane number; write FILE[N] with "
+                                f"N = 0, 1, 2, ... (0-based)")
+            return None
+        plane = int(match["plane"])
     path = Path(text).expanduser()
     if path.is_file() and is_fits_name(path.name):
         files = (path,)

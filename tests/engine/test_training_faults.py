@@ -195,6 +195,24 @@ def test_a_full_disk_at_a_save_is_one_line_and_keeps_the_previous_checkpoint(tmp
     assert not [p for p in os.listdir(folder) if p.endswith(".tmp")]
 
 
+def test_a_full_disk_at_the_first_save_does_not_promise_an_earlier_checkpoint(tmp_path, data, capsys, monkeypatch):
+    """Issue 19 T02: the first save ran out of space and the line said 'the previous one ... is kept'."""
+    real_fsync = os.fsync
+
+    def no_space(fd):
+        if re.search(r"\.pth\.\w+\.tmp$", os.readlink(f"/proc/self/fd/{fd}")):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_fsync(fd)
+
+    monkeypatch.setattr(fileio.os, "fsync", no_space)
+    message = one_line_error(capsys, lambda: train.main(argv(tmp_path, "first", "--n_epochs", 1, "--n_epochs_decay", 0)))
+    monkeypatch.undo()
+    folder = tmp_path / "ck" / "first"
+    assert "checkpoint 'latest' not saved" in message and "previous" not in message
+    assert f"no earlier checkpoint is in {folder}, so the training starts from the beginning" in message
+    assert not list(folder.glob("*.pth"))
+
+
 def test_a_checkpoints_dir_that_is_a_file_is_one_line_and_creates_nothing(tmp_path, data, capsys):
     not_a_folder = tmp_path / "ck"
     not_a_folder.write_text("a file")

@@ -83,6 +83,19 @@ def test_default_demo_on_the_bundled_fits_field_with_minimal_budget(tmp_path):
     assert again.returncode == 0, again.stderr[-3000:]
     assert "dataset: already built" in again.stdout and "6 already trained" in again.stdout
     assert "test: 0 of 6" in again.stdout and "viewer: already made" in again.stdout
+    # issue 19 B13: a result FITS deleted by hand is written again (was: 'FITS file not found', exit 2)
+    results_fits = out / "results" / "bands_1" / "test_latest" / "fits"
+    deleted = sorted(results_fits.glob("*_fake_B.fits"))[0]
+    deleted.unlink()
+    redo = run(*args)
+    assert redo.returncode == 0, redo.stderr[-3000:]
+    assert "test: 1 of 6" in redo.stdout and deleted.is_file()
+    # issue 19 B07: a redo never deletes a file the run did not write (was: rmtree of checkpoints/NAME)
+    notes = out / "checkpoints" / "bands_1" / "notes.txt"
+    notes.write_text("mine")
+    refused = run(*args, "--force")
+    assert refused.returncode == 2 and "notes.txt" in refused.stderr and "Traceback" not in refused.stderr
+    assert notes.read_text() == "mine" and (out / "checkpoints" / "bands_1" / "latest_net_G.pth").is_file()
 
 
 @pytest.mark.timeout(300)
@@ -140,9 +153,13 @@ def test_synthetic_ablation_resumes_and_redoes_only_what_changed(tmp_path):
     (["--surveys", "data/sky_samples/DSS2Red"], "at least one input band"),
     (["--threads", "-1"], "--threads"),
     (["--repeats", "0"], "--repeats"),
+    (["--variants", ""], "--variants ''"),  # issue 19 B05: was the default variants without a word
+    (["--pixel_arcsec", "-5"], "--pixel_arcsec -5"),  # issue 19 B16: was reported as '--fov -0.088889'
+    (["--pixel_arcsec", "nan"], "--pixel_arcsec nan"),
 ])
 def test_bad_options_give_one_line_errors(tmp_path, args, words):
     proc = run("--out", tmp_path / "bad", *TINY, "--n_test", "2", *args)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("error:") and words in proc.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "bad").exists()  # issue 19 (B02): a refused run leaves no empty --out behind

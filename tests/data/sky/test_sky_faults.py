@@ -73,6 +73,27 @@ def test_rerun_with_other_settings_is_refused_and_more_targets_append(tmp_path):
     assert len(pngs(out)) == 3  # the earlier dataset was replaced, not mixed
 
 
+def test_overwrite_removes_only_the_files_its_manifest_lists(tmp_path, caplog):
+    """Issue 19 A20b: --overwrite removed every PNG and FITS of train/ val/ test/, the user's own among them."""
+    out = tmp_path / "ds"
+    coords = write_coords(tmp_path / "c.csv", INSIDE[:3])
+    assert build("--surveys", DSS, "--fov", "1", "--size", "16", "--fits", "--out", str(out), "--coords", str(coords)) == 0
+    earlier = [out / row[key] for row in manifest(out) for key in ("file", "fits")]
+    mine = {out / "train" / "my_own_image.png": b"png of mine", out / "test" / "my_own.fits": b"fits of mine",
+            out / "train" / "notes.txt": b"notes"}
+    for path, data in mine.items():
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(data)
+    caplog.set_level("INFO")
+    assert cli_main(["--surveys", DSS, "--fov", "1", "--size", "24", "--fits", "--out", str(out), "--coords",
+                     str(coords), "--overwrite", "--no_progress"]) == 0
+    assert all(path.read_bytes() == data for path, data in mine.items())
+    assert all(Image.open(path).size == (24, 24) for path in out.rglob("*.png") if path not in mine)
+    line = next(r.getMessage() for r in caplog.records if "--overwrite: removed" in r.getMessage())
+    assert f"removed {len(earlier) + 2} files" in line and "kept 3 that no manifest lists" in line
+    assert "train/my_own_image.png" in line and "test/my_own.fits" in line
+
+
 def test_dataset_without_record_is_checked_against_its_manifest(tmp_path):
     """A folder built before dataset.json existed: its manifest's size and surveys are compared."""
     out = tmp_path / "old"

@@ -284,6 +284,7 @@ def test_file_without_celestial_wcs(tmp_path):
     message = one_line_error(["--surveys", str(tmp_path / "plain.fits"), "--ra", "1", "--dec", "2", "--fov", "0.1",
                               "--size", "16", "--out", str(tmp_path / "o")], "no celestial WCS")
     assert "plain.fits" in message
+    assert not (tmp_path / "o").exists()  # issue 19 (A02): a refused run leaves no empty --out behind
 
 
 def test_cube_needs_a_plane(star_files, tmp_path):
@@ -298,6 +299,10 @@ def test_cube_needs_a_plane(star_files, tmp_path):
     assert "cube.fits[N]" in message
     one_line_error(["--surveys", f"{tmp_path / 'cube.fits'}[3]", *common, "--out", str(tmp_path / "b")],
                    r"it has 3 plane\(s\)")
+    # issue 19 A05b: the file exists, only [-1] is wrong (was: 'no such folder or file')
+    one_line_error(["--surveys", f"{tmp_path / 'cube.fits'}[-1]", *common, "--out", str(tmp_path / "b")],
+                   r"\[-1\] is not a plane number")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()  # issue 19 (A03): no empty --out
     cli_main(["--surveys", f"{tmp_path / 'cube.fits'}[2]", *common, "--out", str(tmp_path / "c")])
     written = fits.open(next((tmp_path / "c" / "test").glob("*.fits")))[0]
     assert written.header["SURVEY1"] == "cube_p2" and np.allclose(written.data[0], 30.0)
