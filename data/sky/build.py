@@ -25,6 +25,7 @@ from .fetch import Fetcher, FetchError, ServerUnreachable
 from .geometry import OutputGrid
 from .manifest import columns, coverage_column, shard_manifest_name, write_manifest
 from .output import fits_cube, panels_png
+from .block_sampling import BlockChoice
 from .planning import (Item, Summary, choose_targets, earlier_rows, plan_items, remove_stale_temps,
                        split_done)
 from .render import BuiltinRenderer, Renderer
@@ -186,7 +187,8 @@ def _build(config: BuildConfig, spec: TargetSpec) -> Summary:
     todo = split_done(items, earlier, config)
     if replacing:
         log.info("--overwrite: removed %d files of the earlier dataset", clear_dataset(config.out))
-    write_record(config.out, settings, list(config.surveys))
+    write_record(config.out, settings, list(config.surveys),
+                 cell_split.split.as_record() if isinstance(cell_split, BlockChoice) else None)
     remove_stale_temps(config.out, todo, manifest_name)
     summary.already_done = len(items) - len(todo)
     cols = columns(renderer.survey_names, config.fits)
