@@ -228,20 +228,19 @@ def largest_cutout(mask: FieldMask, size: int, fractions: tuple[float, float, fl
 
 def too_small(mask: FieldMask, size: int, fractions: tuple[float, float, float], seed: int, min_coverage: float,
               guard: bool) -> UserError:
-    """One line with the numbers: the shared sky, the cutout, the largest cutout that would work."""
+    """One line (under 300 characters, so run_ablation shows it whole) with the numbers: the shared sky, the
+    cutout, and the largest cutout that would work at this pixel scale."""
     width, height = mask.extent_arcmin()
     arcsec = mask.field.pixel_deg * 3600
     needed = sum(f > 0 for f in fractions)
     which = "train, val and test" if needed == 3 else f"{needed} splits"
     fit = largest_cutout(mask, size, fractions, seed, min_coverage, guard)
-    head = (f"the field is too small for {which} of at least one cutout each, apart: the surveys share "
-            f"{width:.1f}' x {height:.1f}' of sky with data, a cutout is {size * arcsec / 60:.2f}' "
-            f"({size} px at {arcsec:.3g}\"/px)")
+    head = (f"field too small for {which} apart: the surveys share {width:.1f}' x {height:.1f}' with data, a cutout "
+            f"is {size * arcsec / 60:.2f}' ({size} px at {arcsec:.3g}\"/px)")
     if not fit:
-        return UserError(head + "; no cutout of 8 px or more fits three times: use larger images")
-    return UserError(head + f"; cutouts of at most {fit * arcsec / 60:.2f}' fit ({fit} px at {arcsec:.3g}\"/px): "
-                     f"use a smaller --size (at most {fit} px), or keep --size {size} with --fov at most "
-                     f"{fit * arcsec / 3600:.5g} deg (a finer pixel scale, {fit * arcsec / size:.3g}\"/px)")
+        return UserError(head + "; not even 8 px cutouts fit: use larger images")
+    return UserError(head + f"; at most {fit * arcsec / 60:.2f}' fits: use --size {fit} or less, or a finer pixel scale "
+                     f"({fit * arcsec / size:.3g}\"/px or less at {size} px: --fov {fit * arcsec / 3600:.4g})")
 
 
 def overlap(split: BlockSplit, boxes: np.ndarray, splits: np.ndarray) -> dict[str, dict]:
@@ -266,9 +265,12 @@ def overlap(split: BlockSplit, boxes: np.ndarray, splits: np.ndarray) -> dict[st
 
 
 def overlap_line(numbers: dict[str, dict]) -> str:
-    parts = [f"{name} {n['cutouts']} cutouts on the sky of {n['disjoint_equivalent']:g} disjoint ones "
-             f"(each pixel in {n['mean_depth']:g})" for name, n in numbers.items()]
-    return "overlap: " + "; ".join(parts)
+    names = list(numbers)
+    cover = ", ".join(f"{name} {numbers[name]['cutouts']} over {numbers[name]['disjoint_equivalent']:g}"
+                      for name in names)
+    depth = ", ".join(f"{numbers[name]['mean_depth']:g}" for name in names)
+    return (f"overlap: cutouts over the sky of how many disjoint ones: {cover} (a covered pixel lies in {depth} "
+            f"cutouts of its split)")
 
 
 def split_line(split: BlockSplit, healpix_order: int) -> str:
@@ -276,7 +278,7 @@ def split_line(split: BlockSplit, healpix_order: int) -> str:
     counts = split.notes.get("blocks_with_sky") or split.block_counts()
     shares = split.notes.get("sky_fractions", {})
     arcmin = split.block_px * split.field.pixel_deg * 60
-    parts = ", ".join(f"{name} {counts[name]} ({100 * shares.get(name, 0):.0f}% of the sky)" for name in SPLITS)
-    return (f"split: a small field, so blocks of its own pixel grid instead of HEALPix cells of order "
-            f"{healpix_order}: blocks of {split.block_px:.0f} px ({arcmin:.2f}'), {parts}; guard band "
-            f"{split.guard_px:g} px")
+    parts = ", ".join(f"{name} {counts[name]} ({100 * shares.get(name, 0):.0f}%{' of the sky' if not i else ''})"
+                      for i, name in enumerate(SPLITS))
+    return (f"split: small field, so blocks of its own pixel grid (not HEALPix cells of order {healpix_order}): "
+            f"{split.block_px:.0f} px ({arcmin:.2f}') blocks, {parts}; guard band {split.guard_px:g} px")
