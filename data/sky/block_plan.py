@@ -2,8 +2,8 @@
 to which split, and what to say when the field is too small.
 
 Everything works on a mask of the field's own pixel grid (every survey has data there), with a summed-area
-table so that the data coverage of any cutout-sized square costs four lookups: a layout search tries a
-few hundred block sizes and alignments in well under a second.
+table so that the data coverage of any cutout-sized square costs four lookups: the layout search tries a
+few hundred block sizes and alignments in about a second of CPU (0.6-0.9 s on sn2010ag, 64 px cutouts).
 """
 from __future__ import annotations
 

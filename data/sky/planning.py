@@ -111,7 +111,9 @@ def plan_items(config: BuildConfig, targets: list[Target], split_order: int, sin
 def healpix_line(order: int, used: set[tuple[int, str]]) -> str:
     """The run's one line about a HEALPix split: how many cells hold its targets, per split."""
     counts = {name: sum(1 for _, split in used if split == name) for name in SPLITS}
-    return (f"split: HEALPix cells of order {order} ({60 * HEALPIX_CELL_DEG / 2**order:.3g}'): "
+    side = HEALPIX_CELL_DEG / 2**order
+    shown = f"{side:.3g} deg" if side >= 1 else f"{60 * side:.3g}'"
+    return (f"split: HEALPix cells of order {order} ({shown}): "
             + ", ".join(f"{name} {counts[name]}" for name in SPLITS) + " cells")
 
 
