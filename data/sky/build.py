@@ -17,6 +17,7 @@ from pathlib import Path
 from util.errors import UserError
 from util.fileio import atomic_write_bytes, check_writable_folder
 
+from .block_sampling import BlockChoice
 from .config import BuildConfig, TargetSpec
 from .cutout import SurveyEngine, coverage_fraction
 from .dataset_record import check_dataset, clear_dataset, settings_of, write_record
@@ -25,7 +26,6 @@ from .fetch import Fetcher, FetchError, ServerUnreachable
 from .geometry import OutputGrid
 from .manifest import columns, coverage_column, shard_manifest_name, write_manifest
 from .output import fits_cube, panels_png
-from .block_sampling import BlockChoice
 from .planning import (Item, Summary, choose_targets, earlier_rows, plan_items, remove_stale_temps,
                        split_done)
 from .render import BuiltinRenderer, Renderer
