@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from data.sky.sampling import split_quotas
+from data.sky.split import SPLITS, parse_fractions
 from experiments.ablation import REPO, Budget, make_budget_from
 from util.errors import UserError
 
@@ -133,3 +135,17 @@ def dataset_command(python: str, field: Field, out: Path, budget: Budget, split:
     return [python, str(REPO / "aladin_data.py"), "--surveys", *(absolute(s) for s in field.surveys),
             "--sample", str(budget.n_samples), "--fov", f"{fov:g}", "--size", str(budget.size), "--fits",
             "--split", split, "--min_coverage", str(min_coverage), "--seed", str(seed), "--out", str(out)]
+
+
+def empty_split_hint(phase: str, n_samples: int, split: str, log: Path) -> str:
+    """Why the builder wrote no cutout for `phase`, from what was asked: a split without a fraction, a quota
+    that rounds to nothing (then, and only then, more samples help), or positions that the builder could not
+    place (a field too small for this cutout stops the builder itself, with the numbers)."""
+    fraction = parse_fractions(split)[SPLITS.index(phase)]
+    if fraction == 0:
+        return f"--split {split} gives {phase} no sky"
+    quota = split_quotas(n_samples, parse_fractions(split))[phase]
+    if quota == 0:
+        return f"{n_samples} samples x {fraction:.0%} rounds to no {phase} cutout: use more samples (--n_samples)"
+    return (f"the builder placed none of the {quota} asked (its warnings are in {log}): lower --min_coverage, or "
+            f"a smaller --size or finer --pixel_arcsec so that the cutouts fit the surveys' shared sky")

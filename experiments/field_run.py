@@ -66,7 +66,9 @@ def build_dataset(args: argparse.Namespace, field: field_plan.Field, budget: abl
                                          args.seed)
     params = {"kind": "fits_field", "command": command[1:]}
     stages.build_folder("dataset", params, command, dataset, "*.fits",
-                        f"cutting {budget.n_samples} fields of {budget.size} px out of {', '.join(field.bands)}")
+                        f"cutting {budget.n_samples} fields of {budget.size} px out of {', '.join(field.bands)}",
+                        lambda phase: field_plan.empty_split_hint(phase, budget.n_samples, args.split,
+                                                                  stages.log_path("dataset")))
     return dataset, params
 
 

@@ -20,7 +20,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from util.errors import UserError
 from util.fileio import atomic_write_text
@@ -174,9 +174,10 @@ class Stages:
         atomic_write_text(self.stamp_path(stage), json.dumps(params, indent=1, sort_keys=True) + "\n")
 
     def build_folder(self, stage: str, params: dict, command: list[str], folder: Path, pattern: str,
-                     description: str) -> None:
+                     description: str, empty_hint: Callable[[str], str] | None = None) -> None:
         """Run `command` to fill `folder` (train/ and test/ files matching `pattern`) unless that was
-        already done with the same `params`; a folder built with other settings, or half-way, is redone."""
+        already done with the same `params`; a folder built with other settings, or half-way, is redone.
+        `empty_hint(phase)`: what to do when a phase got no file (default: more samples or another split)."""
         if self.done(stage, params) and any((folder / "test").glob(pattern)):
             self.say(f"{stage}: already built in {folder}")
             return
@@ -185,8 +186,9 @@ class Stages:
         self.run(stage, command)
         for phase in ("train", "test"):
             if not any((folder / phase).glob(pattern)):
-                raise UserError(f"the {stage} has no {phase} files in {folder / phase}; use more samples "
-                                f"(--n_samples) or another --split")
+                hint = (empty_hint(phase) if empty_hint is not None
+                        else "use more samples (--n_samples) or another --split")
+                raise UserError(f"the {stage} has no {phase} files in {folder / phase}; {hint}")
         self.mark(stage, params)
 
     def log_path(self, stage: str) -> Path:

@@ -1,8 +1,9 @@
 """predict_sky.py --truth: the generated band and its std against the real band, per kind of sky.
 
-Each compared pixel is labelled by the training set's sky split (data.sky.split.split_sky_cells):
-training cells (the model saw them in training, so agreement there is not a held-out figure),
-validation cells, test cells, cells reached by several splits, and sky outside the dataset. The
+Each compared pixel is labelled by the training set's sky split (data.sky.split.split_sky_cells, or for
+a small field the blocks recorded in dataset.json, data.sky.split_blocks): training cells (the model
+saw them in training, so agreement there is not a held-out figure), validation cells, test cells,
+cells reached by several splits, and sky outside the dataset. The
 uncertainty's spread model (data.sky.hips_quality.fit_spread) is fitted on the validation cells
 only and judged on the test cells only, so the held-out figure never saw the sky it is measured on.
 Without validation cells in the region, the fit uses every pixel outside the test cells and says so.
@@ -14,10 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from data.sky.dataset_record import recorded_settings
+from data.sky.dataset_record import recorded_settings, recorded_split
 from data.sky.hips_quality import ONE_SIGMA, SpreadModel, calibration, fit_spread
 from data.sky.manifest import read_manifest
 from data.sky.split import OUTSIDE, auto_split_order, split_of_positions, split_sky_cells
+from data.sky.split_blocks import KIND as BLOCKS, BlockSplit
 from util.fileio import atomic_write_text
 
 SKY_KINDS = {"train": "training cells (seen in training)", "val": "validation cells", "test": "test cells",
@@ -25,21 +27,34 @@ SKY_KINDS = {"train": "training cells (seen in training)", "val": "validation ce
 MIN_FIT_PIXELS = 1000  # fewer validation pixels than this: fit on all pixels outside the test cells
 
 
+def _rows(root: Path) -> tuple[list[dict], float]:
+    rows = [r for r in read_manifest(root / "manifest.csv") if r.get("split") and r.get("ra") and r.get("dec")]
+    fov = float(np.median([float(r.get("fov") or 0) for r in rows])) if rows else 0.0
+    return rows, fov
+
+
 def training_sky(dataroot: str | None) -> tuple[int, dict[int, str]] | None:
-    """(split order, {cell: split}) of the dataset a model was trained on, None when it is unknown."""
+    """(split order, {cell: split}) of a dataset split by HEALPix cells, None when it is unknown (or was
+    split in blocks: `sky_labels` reads those from dataset.json)."""
     if not dataroot:
         return None
     root = Path(dataroot)
-    rows = [r for r in read_manifest(root / "manifest.csv") if r.get("split") and r.get("ra") and r.get("dec")]
+    rows, fov = _rows(root)
     if not rows:
         return None
-    fov = float(np.median([float(r.get("fov") or 0) for r in rows]))
     order = recorded_settings(root).get("split_order")
     order = int(order) if order is not None else auto_split_order(fov)
     return order, split_sky_cells(rows, order, fov)
 
 
 def sky_labels(ra: np.ndarray, dec: np.ndarray, dataroot: str | None) -> np.ndarray:
+    """The label of each position: the split of the training set's sky there, as the builder chose it (HEALPix
+    cells, or the blocks of a small field recorded in dataset.json), else OUTSIDE."""
+    record = recorded_split(Path(dataroot)) if dataroot else None
+    if record is not None and record.get("kind") == BLOCKS:
+        rows, fov = _rows(Path(dataroot))
+        split = BlockSplit.from_record(record)
+        return split.sky_labels(ra, dec, split.reached(rows, fov))
     known = training_sky(dataroot)
     if known is None:
         return np.full(np.shape(ra), OUTSIDE, dtype="<U8")

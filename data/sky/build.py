@@ -17,6 +17,7 @@ from pathlib import Path
 from util.errors import UserError
 from util.fileio import atomic_write_bytes, output_folder
 
+from .block_sampling import BlockChoice
 from .config import BuildConfig, TargetSpec
 from .cutout import SurveyEngine, coverage_fraction
 from .dataset_record import check_dataset, clear_dataset, settings_of, write_record
@@ -190,7 +191,8 @@ def _build(config: BuildConfig, spec: TargetSpec) -> Summary:
         log.log(logging.WARNING if foreign else logging.INFO, "--overwrite: removed %d files of the earlier "
                 "dataset, as its manifests list them%s", removed,
                 f"; kept {len(foreign)} that no manifest lists: {shown}" if foreign else "")
-    write_record(config.out, settings, list(config.surveys))
+    write_record(config.out, settings, list(config.surveys),
+                 cell_split.split.as_record() if isinstance(cell_split, BlockChoice) else None)
     remove_stale_temps(config.out, todo, manifest_name)
     summary.already_done = len(items) - len(todo)
     cols = columns(renderer.survey_names, config.fits)

@@ -154,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
                         f"--inputs_only writes the input surveys' panels for inference")
     print(f"wrote {summary.written} targets to {config.out} ({summary.already_done} already done)",
           file=sys.stderr)
+    for line in (summary.split_line, summary.overlap_line):
+        if line:
+            print(line, file=sys.stderr)
     if summary.low_coverage:
         print(f"skipped {len(summary.low_coverage)} below --min_coverage {config.min_coverage}: "
               f"{_listing(summary.low_coverage)}", file=sys.stderr)

@@ -135,11 +135,25 @@ def clear_dataset(out: Path) -> tuple[int, list[str]]:
     return removed, kept
 
 
-def write_record(out: Path, settings: dict, sources: list[str]) -> None:
-    """dataset.json, written before the first target so that a killed run leaves it too."""
-    text = json.dumps({"format": RECORD_VERSION, "made_by": "aladin_data.py", "settings": settings,
-                       "sources": list(sources)}, indent=1)
-    atomic_write_text(out / RECORD, text + "\n")
+def write_record(out: Path, settings: dict, sources: list[str], split: dict | None = None) -> None:
+    """dataset.json, written before the first target so that a killed run leaves it too.
+
+    `split`: the block split a small field got (split_blocks.BlockSplit.as_record), which predict_sky --truth
+    follows; a HEALPix split needs no more than `split_order` in the settings (the cells come from the
+    manifest's positions), so its record stays as it was."""
+    record = {"format": RECORD_VERSION, "made_by": "aladin_data.py", "settings": settings, "sources": list(sources)}
+    if split is not None:
+        record["split"] = split
+    atomic_write_text(out / RECORD, json.dumps(record, indent=1) + "\n")
+
+
+def recorded_split(out: Path) -> dict | None:
+    """The block split in out/dataset.json; None for a HEALPix split (or no readable record)."""
+    try:
+        split = json.loads((out / RECORD).read_text(encoding="utf-8")).get("split")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return split if isinstance(split, dict) else None
 
 
 def recorded_settings(out: Path) -> dict:

@@ -11,13 +11,15 @@ import numpy as np
 from util import fileio
 from util.errors import UserError
 
+from .block_sampling import BlockChoice, block_targets
 from .config import BuildConfig, TargetSpec
 from .engine import CutoutEngine
 from .fetch import Retrier
+from .geometry import HEALPIX_CELL_DEG
 from .manifest import read_manifest, shard_manifest_name
 from .render import BuiltinRenderer, Renderer
 from .sampling import check_common_area, sampled_targets, screening_renderer
-from .split import assign_cells, cells_of, earlier_cells, straddles
+from .split import SPLITS, assign_cells, cells_of, earlier_cells, straddles
 from .targets import Target, catalog_targets, read_coords_csv, resolve_names, unique_stems
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,8 @@ class Summary:
     guard_dropped: list[str] = field(default_factory=list)
     outside: list[str] = field(default_factory=list)
     no_target: list[str] = field(default_factory=list)  # no data in the target survey (panel A)
+    split_line: str = ""  # how the sky was split, one line
+    overlap_line: str = ""  # --sample on a small field: how much the cutouts of each split overlap
     # written but some survey covers part of the field only: (target, survey, coverage)
     partial: list[tuple[str, str, float]] = field(default_factory=list)
 
@@ -68,18 +72,22 @@ def explicit_targets(config: BuildConfig, spec: TargetSpec) -> tuple[list[Target
 
 
 def plan_items(config: BuildConfig, targets: list[Target], split_order: int, single: bool,
-               cell_split: dict[int, str] | None, summary: Summary, earlier: list[dict] = ()) -> list[Item]:
-    """Give each target its split (sky cell) and file name; drop targets that straddle two splits.
+               cell_split: dict[int, str] | BlockChoice | None, summary: Summary, earlier: list[dict] = ()) -> list[Item]:
+    """Give each target its split (sky cell, or block of a small field) and file name; drop targets that
+    straddle two splits.
 
     `earlier`: rows of targets written by earlier runs. Their cells keep their split: when the
     assignment of this run's list disagrees (more targets, so other counts), the cells are assigned
-    again around them, so no target lands in two splits and no new cutout overlaps an old one.
+    again around them, so no target lands in two splits and no new cutout overlaps an old one. (A block
+    split depends only on the settings, which an earlier run into the same folder shares.)
     """
     stems = unique_stems(targets)
     if single:
         return [Item(t, s, "test") for t, s in zip(targets, stems)]
     if not targets:
         return []
+    if isinstance(cell_split, BlockChoice):
+        return block_items(config, targets, stems, cell_split, summary)
     cells = cells_of(np.array([t.ra for t in targets]), np.array([t.dec for t in targets]), split_order)
     if cell_split is None:
         cell_split = assign_cells(cells, config.split, config.seed)
@@ -87,7 +95,7 @@ def plan_items(config: BuildConfig, targets: list[Target], split_order: int, sin
     if any(cell in cell_split and cell_split[cell] != split for cell, split in fixed.items()):
         log.info("earlier targets keep their splits: cells assigned again around them")
         cell_split = assign_cells(cells, config.split, config.seed, fixed)
-    items = []
+    items, used = [], set()
     for target, stem, cell in zip(targets, stems, cells):
         split = cell_split[int(cell)]
         if config.split_guard and (not split or straddles(target.ra, target.dec, target.fov or config.fov, 1.0,
@@ -95,6 +103,34 @@ def plan_items(config: BuildConfig, targets: list[Target], split_order: int, sin
             summary.guard_dropped.append(target.name)
             continue
         items.append(Item(target, stem, split))
+        used.add((int(cell), split))
+    summary.split_line = healpix_line(split_order, used)
+    return items
+
+
+def healpix_line(order: int, used: set[tuple[int, str]]) -> str:
+    """The run's one line about a HEALPix split: how many cells hold its targets, per split."""
+    counts = {name: sum(1 for _, split in used if split == name) for name in SPLITS}
+    side = HEALPIX_CELL_DEG / 2**order
+    shown = f"{side:.3g} deg" if side >= 1 else f"{60 * side:.3g}'"
+    return (f"split: HEALPix cells of order {order} ({shown}): "
+            + ", ".join(f"{name} {counts[name]}" for name in SPLITS) + " cells")
+
+
+def block_items(config: BuildConfig, targets: list[Target], stems: list[str], choice: BlockChoice,
+                summary: Summary) -> list[Item]:
+    """Items of a block split: each target's split from the blocks its cutout touches (the guard drops one
+    that touches two splits' blocks)."""
+    fovs = np.array([t.fov or config.fov for t in targets])
+    splits = choice.split.split_of(np.array([t.ra for t in targets]), np.array([t.dec for t in targets]), fovs,
+                                   config.split_guard)
+    summary.split_line, summary.overlap_line = choice.line, choice.overlap_line
+    items = []
+    for target, stem, split in zip(targets, stems, splits):
+        if not split:
+            summary.guard_dropped.append(target.name)
+            continue
+        items.append(Item(target, stem, str(split)))
     return items
 
 
@@ -106,13 +142,24 @@ def survey_footprints(screen: BuiltinRenderer) -> list[tuple[str, object]]:
 
 
 def choose_targets(config: BuildConfig, spec: TargetSpec, renderer: Renderer, engines, split_order: int,
-                   single: bool, summary: Summary) -> tuple[list[Target], dict[int, str] | None]:
+                   single: bool, summary: Summary) -> tuple[list[Target], dict[int, str] | BlockChoice | None]:
+    """The targets, and (for --sample) the split: HEALPix cells, or blocks of a small field when the cells
+    at the automatic order cannot give every split its sky (block_sampling.py)."""
     labelled = survey_footprints(screening_renderer(renderer))
     footprints = [footprint for _, footprint in labelled]
     if any(not isinstance(e, CutoutEngine) for e in engines):  # FITS images are small: check up front
         check_common_area(labelled)
     if spec.sample:
-        return sampled_targets(config, spec, renderer, footprints, split_order)
+        adapt = config.split_order is None and not single
+        targets, cell_split, serves = sampled_targets(config, spec, renderer, footprints, split_order, adapt)
+        if serves:
+            return targets, cell_split
+        blocks = block_targets(config, spec, screening_renderer(renderer), footprints, split_order)
+        if blocks is not None:
+            return blocks.targets, blocks
+        log.info("the shared sky is not a small field: HEALPix cells of order %d split it", split_order)
+        targets, cell_split, _ = sampled_targets(config, spec, renderer, footprints, split_order)
+        return targets, cell_split
     targets, summary.unknown = explicit_targets(config, spec)
     if targets:
         ras = np.array([t.ra for t in targets])

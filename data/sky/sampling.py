@@ -13,7 +13,7 @@ from util.errors import UserError
 from .footprint import Footprint
 from .geometry import OutputGrid, frame_to_icrs
 from .render import BuiltinRenderer, Renderer
-from .split import SPLITS, assign_cells, cells_of, footprint_cells, straddles
+from .split import SPLITS, assign_cells, cells_of, cells_serve, footprint_cells, straddles
 from .targets import Target
 
 log = logging.getLogger(__name__)
@@ -151,26 +151,30 @@ def split_quotas(count: int, fractions: tuple[float, float, float]) -> dict[str,
     return dict(zip(SPLITS, quota))
 
 
-def sampled_targets(config, spec, renderer, footprints, split_order: int) -> tuple[list[Target], dict[int, str]]:
-    """--sample: positions inside every survey, screened for coverage and for straddling two splits.
+def sampled_targets(config, spec, renderer, footprints, split_order: int,
+                    adapt: bool = False) -> tuple[list[Target], dict[int, str], bool]:
+    """--sample: positions inside every survey, screened for coverage and for straddling two splits, the
+    cells' splits, and whether the cells serve the fractions (split.cells_serve).
 
     A grid too coarse to fill every split's quota (small fields, where the split guard drops many grid
-    points near cell borders) is retried 4x and 16x denser.
+    points near cell borders) is retried 4x and 16x denser. `adapt` (the automatic split order): cells that
+    do not serve give no targets (the caller splits a small field in blocks instead, or asks again without
+    `adapt` to keep the cells).
     """
     count = spec.sample
     screen = screening_renderer(renderer)
     if spec.sample_mode != "grid":
         ra, dec = random_candidates(footprints, max(40 * count, 2000), config.seed)
-        return _pick_targets(config, spec, screen, ra, dec, split_order)
+        return _pick_targets(config, spec, screen, ra, dec, split_order, adapt=adapt)
     for density in (4, 16, 64):
-        chosen, cell_split = _pick_targets(config, spec, screen, *grid_candidates(footprints, density * count),
-                                           split_order, warn=density == 64)
-        if len(chosen) == count:
+        chosen, cell_split, serves = _pick_targets(config, spec, screen, *grid_candidates(footprints, density * count),
+                                                   split_order, warn=density == 64, adapt=adapt)
+        if len(chosen) == count or not serves:
             break
-    return chosen, cell_split
+    return chosen, cell_split, serves
 
 
-def _pick_targets(config, spec, screen, ra, dec, split_order: int, warn: bool = True):
+def _pick_targets(config, spec, screen, ra, dec, split_order: int, warn: bool = True, adapt: bool = False):
     count = spec.sample
     if config.min_coverage > 0:
         # screen in batches and stop once there are plenty (remote surveys fetch tiles to screen)
@@ -190,6 +194,9 @@ def _pick_targets(config, spec, screen, ra, dec, split_order: int, warn: bool = 
     interior = np.array([len(set(footprint_cells(r, d, config.fov, 1.0, split_order).tolist()) - {c}) == 0
                          for r, d, c in zip(ra.tolist(), dec.tolist(), cells.tolist())], dtype=bool)
     cell_split = assign_cells(cells[interior] if interior.any() else cells, config.split, config.seed)
+    serves = cells_serve(cells[interior], cell_split, config.split) or not adapt
+    if not serves:
+        return [], cell_split, False
     cell_of = dict(zip(zip(ra.tolist(), dec.tolist()), cells.tolist()))
     quota = split_quotas(count, config.split)
     taken = {name: 0 for name in quota}
@@ -211,7 +218,7 @@ def _pick_targets(config, spec, screen, ra, dec, split_order: int, warn: bool = 
     if len(chosen) < count and warn:
         log.warning("--sample %d: only %d positions pass coverage %.2f and the split guard",
                     count, len(chosen), config.min_coverage)
-    return [Target(f"sample_{i:05d}", r, d) for i, (r, d) in enumerate(chosen)], cell_split
+    return [Target(f"sample_{i:05d}", r, d) for i, (r, d) in enumerate(chosen)], cell_split, serves
 
 
 def screening_renderer(renderer: Renderer) -> BuiltinRenderer:

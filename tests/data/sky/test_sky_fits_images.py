@@ -7,6 +7,7 @@ sn2010ag images (real data outside the repo, see conftest.py) check that real pa
 from __future__ import annotations
 
 import csv
+import json
 import math
 from pathlib import Path
 
@@ -260,6 +261,7 @@ def test_sample_over_small_fits_fields_splits_train_and_test_apart(tmp_path):
         rows = list(csv.DictReader(handle))
     assert sorted(r["split"] for r in rows).count("train") == 32
     assert sorted(r["split"] for r in rows).count("val") == 4 and sorted(r["split"] for r in rows).count("test") == 4
+    assert "split" not in json.loads((out / "dataset.json").read_text())  # a degree keeps its HEALPix cells
     assert min(float(r[k]) for r in rows for k in r if k.startswith("coverage_")) >= 0.99
     pos = SkyCoord([float(r["ra"]) for r in rows] * u.deg, [float(r["dec"]) for r in rows] * u.deg)
     for index, row in enumerate(rows):

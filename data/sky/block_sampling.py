@@ -1,0 +1,167 @@
+"""--sample on a small field: block split (block_plan.py) and positions drawn inside each split's blocks.
+
+Used when HEALPix cells at the automatic order cannot give every split its sky (a pointed field of a few
+arcminutes holds one to four such cells). Each split draws its own quota from where its cutouts fit
+whole (guard bands included), so every split gets its quota whenever its blocks have room.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from .block_plan import choose_blocks, field_mask, overlap, overlap_line, split_line, too_small
+from .field_grid import cutout_boxes, field_around
+from .geometry import OutputGrid
+from .render import BuiltinRenderer
+from .sampling import inside_all, pick, random_candidates, split_quotas
+from .split import SPLITS
+from .split_blocks import BlockSplit
+from .targets import Target
+
+log = logging.getLogger(__name__)
+
+FIELD_DRAWS = 4000  # positions drawn in the shared area to find the field's centre and extent
+BATCHES = 25
+
+
+@dataclass
+class BlockChoice:
+    """A block split and the targets drawn in it, with the run's lines about both."""
+
+    split: BlockSplit
+    targets: list[Target]
+    line: str
+    overlap_line: str
+
+
+def data_everywhere(screen: BuiltinRenderer, pixel_deg: float):
+    """has_data(ra, dec) of every survey (and its cube twin) at once: the screening's nearest-pixel test."""
+    def has_data(ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
+        ok = np.ones(np.shape(ra), dtype=bool)
+        for engine, twin in zip(screen.engines, screen.cube_engines):
+            ok &= np.asarray(engine.has_data(ra, dec, pixel_deg)).reshape(np.shape(ra))
+            if twin is not None:
+                ok &= np.asarray(twin.has_data(ra, dec, pixel_deg)).reshape(np.shape(ra))
+        return ok
+    return has_data
+
+
+def block_split_for(config, screen: BuiltinRenderer, footprints) -> tuple[BlockSplit | None, object]:
+    """(the layout, the field mask); (None, None) when the shared sky is not a small field (HEALPix then)."""
+    ra, dec = random_candidates(footprints, FIELD_DRAWS, config.seed)
+    pixel_deg = config.fov / config.size
+    field = field_around(ra, dec, pixel_deg, pad_px=config.size)
+    if field is None:
+        return None, None
+    mask = field_mask(field, data_everywhere(screen, pixel_deg))
+    split = choose_blocks(mask, config.size, config.split, config.seed, config.min_coverage, config.split_guard,
+                          config.projection)
+    if split is None:
+        raise too_small(mask, config.size, config.split, config.seed, config.min_coverage, config.split_guard)
+    return split, mask
+
+
+def block_targets(config, spec, screen: BuiltinRenderer, footprints, healpix_order: int) -> BlockChoice | None:
+    """The block split and `spec.sample` positions in it; None when the field is not small."""
+    split, _ = block_split_for(config, screen, footprints)
+    if split is None:
+        return None
+    error = split.notes.get("sky_error", 0.0)
+    if error > 0.1:
+        shares = split.notes["sky_fractions"]
+        log.warning("the field holds few blocks of this cutout: the splits get %s of its sky instead of %s "
+                    "(a smaller --size comes closer)", "/".join(f"{100 * shares[k]:.0f}%" for k in SPLITS),
+                    "/".join(f"{100 * f:.0f}%" for f in config.split))
+    quota = split_quotas(spec.sample, config.split)
+    rng = np.random.default_rng(config.seed)
+    chosen: list[tuple[float, float, str]] = []
+    for name in SPLITS:
+        if not quota[name]:
+            continue
+        found = _draw(config, spec, screen, footprints, split, name, quota[name], rng)
+        if len(found) < quota[name]:
+            log.warning("--sample %d: only %d of %d %s positions pass coverage %.2f and the split guard",
+                        spec.sample, len(found), quota[name], name, config.min_coverage)
+        chosen += [(r, d, name) for r, d in found]
+    targets = [Target(f"sample_{i:05d}", r, d) for i, (r, d, _) in enumerate(chosen)]
+    numbers = {}
+    if targets:
+        boxes = cutout_boxes(split.field, [t.ra for t in targets], [t.dec for t in targets], config.fov,
+                             config.size, config.projection)
+        numbers = overlap(split, boxes, np.array([name for _, _, name in chosen]))
+    split.notes.update({"instead_of_healpix_order": healpix_order, "overlap": numbers})
+    return BlockChoice(split, targets, split_line(split, healpix_order), overlap_line(numbers) if numbers else "")
+
+
+def uniform_in_union(rects: np.ndarray, count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """`count` points uniform over the union of rectangles (x0, x1, y0, y1): a rectangle drawn by its area,
+    a point uniform in it, kept with probability 1 / (how many rectangles hold it)."""
+    areas = (rects[:, 1] - rects[:, 0]) * (rects[:, 3] - rects[:, 2])
+    xs, ys, total = [], [], 0
+    while total < count:
+        pick = rng.choice(len(rects), size=2 * count, p=areas / areas.sum())
+        x = rng.uniform(rects[pick, 0], rects[pick, 1])
+        y = rng.uniform(rects[pick, 2], rects[pick, 3])
+        holders = ((x[:, None] >= rects[:, 0]) & (x[:, None] <= rects[:, 1])
+                   & (y[:, None] >= rects[:, 2]) & (y[:, None] <= rects[:, 3])).sum(axis=1)
+        keep = rng.uniform(size=len(x)) * holders < 1.0
+        xs.append(x[keep])
+        ys.append(y[keep])
+        total += int(keep.sum())
+    return np.concatenate(xs)[:count], np.concatenate(ys)[:count]
+
+
+def lattice_in_union(rects: np.ndarray, spacing: float) -> tuple[np.ndarray, np.ndarray]:
+    """The points of a square lattice of `spacing` px (field px from 0) that lie in the union of rectangles."""
+    points = set()
+    for x0, x1, y0, y1 in rects:
+        xs = np.arange(np.ceil(x0 / spacing), np.floor(x1 / spacing) + 1) * spacing
+        ys = np.arange(np.ceil(y0 / spacing), np.floor(y1 / spacing) + 1) * spacing
+        points.update((float(x), float(y)) for y in ys for x in xs)
+    ordered = sorted(points, key=lambda p: (p[1], p[0]))
+    return np.array([p[0] for p in ordered]), np.array([p[1] for p in ordered])
+
+
+def _draw(config, spec, screen, footprints, split: BlockSplit, name: str, count: int,
+          rng: np.random.Generator) -> list[tuple[float, float]]:
+    """`count` positions whose cutouts belong to split `name` and pass the coverage screening: uniform over
+    where that split's cutouts may be centred, or (--sample_mode grid) a lattice there, made finer until it
+    has 4x the points needed, walked evenly."""
+    rects = split.centre_rectangles(name, config.split_guard)
+    if not len(rects):
+        return []
+
+    def accept(r: float, d: float) -> bool:
+        if config.min_coverage > 0:
+            grid = OutputGrid(r, d, config.fov, config.size, config.size, config.projection)
+            return min(screen.estimate_coverage(grid)) >= config.min_coverage
+        return True
+
+    if spec.sample_mode == "grid":
+        spacing = config.size / 4
+        ra, dec = _usable(config, screen, footprints, split, name, *lattice_in_union(rects, spacing))
+        while len(ra) < 4 * count and spacing > 0.5:
+            spacing /= 2
+            ra, dec = _usable(config, screen, footprints, split, name, *lattice_in_union(rects, spacing))
+        return pick(ra, dec, count, accept, spread=True)
+    found: list[tuple[float, float]] = []
+    for _ in range(BATCHES):
+        ra, dec = _usable(config, screen, footprints, split, name, *uniform_in_union(rects, max(4 * count, 256), rng))
+        found += pick(ra, dec, count - len(found), accept, spread=False)
+        if len(found) == count:
+            break
+    return found
+
+
+def _usable(config, screen, footprints, split: BlockSplit, name: str, x: np.ndarray, y: np.ndarray):
+    """The positions among (x, y) inside every survey whose cutout belongs to `name` and whose quick coverage
+    estimate passes --min_coverage."""
+    ra, dec = split.field.to_sky(x, y)
+    keep = inside_all(footprints, ra, dec)
+    keep[keep] = split.split_of(ra[keep], dec[keep], config.fov, config.split_guard) == name
+    if config.min_coverage > 0 and keep.any():
+        estimate = screen.estimate_coverage_many(ra[keep], dec[keep], config.fov, config.size).min(axis=1)
+        keep[keep] = estimate >= config.min_coverage
+    return ra[keep], dec[keep]
