@@ -248,14 +248,27 @@ class Generator:
 
     def run(self, batch: np.ndarray, keys: list[TileKey] | None = None, passes: int = 0) -> np.ndarray:
         """(P, B, C_out, S, S) outputs in tile orientation: P = 1 deterministic pass when passes == 0; with
-        passes > 0, pass p draws dropout masks (seed, p), or without dropout sees the input turned by turn(., p)."""
-        x = torch.from_numpy(np.ascontiguousarray(batch[:, :, ::-1, :])).to(self.device)
+        passes > 0, pass p draws dropout masks (seed, p), or without dropout sees the input turned by turn(., p).
+
+        Every window goes through the network alone (a batch of one). Convolution kernels split their
+        work by the batch size (oneDNN's threads on a CPU, cuDNN's algorithm choice on a GPU), so the
+        same window in batches of 2, 3 or 4 differed in its last bits: a tile's bytes then depended on
+        --batch_size, the shard and the resume it was computed in. Windows of 768 px keep a device busy
+        on their own (measured on 2 CPU cores: 4 windows one by one as fast as in one batch).
+        """
+        if keys is None:
+            keys = [TileKey(0, 0, 0)] * len(batch)
+        return np.concatenate([self._run_one(batch[b:b + 1], keys[b:b + 1], passes)
+                               for b in range(len(batch))], axis=1)
+
+    def _run_one(self, window: np.ndarray, keys: list[TileKey], passes: int) -> np.ndarray:
+        x = torch.from_numpy(np.ascontiguousarray(window[:, :, ::-1, :])).to(self.device)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         outputs = []
         turning = passes > 0 and not self.stochastic
         for p in range(max(1, passes)):
-            self._masks = self._make_masks(keys, p, batch.shape[-1]) if passes > 0 and self.stochastic else None
+            self._masks = self._make_masks(keys, p, window.shape[-1]) if passes > 0 and self.stochastic else None
             try:
                 with torch.no_grad(), self.precision.autocast():
                     y = turn_back(self.net(turn(x, p)), p) if turning else self.net(x)
