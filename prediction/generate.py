@@ -1,4 +1,4 @@
-"""A trained generator for sky prediction: rebuilt from what training saved, run in batches.
+"""A trained generator for sky prediction: rebuilt from what training saved, run one window at a time.
 
 The options come from checkpoints/NAME/train_opt.txt (upstream's `key: value [default: x]` lines),
 replayed through the project's own option parser, so types, defaults and the model's and dataset's
@@ -9,11 +9,11 @@ A generator without dropout (the regression recipe) takes its passes from the ei
 rotations of the input instead (test-time augmentation): each pass sees the sky turned, and the
 output is turned back, so every pass is still one seamless map.
 
-Stochastic passes (--uncertainty) keep every module in eval mode (BatchNorm uses its running
-statistics, so a tile's output never depends on the other tiles of its batch) and apply dropout
-masks drawn from a hash of (seed, pass, layer, channel, base cell, global feature position): tiles
-that overlap see the same mask on the same sky, so every pass is one seamless sample of the map and
-a tile's result does not depend on the shard, batch or resume it was computed in.
+Every module stays in eval mode (BatchNorm uses its running statistics) and every window goes through
+the network alone, so a tile's bytes never depend on the other tiles of its batch. Stochastic passes
+(--uncertainty) apply dropout masks drawn from a hash of (seed, pass, layer, channel, base cell, global
+feature position): tiles that overlap see the same mask on the same sky, so every pass is one seamless
+sample of the map and a tile's result does not depend on the shard, batch or resume it was computed in.
 """
 from __future__ import annotations
 
