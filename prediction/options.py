@@ -7,6 +7,7 @@ bf16); one that contradicts the checkpoint (e.g. another --netG) is refused ther
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,7 @@ from data.sky.cli import parse_shard
 from data.sky import services
 from data.sky.fetch import FetchSettings
 from data.sky.hips_quality import SpreadModel
+from data.sky.properties import MAX_DEPTH
 from data.sky.stretch import STRETCHES, StretchSettings, parse_cuts
 from util.cli import ArgumentParser
 from util.errors import UserError
@@ -115,8 +117,8 @@ def parse_region(text: str) -> tuple[float, float, float]:
         ra, dec, radius = (float(v) for v in text.replace(",", " ").split())
     except ValueError:
         raise UserError(f"--region {text!r}: three numbers 'RA DEC RADIUS' in deg") from None
-    if not (-90 <= dec <= 90 and 0 < radius <= 180):
-        raise UserError(f"--region {text!r}: need -90 <= DEC <= 90 and 0 < RADIUS <= 180")
+    if not (math.isfinite(ra) and -90 <= dec <= 90 and 0 < radius <= 180):
+        raise UserError(f"--region {text!r}: need a finite RA, -90 <= DEC <= 90 and 0 < RADIUS <= 180")
     return ra % 360.0, dec, radius
 
 
@@ -168,12 +170,16 @@ def parse_config(argv: list[str] | None = None) -> PredictConfig:
         raise UserError(f"--fov {args.fov}: out of range (0, 180] deg")
     if args.size is not None and not 8 <= args.size <= 8192:
         raise UserError(f"--size {args.size}: out of range [8, 8192] px")
-    if args.order is not None and not 0 <= args.order <= 29:
-        raise UserError(f"--order {args.order}: out of range [0, 29]")
+    if args.order is not None and not 0 <= args.order <= MAX_DEPTH - int(math.log2(args.tile_width)):
+        raise UserError(f"--order {args.order}: out of range [0, {MAX_DEPTH - int(math.log2(args.tile_width))}] for "
+                        f"{args.tile_width} px tiles (their pixels lie at HEALPix depth order + "
+                        f"{int(math.log2(args.tile_width))}, at most {MAX_DEPTH})")
     if args.margin is not None and args.margin < 0:
         raise UserError(f"--margin {args.margin}: not negative")
     if args.ra is not None and not -90 <= args.dec <= 90:
         raise UserError(f"--dec {args.dec}: not a declination")
+    if args.ra is not None and not math.isfinite(args.ra):
+        raise UserError(f"--ra {args.ra}: not a right ascension")
     low, high = parse_cuts(args.cuts)
     return PredictConfig(
         name=args.name or "", checkpoints_dir=args.checkpoints_dir, out=Path(args.out), surveys=tuple(args.surveys or ()),

@@ -27,6 +27,8 @@ from data.sky.targets import Target, check_position, resolve_names, safe_file_st
 from data.sky.tile_grid import tile_pixel_deg, tiles_under
 from util.errors import UserError
 from util.fileio import atomic_write_bytes, atomic_write_text, check_writable_folder
+from engine.storage import storage_errors_as_user_errors
+from prediction.render import open_truth
 from prediction.session import Session, describe, generate, prepare, render_stream
 
 
@@ -70,13 +72,16 @@ def resample(session: Session, tiles: dict[int, np.ndarray], grid: OutputGrid, l
 
 
 def run_position(config) -> int:
-    check_writable_folder(config.out, "--out", create=True)
+    check_writable_folder(config.out, "--out")  # creates nothing: a refused run leaves no folder behind
     session = prepare(config)
     say(describe(session))
     target = resolve_target(config)
     grid = field_grid(session, target)
     ra, dec = pixel_sky_coords(grid)
     tiles = tiles_under(ra, dec, session.order, session.width).tolist()
+    if config.truth and not open_truth(session.render_settings()).has_data(ra, dec, grid.pixel_deg).any():
+        raise UserError(f"--truth {config.truth} has no data on the field of {target.name} ({grid.fov:g} deg), "
+                        f"so nothing could be compared; give a --truth that covers it, or run without --truth")
     means, stds = {}, {}
     settings = session.render_settings()
     for result in generate(session, render_stream(settings, tiles, config.workers, session.engines)):
@@ -89,13 +94,16 @@ def run_position(config) -> int:
                         f"{', '.join(e.name for e in session.engines)}")
     band = resample(session, means, grid, "mean")
     std = resample(session, stds, grid, "std") if stds else None
-    stem = safe_file_stem(target.name)
-    out = Path(config.out)
-    write_fits(session, out / f"{stem}.fits", grid, band, std, target)
-    display = display_stretch(session.model)
-    atomic_write_bytes(out / f"{stem}.png", png_tile_bytes(display.levels(band)))
-    figures = compare_truth(session, grid, band, std) if config.truth else None
-    page = write_page(session, out, stem, grid, band, std, figures)
+    check_writable_folder(config.out, "--out", create=True)
+    with storage_errors_as_user_errors("every file of the field is written whole or not at all; run the same "
+                                       "command again"):
+        stem = safe_file_stem(target.name)
+        out = Path(config.out)
+        write_fits(session, out / f"{stem}.fits", grid, band, std, target)
+        display = display_stretch(session.model)
+        atomic_write_bytes(out / f"{stem}.png", png_tile_bytes(display.levels(band)))
+        figures = compare_truth(session, grid, band, std) if config.truth else None
+        page = write_page(session, out, stem, grid, band, std, figures)
     say(f"wrote {out / (stem + '.fits')}, {stem}.png and {page.name} ({grid.width}x{grid.height} px, "
         f"{grid.fov:g} deg, from {len(means)} generated tiles of order {session.order})")
     return 0

@@ -8,7 +8,6 @@ after an unsharded run) builds the lower orders, Allsky, MOC and properties from
 from __future__ import annotations
 
 import datetime
-import json
 import re
 import sys
 import time
@@ -16,18 +15,19 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.storage import storage_errors_as_user_errors
 from prediction.inputs import BandModel, display_stretch
-from prediction.render import RenderSettings, region_cuts, sample_truth
+from prediction.render import RenderSettings, open_truth, region_cuts, sample_truth, truth_has_data
 from data.sky.hips_finish import finish_tree
 from data.sky.hips_out import (DisplayStretch, initial_view, read_fits_tile, rewrite_png, spread_stretch,
                                tile_targets, write_tile, written_tiles)
 from data.sky.hips_quality import SpreadModel, seam_stats
-from data.sky.hips_run import (claim_settings, read_record, read_skipped, shard_tiles, skipped_name,
+from data.sky.hips_run import (OutFolder, read_skipped, shard_tiles, skipped_name, unfinished_shards,
                                write_skipped)
 from data.sky.source import survey_name
 from data.sky.tile_grid import region_tiles, tile_pixel_deg
 from util.errors import UserError
-from util.fileio import atomic_write_text, check_writable_folder, remove_stale_temps
+from util.fileio import atomic_write_json, check_writable_folder, remove_stale_temps
 from util.progress import progress
 from prediction.session import HIPS_ORDER_MIN, Session, describe, generate, prepare, render_stream
 from prediction.truth import sky_labels, summary_lines, truth_report, write_report
@@ -121,8 +121,17 @@ def stretch_of(record: dict, key: str) -> DisplayStretch:
 
 
 # ---- one run ---------------------------------------------------------------------------------
+TILES_STOPPED = ("predict_sky.py stopped; every tile on disk is whole (each is written completely or not at "
+                 "all), and running the same command again goes on from there")
+
+
+def finish_stopped(out: Path) -> str:
+    return (f"--finish stopped before the tree was complete (its properties file is written last, so the HiPS "
+            f"does not look finished); run predict_sky.py --finish --out {out} again")
+
+
 def run_region(config) -> int:
-    check_writable_folder(config.out, "--out", create=True)
+    check_writable_folder(config.out, "--out")  # creates nothing: a refused run leaves no folder behind
     session = prepare(config)
     say(describe(session))
     ra, dec, radius = config.region
@@ -130,16 +139,36 @@ def run_region(config) -> int:
     if len(tiles) > config.max_tiles:
         raise UserError(f"--region {ra:g} {dec:g} {radius:g} covers {len(tiles)} tiles of order {session.order}, "
                         f"more than --max_tiles {config.max_tiles}; raise --max_tiles to go ahead")
+    if config.truth:
+        check_truth_covers(config, session.render_settings(), tiles, session.order,
+                           f"--region {ra:g} {dec:g} {radius:g}")
     needs_cuts = session.model.kind == "png" and not all(e.is_8bit for e in session.engines)
     cuts = region_cuts(session.engines, ra, dec, radius, config.stretch) if needs_cuts else None
-    record = claim_settings(config.out, make_record(session, cuts), config.overwrite)
-    settings = session.render_settings(record.get("input_cuts"))
-    write_tiles(session, settings, record, shard_tiles(tiles, config.shard))
-    if config.shard is not None:
-        say(f"shard {config.shard[0]}/{config.shard[1]} done; when every shard is done: "
-            f"predict_sky.py --finish --out {config.out}")
-        return 0
-    return finish(config, record)
+    check_writable_folder(config.out, "--out", create=True)
+    with OutFolder(config.out) as held:
+        with storage_errors_as_user_errors(TILES_STOPPED):
+            record = held.claim(make_record(session, cuts), config.overwrite, config.region, config.shard)
+            settings = session.render_settings(record.get("input_cuts"))
+            mine = shard_tiles(tiles, config.shard)
+            write_tiles(session, settings, record, mine)
+        if config.shard is not None:
+            say(f"shard {config.shard[0]}/{config.shard[1]} done; when every shard is done: "
+                f"predict_sky.py --finish --out {config.out}")
+            return 0
+        if not len(written_tiles(config.out, session.order)):
+            raise UserError(f"no tile of --region {ra:g} {dec:g} {radius:g} has data in every input survey "
+                            f"({len(mine)} tiles skipped, listed in {config.out / skipped_name(None)}); "
+                            f"nothing written: choose a region the inputs cover")
+        return finish(config, record)
+
+
+def check_truth_covers(config, settings: RenderSettings, tiles, order: int, where: str) -> None:
+    """--truth opened (and its properties checked) before any tile is made, and refused when it has no data
+    on these tiles: a run that would compare 0 pixels is not a run (S07b, P20 of the fault sweep)."""
+    engine = open_truth(settings)
+    if not truth_has_data(engine, tiles, order):
+        raise UserError(f"--truth {config.truth} has no data on the {len(tiles)} tiles of {where}, so nothing "
+                        f"could be compared; give a --truth that covers them, or run without --truth")
 
 
 def write_tiles(session: Session, settings: RenderSettings, record: dict, mine: np.ndarray) -> None:
@@ -199,45 +228,71 @@ def std_levels(config, root: Path, order: int, tiles: np.ndarray) -> DisplayStre
 
 
 def finish(config, record: dict | None = None) -> int:
-    """Lower orders, Allsky, MOC, properties (main tree and uncertainty/), then the report figures."""
+    """Lower orders, Allsky, MOC, properties (main tree and uncertainty/), then the report figures. Refused
+    while a recorded region has a shard (or a run) with tiles neither written nor skipped."""
     out = config.out
-    record = record or read_record(out)
+    if record is None:  # predict_sky.py --finish: hold the folder like a run, so no --overwrite clears it
+        with OutFolder(out) as held:
+            return finish(config, held.hold_for_finish())
     settings = record["settings"]
     order = settings["order"]
     tiles = written_tiles(out, order)
+    if record.get("regions") is None:
+        say(f"note: {out / 'predict.json'} lists no region (written before predict_sky.py recorded them), so "
+            f"--finish cannot check that every shard has finished")
+    missing = unfinished_shards(out, record, tiles)
+    if missing:
+        raise UserError(f"--finish: not every part of the HiPS has run: {_listing(missing, 4)} still to do; run "
+                        f"the same command with that --region and --shard (it resumes), then --finish again")
     if not len(tiles):
-        raise UserError(f"--finish: no tiles of order {order} in {out} yet (every one skipped or not run)")
+        raise UserError(f"--finish: no tiles of order {order} in {out} (every one skipped: no input data)")
+    if getattr(config, "truth", None):
+        check_truth_covers(config, truth_settings(config, record), tiles, order, f"{out}")
     ra, dec, fov = initial_view(tiles, order)
     today = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%MZ")
     common = {"hips_initial_ra": f"{ra:.6f}", "hips_initial_dec": f"{dec:.6f}", "hips_initial_fov": f"{fov:.4g}",
               "hips_creation_date": record.get("created", today), "hips_release_date": today}
-    display = stretch_of(record, "display")
-    trees = [(out, display, record["properties"])]
-    if settings["uncertainty"]:
-        spread = SpreadModel.from_setting(settings["std_scale"])
-        scaled = f" {spread.describe()}, fitted on validation sky" if spread != SpreadModel() else ""
-        props = record["properties"]
-        std_props = {**props, "creator_did": props["creator_did"] + "_std",
-                     "obs_title": props["obs_title"] + f" (uncertainty: std of {settings['uncertainty']} passes)",
-                     "obs_description": f"Uncertainty (1 std) of the generated band: std of {settings['uncertainty']} "
-                                        f"{settings.get('passes', 'stochastic passes')}{scaled}. "
-                                        + props["obs_description"]}
-        trees.append((out / UNCERTAINTY, std_levels(config, out / UNCERTAINTY, order, tiles), std_props))
-    for root, stretch, props in trees:
-        finish_tree(root, order, props["hips_order_min"], stretch,
-                    {**props, **common, "hips_pixel_cut": f"{stretch.low:.6g} {stretch.high:.6g}"},
-                    progress=lambda label, total: stage_counter(config, total, f"{root.name}: {label}"))
-    report = {"tiles": int(len(tiles)), "order": order, "skipped": len(read_skipped(out))}
-    sample = {int(t): read_fits_tile(out, order, int(t)) for t in tiles[:SEAM_SAMPLE]}
-    seams = seam_stats(sample, order)
-    report["seams"] = {"border_jump": seams.border, "interior_jump": seams.interior, "ratio": seams.ratio,
-                       "tile_pairs": seams.pairs}
-    say(f"finished {out}: {len(tiles)} tiles of order {order}, orders {record['properties']['hips_order_min']}-"
-        f"{order}; seam ratio {seams.ratio:.3f} over {seams.pairs} tile borders")
-    if getattr(config, "truth", None):
-        report["calibration"] = evaluate_truth(config, record, tiles, common)
-    atomic_write_text(out / "report.json", json.dumps(report, indent=1) + "\n")
+    with storage_errors_as_user_errors(finish_stopped(out)):
+        for root in (out, out / UNCERTAINTY, out / TRUTH):  # a tree being redone must not look finished
+            (root / "properties").unlink(missing_ok=True)
+        display = stretch_of(record, "display")
+        trees = [(out, display, record["properties"])]
+        if settings["uncertainty"]:
+            spread = SpreadModel.from_setting(settings["std_scale"])
+            scaled = f" {spread.describe()}, fitted on validation sky" if spread != SpreadModel() else ""
+            props = record["properties"]
+            std_props = {**props, "creator_did": props["creator_did"] + "_std",
+                         "obs_title": props["obs_title"] + f" (uncertainty: std of {settings['uncertainty']} passes)",
+                         "obs_description": f"Uncertainty (1 std) of the generated band: std of "
+                                            f"{settings['uncertainty']} "
+                                            f"{settings.get('passes', 'stochastic passes')}{scaled}. "
+                                            + props["obs_description"]}
+            trees.append((out / UNCERTAINTY, std_levels(config, out / UNCERTAINTY, order, tiles), std_props))
+        for root, stretch, props in trees:
+            finish_tree(root, order, props["hips_order_min"], stretch,
+                        {**props, **common, "hips_pixel_cut": f"{stretch.low:.6g} {stretch.high:.6g}"},
+                        progress=lambda label, total: stage_counter(config, total, f"{root.name}: {label}"))
+        report = {"tiles": int(len(tiles)), "order": order, "skipped": len(read_skipped(out))}
+        sample = {int(t): read_fits_tile(out, order, int(t)) for t in tiles[:SEAM_SAMPLE]}
+        seams = seam_stats(sample, order)
+        report["seams"] = {"border_jump": seams.border, "interior_jump": seams.interior, "ratio": seams.ratio,
+                           "tile_pairs": seams.pairs}
+        say(f"finished {out}: {len(tiles)} tiles of order {order}, orders {record['properties']['hips_order_min']}-"
+            f"{order}; seam ratio {seams.ratio:.3f} over {seams.pairs} tile borders")
+        if getattr(config, "truth", None):
+            report["calibration"] = evaluate_truth(config, record, tiles, common)
+        atomic_write_json(out / "report.json", report)
     return 0
+
+
+def truth_settings(config, record: dict) -> RenderSettings:
+    """What renders the real band on the written tiles (the output band's kind, units and order)."""
+    settings = record["settings"]
+    output = record["output"]
+    model = BandModel(output["kind"], (), output["channels"], output["label"], record["unit"])
+    return RenderSettings((), model, settings["order"], settings["tile_width"], 0, (), config.stretch,
+                          None, config.black_is_blank, config.fetch, config.mocserver_url, config.truth,
+                          config.truth_format)
 
 
 def evaluate_truth(config, record: dict, tiles: np.ndarray, common: dict) -> dict:
@@ -245,12 +300,8 @@ def evaluate_truth(config, record: dict, tiles: np.ndarray, common: dict) -> dic
     every written tile (prediction.truth); the real band on the same tiles goes to OUT/truth/, a HiPS
     with the generated band's display, so Aladin shows both alike."""
     settings = record["settings"]
-    output = record["output"]
     order = settings["order"]
-    model = BandModel(output["kind"], (), output["channels"], output["label"], record["unit"])
-    render = RenderSettings((), model, order, settings["tile_width"], 0, (), config.stretch,
-                            None, config.black_is_blank, config.fetch, config.mocserver_url, config.truth,
-                            config.truth_format)
+    render = truth_settings(config, record)
     display = stretch_of(record, "display")
     truth_root = config.out / TRUTH
     kept = []
@@ -275,6 +326,10 @@ def evaluate_truth(config, record: dict, tiles: np.ndarray, common: dict) -> dic
     labels = sky_labels(sample.ra, sample.dec, record.get("training_dataset"))
     figures = truth_report(sample.mean, sample.std, sample.truth, labels,
                            SpreadModel.from_setting(settings["std_scale"]))
+    if figures["pixels"] < 2:
+        raise UserError(f"--truth {config.truth}: {figures['pixels']} pixel(s) of the real band fall on the "
+                        f"{len(tiles)} written tiles, so nothing was compared (no calibration.json); the HiPS in "
+                        f"{config.out} is complete; give a --truth that covers it")
     path = write_report(config.out, {"truth": config.truth, **figures})
     for line in summary_lines(figures, config.truth, path):
         say(line)

@@ -109,8 +109,7 @@ class TileRenderer:
     # ---- the real band, for calibration --------------------------------------------------------
     def truth_engine(self):
         if self._truth is None:
-            s = self.settings
-            self._truth = open_surveys(s, (s.truth,), (s.truth_format,))[0]
+            self._truth = open_truth(self.settings)
         return self._truth
 
     def truth(self, ipix: int) -> np.ndarray:
@@ -133,6 +132,29 @@ class TileRenderer:
         band = physical_output(panel, x)
         band[~valid] = np.nan
         return band
+
+
+def open_truth(settings: RenderSettings):
+    """The --truth survey's engine (a bad survey, or hostile properties, is a UserError here, before any tile)."""
+    return open_surveys(settings, (settings.truth,), (settings.truth_format,))[0]
+
+
+TRUTH_PROBE = 8  # probe pixels per tile side when asking whether --truth has data on some tiles
+TRUTH_PROBE_TILES = 4096  # at most this many tiles probed, spread over the list
+
+
+def truth_has_data(engine, tiles, order: int) -> bool:
+    """Whether the real band has data on some of these tiles (an 8 x 8 grid of each tile's pixels, tiles
+    spread over the list), so a --truth that misses the region is refused before any tile is made."""
+    from data.sky.tile_grid import tile_pixel_lonlat
+
+    tiles = np.asarray(tiles, dtype=np.int64)
+    if not len(tiles):
+        return False
+    picks = tiles[np.unique(np.linspace(0, len(tiles) - 1, min(len(tiles), TRUTH_PROBE_TILES)).astype(int))]
+    lon, lat = tile_pixel_lonlat(picks, order, TRUTH_PROBE, 0)
+    ra, dec = frame_to_icrs(lon.ravel(), lat.ravel(), HIPS_FRAME)
+    return bool(np.any(engine.has_data(ra, dec, tile_pixel_deg(order, TRUTH_PROBE))))
 
 
 def region_cuts(engines, ra: float, dec: float, radius: float, stretch: StretchSettings,
