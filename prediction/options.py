@@ -52,6 +52,8 @@ class PredictConfig:
     model_argv: tuple[str, ...] = ()
     truth: str | None = None
     truth_format: str | None = None
+    accept_inputs: bool = False
+    match_inputs: bool = False
     stretch: StretchSettings = field(default_factory=StretchSettings)
     black_is_blank: bool | None = None
     fetch: FetchSettings = field(default_factory=FetchSettings)
@@ -86,6 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "--truth run (its spread model fitted on validation sky)")
     p.add_argument("--truth", help="the real target survey: report calibration and agreement on this sky")
     p.add_argument("--truth_format", choices=["jpeg", "png", "fits"], help="tile format of --truth")
+    p.add_argument("--match_inputs", action="store_true",
+                   help="put FITS inputs on the training scale: subtract each image's sky level, scale by the "
+                        "zero points in the headers (MAGZP...), add the training's sky level")
+    p.add_argument("--accept_inputs", action="store_true",
+                   help="go on although the inputs are unlike the training's (unit, scale, values, order); "
+                        "the output records it")
     p.add_argument("--seed", type=int, default=0, help="seed of the dropout masks")
     p.add_argument("--workers", type=int, default=1, help="processes rendering the inputs")
     p.add_argument("--batch_size", type=int, default=4, help="tiles per generator call")
@@ -189,7 +197,8 @@ def parse_config(argv: list[str] | None = None) -> PredictConfig:
         uncertainty=args.uncertainty, std_scale=parse_std_scale(args.std_scale), seed=args.seed,
         workers=args.workers, batch_size=args.batch_size, shard=parse_shard(args.shard), finish=args.finish,
         overwrite=args.overwrite, max_tiles=args.max_tiles, gpu_ids=args.gpu_ids, model_argv=tuple(rest),
-        truth=args.truth, truth_format=args.truth_format, stretch=StretchSettings(args.stretch, low, high),
+        truth=args.truth, truth_format=args.truth_format, accept_inputs=args.accept_inputs,
+        match_inputs=args.match_inputs, stretch=StretchSettings(args.stretch, low, high),
         black_is_blank={"auto": None, "yes": True, "no": False}[args.black_is_blank],
         fetch=FetchSettings(cache_dir=Path(args.cache_dir) if args.cache_dir else None, timeout_s=args.timeout,
                             retries=max(0, args.retries)),

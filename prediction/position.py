@@ -28,6 +28,7 @@ from data.sky.tile_grid import tile_pixel_deg, tiles_under
 from util.errors import UserError
 from util.fileio import atomic_write_bytes, atomic_write_text, check_writable_folder
 from engine.storage import storage_errors_as_user_errors
+from prediction.input_check import InputReport, check_inputs
 from prediction.render import open_truth
 from prediction.session import Session, describe, generate, prepare, render_stream
 
@@ -79,6 +80,7 @@ def run_position(config) -> int:
     grid = field_grid(session, target)
     ra, dec = pixel_sky_coords(grid)
     tiles = tiles_under(ra, dec, session.order, session.width).tolist()
+    inputs_check = check_inputs(session, grid, say)
     if config.truth and not open_truth(session.render_settings()).has_data(ra, dec, grid.pixel_deg).any():
         raise UserError(f"--truth {config.truth} has no data on the field of {target.name} ({grid.fov:g} deg), "
                         f"so nothing could be compared; give a --truth that covers it, or run without --truth")
@@ -99,11 +101,11 @@ def run_position(config) -> int:
                                        "command again"):
         stem = safe_file_stem(target.name)
         out = Path(config.out)
-        write_fits(session, out / f"{stem}.fits", grid, band, std, target)
+        write_fits(session, out / f"{stem}.fits", grid, band, std, target, inputs_check)
         display = display_stretch(session.model)
         atomic_write_bytes(out / f"{stem}.png", png_tile_bytes(display.levels(band)))
         figures = compare_truth(session, grid, band, std) if config.truth else None
-        page = write_page(session, out, stem, grid, band, std, figures)
+        page = write_page(session, out, stem, grid, band, std, figures, inputs_check.description())
     say(f"wrote {out / (stem + '.fits')}, {stem}.png and {page.name} ({grid.width}x{grid.height} px, "
         f"{grid.fov:g} deg, from {len(means)} generated tiles of order {session.order})")
     return 0
@@ -131,10 +133,15 @@ def fits_cards(session: Session, target: Target, has_std: bool) -> list[tuple[st
 
 
 def write_fits(session: Session, path: Path, grid: OutputGrid, band: np.ndarray, std: np.ndarray | None,
-               target: Target) -> None:
+               target: Target, inputs_check: InputReport | None = None) -> None:
     planes = [band[::-1]] + ([std[::-1]] if std is not None else [])  # image rows top-down -> FITS bottom-up
-    atomic_write_bytes(path, image_bytes(np.stack(planes), make_wcs(grid), fits_cards(session, target,
-                                                                                        std is not None)))
+    cards = fits_cards(session, target, std is not None)
+    said = inputs_check.description() if inputs_check else ""
+    if said:  # HISTORY lines of 70 characters: the whole sentence survives
+        cards.append(("INPUTCHK", "accepted unlike training" if inputs_check.accepted else "matched",
+                      "inputs vs training (see HISTORY)"))
+        cards += [("HISTORY", said[i:i + 70], "") for i in range(0, len(said), 70)]
+    atomic_write_bytes(path, image_bytes(np.stack(planes), make_wcs(grid), cards))
 
 
 def compare_truth(session: Session, grid: OutputGrid, band: np.ndarray, std: np.ndarray | None) -> dict:
@@ -148,7 +155,8 @@ def compare_truth(session: Session, grid: OutputGrid, band: np.ndarray, std: np.
     return {**result, "truth": truth}
 
 
-def write_page(session: Session, out: Path, stem: str, grid: OutputGrid, band, std, figures) -> Path:
+def write_page(session: Session, out: Path, stem: str, grid: OutputGrid, band, std, figures,
+               inputs_note: str = "") -> Path:
     """NAME.html: every input panel as training made it, the generated band, its std, the truth."""
     pictures = []
     shared: dict = {}
@@ -172,6 +180,8 @@ def write_page(session: Session, out: Path, stem: str, grid: OutputGrid, band, s
         if std is not None:
             text += f"; {100 * figures['within_1std']:.1f}% of real pixels within 1 std (goal 68%)"
         text += "</p>"
+    if inputs_note:
+        text += f"<p><b>{html.escape(inputs_note)}</b></p>"
     cells = "".join(f'<td><img src="{html.escape(n)}" width="256"><br>{html.escape(t)}</td>' for n, t in pictures)
     page = out / f"{stem}.html"
     atomic_write_text(page, f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(stem)}</title>"

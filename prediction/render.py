@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from prediction.input_check import matched_engine
 from prediction.inputs import CHANNEL_INDEX, BandModel, PanelInput, network_input, physical_output, split_label
 from data.sky.config import BuildConfig
 from data.sky.fetch import FetchSettings
@@ -40,6 +41,7 @@ class RenderSettings:
     mocserver_url: str = "https://alasky.cds.unistra.fr/MocServer/query"
     truth: str | None = None  # the real target survey, for calibration
     truth_format: str | None = None
+    matches: tuple | None = None  # --match_inputs: an input_check.InputMatch (or None) per input survey
 
 
 @dataclass
@@ -60,9 +62,11 @@ def open_surveys(settings: RenderSettings, specs: tuple[str, ...], formats: tupl
                          black_is_blank=settings.black_is_blank, fetch=settings.fetch,
                          mocserver_url=settings.mocserver_url)
     engines = open_engines(config)
-    if settings.model.kind != "fits":
-        return engines
-    return [science_engine(engine, config.cache_tiles) or engine for engine in engines]
+    if settings.model.kind == "fits":
+        engines = [science_engine(engine, config.cache_tiles) or engine for engine in engines]
+    if settings.matches and specs == settings.surveys:  # the inputs (not --truth) on the training scale
+        engines = [matched_engine(engine, match) for engine, match in zip(engines, settings.matches)]
+    return engines
 
 
 def tile_sky(ipix: int, order: int, width: int, margin: int) -> tuple[np.ndarray, np.ndarray]:

@@ -119,6 +119,9 @@ class OutFolder:
         """The record this run must use: the folder's when its settings equal ours, else ours (new folder or
         --overwrite). record = {'settings': {...}, ...derived values}; the folder's derived values win. The
         region and shard count are added to the folder's list of regions."""
+        if not (self.out / SETTINGS_FILE).is_file() and looks_like_hips(self.out):  # (before any lock file)
+            raise UserError(f"--out {self.out} already holds a HiPS that predict_sky.py did not write; "
+                            f"choose another --out")
         with FileLock(self.out / CLAIM_LOCK) as claim:
             claim.acquire("exclusive")
             try:
