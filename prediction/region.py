@@ -153,12 +153,16 @@ def run_region(config) -> int:
     check_writable_folder(config.out, "--out", create=True)
     with OutFolder(config.out) as held:
         with storage_errors_as_user_errors(TILES_STOPPED):
+            mine = shard_tiles(tiles, config.shard)
+            # temps a killed run left: removed only while no other run writes here (one of its temps could
+            # be in flight), under the claim lock (no run starts meanwhile)
+            stale = (tile_targets(config.out, session.order, mine)
+                     + (tile_targets(config.out / UNCERTAINTY, session.order, mine) if config.uncertainty else []))
             record = held.claim(make_record(session, cuts, inputs_check), config.overwrite, config.region,
-                                config.shard)
+                                config.shard, when_alone=lambda: remove_stale_temps(stale))
             if record.get("input_match"):  # the folder's levels: every shard and resume uses the same ones
                 session.use_matches([InputMatch.from_dict(m) if m else None for m in record["input_match"]])
             settings = session.render_settings(record.get("input_cuts"))
-            mine = shard_tiles(tiles, config.shard)
             write_tiles(session, settings, record, mine)
         if config.shard is not None:
             say(f"shard {config.shard[0]}/{config.shard[1]} done; when every shard is done: "
@@ -189,8 +193,6 @@ def write_tiles(session: Session, settings: RenderSettings, record: dict, mine: 
     on_disk = set(written_tiles(out, order).tolist())  # one listing, not two file checks per tile
     done = [t for t in mine.tolist() if t in on_disk]
     todo = [t for t in mine.tolist() if t not in skipped_any and t not in on_disk]
-    remove_stale_temps(tile_targets(out, order, todo)
-                       + (tile_targets(out / UNCERTAINTY, order, todo) if c.uncertainty else []))
     written, new_skips, last_save = 0, {}, time.monotonic()
     bar = progress_bar(c, len(todo), f"generating order-{order} tiles")
     try:

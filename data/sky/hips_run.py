@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -115,17 +116,24 @@ class OutFolder:
             raise UserError(f"--out {self.out} is being cleared by another predict_sky.py run; try again")
 
     def claim(self, record: dict, overwrite: bool, region: tuple[float, float, float] | None = None,
-              shard: tuple[int, int] | None = None) -> dict:
+              shard: tuple[int, int] | None = None, when_alone: Callable[[], None] | None = None) -> dict:
         """The record this run must use: the folder's when its settings equal ours, else ours (new folder or
         --overwrite). record = {'settings': {...}, ...derived values}; the folder's derived values win. The
-        region and shard count are added to the folder's list of regions."""
+        region and shard count are added to the folder's list of regions. when_alone() is called under the
+        claim lock when no other run is writing in the folder (clean-ups that would hurt a running one)."""
         if not (self.out / SETTINGS_FILE).is_file() and looks_like_hips(self.out):  # (before any lock file)
             raise UserError(f"--out {self.out} already holds a HiPS that predict_sky.py did not write; "
                             f"choose another --out")
         with FileLock(self.out / CLAIM_LOCK) as claim:
             claim.acquire("exclusive")
             try:
-                return self._claim(record, overwrite, _plan(region, shard))
+                claimed = self._claim(record, overwrite, _plan(region, shard))
+                if when_alone is not None and self.run_lock.acquire("exclusive", wait=False):
+                    when_alone()  # (the conversion back below cannot fail: no run starts without the claim lock)
+                    self._hold_shared()
+                elif when_alone is not None:
+                    self._hold_shared()  # a failed conversion drops the lock: take the shared one again
+                return claimed
             except BaseException:
                 self.release()
                 raise
