@@ -290,7 +290,8 @@ def finish(config, record: dict | None = None) -> int:
         report["seams"] = {"border_jump": seams.border, "interior_jump": seams.interior, "ratio": seams.ratio,
                            "tile_pairs": seams.pairs}
         say(f"finished {out}: {len(tiles)} tiles of order {order}, orders {record['properties']['hips_order_min']}-"
-            f"{order}; seam ratio {seams.ratio:.3f} over {seams.pairs} tile borders")
+            f"{order}; " + (f"seam ratio {seams.ratio:.3f} over {seams.pairs} tile borders" if seams.pairs else
+                            "no two tiles share a border inside a base cell, so no seam ratio"))
         if getattr(config, "truth", None):
             report["calibration"] = evaluate_truth(config, record, tiles, common)
         atomic_write_json(out / "report.json", report)
