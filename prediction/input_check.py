@@ -204,6 +204,8 @@ def check_inputs(session, grid: OutputGrid, say) -> InputReport:
             raise UserError("--match_inputs needs the model's record of its training inputs, which this model "
                             "(trained before it existed) lacks; run without --match_inputs")
         return InputReport([], [], [])
+    if record is None and all(panel.label.startswith("panel ") for panel in session.model.panels):
+        return InputReport([], [], [])  # a PNG model whose training set named no survey: nothing to compare
     view = view_of(grid)
     matched: list[str] = []
     if record is not None and c.match_inputs:
@@ -214,6 +216,8 @@ def check_inputs(session, grid: OutputGrid, say) -> InputReport:
     given = given_bands(session.engines, view) if record is not None else \
         [GivenBand(e.name, "", None, None, short_spec(e.spec)) for e in session.engines]
     result = compare_bands(record or png_record(session.model), given)
+    if record is None:  # a PNG model knows names only: another name is no news, a swap is
+        result.notes = []
     for note in result.notes:
         say(f"note: {note}")
     if result.refusals and not c.accept_inputs:

@@ -273,6 +273,8 @@ def test_region_without_input_data_is_skipped_and_listed(work):
     (["--region", "266.4 -28.9333 0.0001", "--order", "29"], "--order 29: out of range [0, 23] for 64 px tiles"),
     (["--ra", "266.4", "--dec", "-28.93", "--order", "29"], "--order 29: out of range [0, 23] for 64 px tiles"),
     (["--region", "inf -28.9 0.1"], "need a finite RA"),
+    # P02 for a PNG model: its manifest names the inputs, so swapped surveys are caught too
+    (["--region", REGION, "--surveys", INPUTS[1], INPUTS[0]], "which the model reads as input 2"),
     (["--region", REGION, "--netG", "resnet_6blocks"], "--netG resnet_6blocks contradicts the checkpoint"),
     (["--region", REGION, "--surveys", INPUTS[0]], "the model reads 2 input survey(s)"),
     (["--region", REGION, "--name", "nothing"], "no checkpoint folder"),
