@@ -50,6 +50,7 @@ class DatasetDescription:
     bands: dict[int, str] = field(default_factory=dict)
     cube: CubeBands | None = None
     prior: dict | None = None
+    notes: tuple[str, ...] = ()  # what the run must record about its data (inputs unlike training...)
 
 
 class BaseDataset(torch_data.Dataset):

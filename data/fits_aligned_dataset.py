@@ -14,6 +14,7 @@ import os
 import numpy as np
 import torch
 
+from data import training_inputs
 from data.base_dataset import BaseDataset, CubeBands, DatasetDescription, check_preprocess, get_params
 from data.colour_fit import MAX_PIXELS, JointSampler, least_squares
 from data.fits_norm import (NORM_MODES, PlaneSampler, check_mode, fit_cube_norm, load_norm,
@@ -49,6 +50,7 @@ class FitsAlignedDataset(BaseDataset):
                                  "unit, normalised_fit on the normalised values (asinh: a colour relation in magnitudes)")
         parser.add_argument("--allow_no_wcs", action="store_true",
                             help="accept cubes without a sky WCS (results are then written without one)")
+        training_inputs.add_option(parser)
         # resampling would change pixel values and the WCS; the target is the generator's output;
         # one target plane by default (as --target_planes 0)
         parser.set_defaults(preprocess="crop", direction="BtoA", output_nc=1)
@@ -93,6 +95,8 @@ class FitsAlignedDataset(BaseDataset):
                 print(f"note: using the {self.norm.mode} normalisation (cuts {self.norm.cuts}) the model was "
                       f"trained with, from {self.norm_file}")
         self._check_norm()
+        self.input_notes = () if opt.isTrain else training_inputs.check_new_cubes(
+            opt, self.cube_paths, self.labels, self.input_planes)
 
     # ------------------------------------------------------------------ construction
     def _scan(self, paths: list[str], need_target: bool, fit: bool,
@@ -217,6 +221,7 @@ class FitsAlignedDataset(BaseDataset):
         """The normalisation fitted here, saved with the checkpoints (test.py reads it back)."""
         if self.norm_fitted:
             save_norm(self.norm, self.norm_file)
+            training_inputs.save_training_inputs(self.opt, self.cube_paths, self.labels, self.input_planes)
 
     # ------------------------------------------------------------------ what test.py needs
     def describe(self) -> DatasetDescription:
@@ -226,7 +231,8 @@ class FitsAlignedDataset(BaseDataset):
             mode=self.opt.dataset_mode, kind="planes", panel_channels=self.panel_channels,
             panel_indices=self.panel_indices, bands={i: name for i, (name, _) in enumerate(self.labels)},
             cube=CubeBands(self.norm, self.norm_file, list(self.labels), list(self.target_planes),
-                           list(self.input_planes)), prior=self.prior_fit)
+                           list(self.input_planes)), prior=self.prior_fit,
+            notes=tuple(self.input_notes))
 
 
 class NormalisedCube:

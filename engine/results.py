@@ -69,7 +69,7 @@ def run_info(opt, description: DatasetDescription, model) -> RunInfo:
         input=list(indices[side(roles["input"])]) if roles.get("input") else [],
         target=list(indices[side(roles["target"])]) if roles.get("target") else [],
         bands=dict(description.bands), units={i: unit for i, (_, unit) in enumerate(cube.labels)} if cube else {},
-        norm_file=str(cube.norm_file) if cube else None)
+        norm_file=str(cube.norm_file) if cube else None, notes=list(description.notes))
 
 
 class ResultsWriter:

@@ -17,7 +17,7 @@ import numpy as np
 from evaluation.evaluation import flat_description, input_panels, load_image
 from evaluation.results import load_results, loss_history
 from evaluation.verdict import statement
-from util.fileio import atomic_write_bytes, atomic_write_text
+from util.fileio import atomic_write_bytes, atomic_write_text, json_safe
 
 SUMMARY_KEYS = ("L1", "PSNR", "SSIM", "CC", "flux_error", "colour_error", "false_source_rate", "completeness",
                 "n_sources", "n_images")
@@ -38,19 +38,6 @@ class Variant:
     results_dir: Path
     run_dir: Path | None = None  # checkpoints/NAME: its loss history
     extra: dict = field(default_factory=dict)
-
-
-def json_safe(value):
-    """NaN and infinity (undefined or single-image error bars) become null: metrics.json stays valid JSON."""
-    if isinstance(value, float):
-        return value if np.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    return value
 
 
 def summary(metrics: dict) -> dict:

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from evaluation.ablation_report import STYLE, json_safe, plot_loss_curves
+from evaluation.ablation_report import STYLE, plot_loss_curves
 from evaluation.field_figures import plot_examples, plot_flux_scatter, plot_residuals
 from evaluation.science import AsinhStretch, ScienceItem
 from evaluation.verdict import against_reference, statement
-from util.fileio import atomic_write_text
+from util.fileio import atomic_write_text, json_safe
 
 SUMMARY_KEYS = ("L1", "PSNR", "SSIM", "CC", "flux_error", "false_source_rate", "invented_source_rate",
                 "completeness", "n_sources")

@@ -1,4 +1,4 @@
-"""A trained generator for sky prediction: rebuilt from what training saved, run in batches.
+"""A trained generator for sky prediction: rebuilt from what training saved, run one window at a time.
 
 The options come from checkpoints/NAME/train_opt.txt (upstream's `key: value [default: x]` lines),
 replayed through the project's own option parser, so types, defaults and the model's and dataset's
@@ -9,11 +9,11 @@ A generator without dropout (the regression recipe) takes its passes from the ei
 rotations of the input instead (test-time augmentation): each pass sees the sky turned, and the
 output is turned back, so every pass is still one seamless map.
 
-Stochastic passes (--uncertainty) keep every module in eval mode (BatchNorm uses its running
-statistics, so a tile's output never depends on the other tiles of its batch) and apply dropout
-masks drawn from a hash of (seed, pass, layer, channel, base cell, global feature position): tiles
-that overlap see the same mask on the same sky, so every pass is one seamless sample of the map and
-a tile's result does not depend on the shard, batch or resume it was computed in.
+Every module stays in eval mode (BatchNorm uses its running statistics) and every window goes through
+the network alone, so a tile's bytes never depend on the other tiles of its batch. Stochastic passes
+(--uncertainty) apply dropout masks drawn from a hash of (seed, pass, layer, channel, base cell, global
+feature position): tiles that overlap see the same mask on the same sky, so every pass is one seamless
+sample of the map and a tile's result does not depend on the shard, batch or resume it was computed in.
 """
 from __future__ import annotations
 
@@ -248,14 +248,27 @@ class Generator:
 
     def run(self, batch: np.ndarray, keys: list[TileKey] | None = None, passes: int = 0) -> np.ndarray:
         """(P, B, C_out, S, S) outputs in tile orientation: P = 1 deterministic pass when passes == 0; with
-        passes > 0, pass p draws dropout masks (seed, p), or without dropout sees the input turned by turn(., p)."""
-        x = torch.from_numpy(np.ascontiguousarray(batch[:, :, ::-1, :])).to(self.device)
+        passes > 0, pass p draws dropout masks (seed, p), or without dropout sees the input turned by turn(., p).
+
+        Every window goes through the network alone (a batch of one). Convolution kernels split their
+        work by the batch size (oneDNN's threads on a CPU, cuDNN's algorithm choice on a GPU), so the
+        same window in batches of 2, 3 or 4 differed in its last bits: a tile's bytes then depended on
+        --batch_size, the shard and the resume it was computed in. Windows of 768 px keep a device busy
+        on their own (measured on 2 CPU cores: 4 windows one by one as fast as in one batch).
+        """
+        if keys is None:
+            keys = [TileKey(0, 0, 0)] * len(batch)
+        return np.concatenate([self._run_one(batch[b:b + 1], keys[b:b + 1], passes)
+                               for b in range(len(batch))], axis=1)
+
+    def _run_one(self, window: np.ndarray, keys: list[TileKey], passes: int) -> np.ndarray:
+        x = torch.from_numpy(np.ascontiguousarray(window[:, :, ::-1, :])).to(self.device)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         outputs = []
         turning = passes > 0 and not self.stochastic
         for p in range(max(1, passes)):
-            self._masks = self._make_masks(keys, p, batch.shape[-1]) if passes > 0 and self.stochastic else None
+            self._masks = self._make_masks(keys, p, window.shape[-1]) if passes > 0 and self.stochastic else None
             try:
                 with torch.no_grad(), self.precision.autocast():
                     y = turn_back(self.net(turn(x, p)), p) if turning else self.net(x)

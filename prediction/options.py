@@ -7,6 +7,7 @@ bf16); one that contradicts the checkpoint (e.g. another --netG) is refused ther
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,7 @@ from data.sky.cli import parse_shard
 from data.sky import services
 from data.sky.fetch import FetchSettings
 from data.sky.hips_quality import SpreadModel
+from data.sky.properties import MAX_DEPTH
 from data.sky.stretch import STRETCHES, StretchSettings, parse_cuts
 from util.cli import ArgumentParser
 from util.errors import UserError
@@ -50,6 +52,8 @@ class PredictConfig:
     model_argv: tuple[str, ...] = ()
     truth: str | None = None
     truth_format: str | None = None
+    accept_inputs: bool = False
+    match_inputs: bool = False
     stretch: StretchSettings = field(default_factory=StretchSettings)
     black_is_blank: bool | None = None
     fetch: FetchSettings = field(default_factory=FetchSettings)
@@ -84,6 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "--truth run (its spread model fitted on validation sky)")
     p.add_argument("--truth", help="the real target survey: report calibration and agreement on this sky")
     p.add_argument("--truth_format", choices=["jpeg", "png", "fits"], help="tile format of --truth")
+    p.add_argument("--match_inputs", action="store_true",
+                   help="put FITS inputs on the training scale: subtract each image's sky level, scale by the "
+                        "zero points in the headers (MAGZP...), add the training's sky level")
+    p.add_argument("--accept_inputs", action="store_true",
+                   help="go on although the inputs are unlike the training's (unit, scale, values, order); "
+                        "the output records it")
     p.add_argument("--seed", type=int, default=0, help="seed of the dropout masks")
     p.add_argument("--workers", type=int, default=1, help="processes rendering the inputs")
     p.add_argument("--batch_size", type=int, default=4, help="tiles per generator call")
@@ -115,8 +125,8 @@ def parse_region(text: str) -> tuple[float, float, float]:
         ra, dec, radius = (float(v) for v in text.replace(",", " ").split())
     except ValueError:
         raise UserError(f"--region {text!r}: three numbers 'RA DEC RADIUS' in deg") from None
-    if not (-90 <= dec <= 90 and 0 < radius <= 180):
-        raise UserError(f"--region {text!r}: need -90 <= DEC <= 90 and 0 < RADIUS <= 180")
+    if not (math.isfinite(ra) and -90 <= dec <= 90 and 0 < radius <= 180):
+        raise UserError(f"--region {text!r}: need a finite RA, -90 <= DEC <= 90 and 0 < RADIUS <= 180")
     return ra % 360.0, dec, radius
 
 
@@ -168,12 +178,16 @@ def parse_config(argv: list[str] | None = None) -> PredictConfig:
         raise UserError(f"--fov {args.fov}: out of range (0, 180] deg")
     if args.size is not None and not 8 <= args.size <= 8192:
         raise UserError(f"--size {args.size}: out of range [8, 8192] px")
-    if args.order is not None and not 0 <= args.order <= 29:
-        raise UserError(f"--order {args.order}: out of range [0, 29]")
+    if args.order is not None and not 0 <= args.order <= MAX_DEPTH - int(math.log2(args.tile_width)):
+        raise UserError(f"--order {args.order}: out of range [0, {MAX_DEPTH - int(math.log2(args.tile_width))}] for "
+                        f"{args.tile_width} px tiles (their pixels lie at HEALPix depth order + "
+                        f"{int(math.log2(args.tile_width))}, at most {MAX_DEPTH})")
     if args.margin is not None and args.margin < 0:
         raise UserError(f"--margin {args.margin}: not negative")
     if args.ra is not None and not -90 <= args.dec <= 90:
         raise UserError(f"--dec {args.dec}: not a declination")
+    if args.ra is not None and not math.isfinite(args.ra):
+        raise UserError(f"--ra {args.ra}: not a right ascension")
     low, high = parse_cuts(args.cuts)
     return PredictConfig(
         name=args.name or "", checkpoints_dir=args.checkpoints_dir, out=Path(args.out), surveys=tuple(args.surveys or ()),
@@ -183,7 +197,8 @@ def parse_config(argv: list[str] | None = None) -> PredictConfig:
         uncertainty=args.uncertainty, std_scale=parse_std_scale(args.std_scale), seed=args.seed,
         workers=args.workers, batch_size=args.batch_size, shard=parse_shard(args.shard), finish=args.finish,
         overwrite=args.overwrite, max_tiles=args.max_tiles, gpu_ids=args.gpu_ids, model_argv=tuple(rest),
-        truth=args.truth, truth_format=args.truth_format, stretch=StretchSettings(args.stretch, low, high),
+        truth=args.truth, truth_format=args.truth_format, accept_inputs=args.accept_inputs,
+        match_inputs=args.match_inputs, stretch=StretchSettings(args.stretch, low, high),
         black_is_blank={"auto": None, "yes": True, "no": False}[args.black_is_blank],
         fetch=FetchSettings(cache_dir=Path(args.cache_dir) if args.cache_dir else None, timeout_s=args.timeout,
                             retries=max(0, args.retries)),

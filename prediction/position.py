@@ -26,6 +26,9 @@ from data.sky.targets import Target, check_position, resolve_names, safe_file_st
 from data.sky.tile_grid import tile_pixel_deg, tiles_under
 from util.errors import UserError
 from util.fileio import atomic_write_bytes, check_writable_folder
+from engine.storage import storage_errors_as_user_errors
+from prediction.input_check import InputReport, check_inputs
+from prediction.render import open_truth
 from prediction.session import Session, describe, generate, prepare, render_stream
 
 
@@ -69,13 +72,17 @@ def resample(session: Session, tiles: dict[int, np.ndarray], grid: OutputGrid, l
 
 
 def run_position(config) -> int:
-    check_writable_folder(config.out, "--out", create=True)
+    check_writable_folder(config.out, "--out")  # creates nothing: a refused run leaves no folder behind
     session = prepare(config)
     say(describe(session))
     target = resolve_target(config)
     grid = field_grid(session, target)
     ra, dec = pixel_sky_coords(grid)
     tiles = tiles_under(ra, dec, session.order, session.width).tolist()
+    inputs_check = check_inputs(session, grid, say)
+    if config.truth and not open_truth(session.render_settings()).has_data(ra, dec, grid.pixel_deg).any():
+        raise UserError(f"--truth {config.truth} has no data on the field of {target.name} ({grid.fov:g} deg), "
+                        f"so nothing could be compared; give a --truth that covers it, or run without --truth")
     means, stds = {}, {}
     settings = session.render_settings()
     for result in generate(session, render_stream(settings, tiles, config.workers, session.engines)):
@@ -88,13 +95,16 @@ def run_position(config) -> int:
                         f"{', '.join(e.name for e in session.engines)}")
     band = resample(session, means, grid, "mean")
     std = resample(session, stds, grid, "std") if stds else None
-    stem = safe_file_stem(target.name)
-    out = Path(config.out)
-    write_fits(session, out / f"{stem}.fits", grid, band, std, target)
-    display = display_stretch(session.model)
-    atomic_write_bytes(out / f"{stem}.png", png_tile_bytes(display.levels(band)))
-    figures = compare_truth(session, grid, band, std) if config.truth else None
-    page = write_page(session, out, stem, grid, band, std, figures)
+    check_writable_folder(config.out, "--out", create=True)
+    with storage_errors_as_user_errors("every file of the field is written whole or not at all; run the same "
+                                       "command again"):
+        stem = safe_file_stem(target.name)
+        out = Path(config.out)
+        write_fits(session, out / f"{stem}.fits", grid, band, std, target, inputs_check)
+        display = display_stretch(session.model)
+        atomic_write_bytes(out / f"{stem}.png", png_tile_bytes(display.levels(band)))
+        figures = compare_truth(session, grid, band, std) if config.truth else None
+        page = write_page(session, out, stem, grid, band, std, figures, inputs_check.description())
     say(f"wrote {out / (stem + '.fits')}, {stem}.png and {page.name} ({grid.width}x{grid.height} px, "
         f"{grid.fov:g} deg, from {len(means)} generated tiles of order {session.order})")
     return 0
@@ -122,10 +132,15 @@ def fits_cards(session: Session, target: Target, has_std: bool) -> list[tuple[st
 
 
 def write_fits(session: Session, path: Path, grid: OutputGrid, band: np.ndarray, std: np.ndarray | None,
-               target: Target) -> None:
+               target: Target, inputs_check: InputReport | None = None) -> None:
     planes = [band[::-1]] + ([std[::-1]] if std is not None else [])  # image rows top-down -> FITS bottom-up
-    atomic_write_bytes(path, image_bytes(np.stack(planes), make_wcs(grid), fits_cards(session, target,
-                                                                                        std is not None)))
+    cards = fits_cards(session, target, std is not None)
+    said = inputs_check.description() if inputs_check else ""
+    if said:  # HISTORY lines of 70 characters: the whole sentence survives
+        cards.append(("INPUTCHK", "accepted unlike training" if inputs_check.accepted else "matched",
+                      "inputs vs training (see HISTORY)"))
+        cards += [("HISTORY", said[i:i + 70], "") for i in range(0, len(said), 70)]
+    atomic_write_bytes(path, image_bytes(np.stack(planes), make_wcs(grid), cards))
 
 
 def compare_truth(session: Session, grid: OutputGrid, band: np.ndarray, std: np.ndarray | None) -> dict:
@@ -139,7 +154,8 @@ def compare_truth(session: Session, grid: OutputGrid, band: np.ndarray, std: np.
     return {**result, "truth": truth}
 
 
-def write_page(session: Session, out: Path, stem: str, grid: OutputGrid, band, std, figures) -> Path:
+def write_page(session: Session, out: Path, stem: str, grid: OutputGrid, band, std, figures,
+               inputs_note: str = "") -> Path:
     """Pictures of every input panel as training made it, the band, its std and the truth, and NAME.html,
     the sky viewer page of NAME.fits with them beside it."""
     pictures = []
@@ -161,7 +177,7 @@ def write_page(session: Session, out: Path, stem: str, grid: OutputGrid, band, s
         pictures.append((f"{stem}_truth.png", f"real band: {session.config.truth}"))
     from prediction.viewer_page import position_page
 
-    return position_page(session, out, stem, grid, std, figures, pictures)
+    return position_page(session, out, stem, grid, std, figures, pictures, inputs_note)
 
 
 def _rgb_png(levels: np.ndarray) -> bytes:

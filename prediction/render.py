@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from prediction.input_check import matched_engine
 from prediction.inputs import CHANNEL_INDEX, BandModel, PanelInput, network_input, physical_output, split_label
 from data.sky.config import BuildConfig
 from data.sky.fetch import FetchSettings
@@ -40,6 +41,7 @@ class RenderSettings:
     mocserver_url: str = "https://alasky.cds.unistra.fr/MocServer/query"
     truth: str | None = None  # the real target survey, for calibration
     truth_format: str | None = None
+    matches: tuple | None = None  # --match_inputs: an input_check.InputMatch (or None) per input survey
 
 
 @dataclass
@@ -60,9 +62,11 @@ def open_surveys(settings: RenderSettings, specs: tuple[str, ...], formats: tupl
                          black_is_blank=settings.black_is_blank, fetch=settings.fetch,
                          mocserver_url=settings.mocserver_url)
     engines = open_engines(config)
-    if settings.model.kind != "fits":
-        return engines
-    return [science_engine(engine, config.cache_tiles) or engine for engine in engines]
+    if settings.model.kind == "fits":
+        engines = [science_engine(engine, config.cache_tiles) or engine for engine in engines]
+    if settings.matches and specs == settings.surveys:  # the inputs (not --truth) on the training scale
+        engines = [matched_engine(engine, match) for engine, match in zip(engines, settings.matches)]
+    return engines
 
 
 def tile_sky(ipix: int, order: int, width: int, margin: int) -> tuple[np.ndarray, np.ndarray]:
@@ -109,8 +113,7 @@ class TileRenderer:
     # ---- the real band, for calibration --------------------------------------------------------
     def truth_engine(self):
         if self._truth is None:
-            s = self.settings
-            self._truth = open_surveys(s, (s.truth,), (s.truth_format,))[0]
+            self._truth = open_truth(self.settings)
         return self._truth
 
     def truth(self, ipix: int) -> np.ndarray:
@@ -133,6 +136,29 @@ class TileRenderer:
         band = physical_output(panel, x)
         band[~valid] = np.nan
         return band
+
+
+def open_truth(settings: RenderSettings):
+    """The --truth survey's engine (a bad survey, or hostile properties, is a UserError here, before any tile)."""
+    return open_surveys(settings, (settings.truth,), (settings.truth_format,))[0]
+
+
+TRUTH_PROBE = 8  # probe pixels per tile side when asking whether --truth has data on some tiles
+TRUTH_PROBE_TILES = 4096  # at most this many tiles probed, spread over the list
+
+
+def truth_has_data(engine, tiles, order: int) -> bool:
+    """Whether the real band has data on some of these tiles (an 8 x 8 grid of each tile's pixels, tiles
+    spread over the list), so a --truth that misses the region is refused before any tile is made."""
+    from data.sky.tile_grid import tile_pixel_lonlat
+
+    tiles = np.asarray(tiles, dtype=np.int64)
+    if not len(tiles):
+        return False
+    picks = tiles[np.unique(np.linspace(0, len(tiles) - 1, min(len(tiles), TRUTH_PROBE_TILES)).astype(int))]
+    lon, lat = tile_pixel_lonlat(picks, order, TRUTH_PROBE, 0)
+    ra, dec = frame_to_icrs(lon.ravel(), lat.ravel(), HIPS_FRAME)
+    return bool(np.any(engine.has_data(ra, dec, tile_pixel_deg(order, TRUTH_PROBE))))
 
 
 def region_cuts(engines, ra: float, dec: float, radius: float, stretch: StretchSettings,

@@ -31,16 +31,26 @@ class Session:
     margin: int
     engines: list
     weights_sha256: str
+    matches: tuple | None = None  # --match_inputs: an InputMatch (or None) per input survey
+    opened: list | None = None  # the engines as opened, before any match
 
     @property
     def size(self) -> int:
         return self.width + 2 * self.margin
 
+    def use_matches(self, matches) -> None:
+        """Put the inputs on the training scale (prediction.input_check), here and in the render workers."""
+        from prediction.input_check import matched_engine
+
+        self.opened = self.opened if self.opened is not None else self.engines
+        self.matches = tuple(matches) if matches is not None else None
+        self.engines = [matched_engine(e, m) for e, m in zip(self.opened, self.matches or [None] * len(self.opened))]
+
     def render_settings(self, cuts=None) -> RenderSettings:
         c = self.config
         return RenderSettings(tuple(c.surveys), self.model, self.order, self.width, self.margin,
                               tuple(c.tile_formats), c.stretch, tuple(cuts) if cuts else None, c.black_is_blank,
-                              c.fetch, c.mocserver_url, c.truth, c.truth_format)
+                              c.fetch, c.mocserver_url, c.truth, c.truth_format, self.matches)
 
 
 def count_png_inputs(opt, training: TrainingData, given: int) -> tuple[int, list[str] | None, str]:

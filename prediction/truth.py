@@ -10,7 +10,6 @@ Without validation cells in the region, the fit uses every pixel outside the tes
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,7 @@ from data.sky.hips_quality import ONE_SIGMA, SpreadModel, calibration, fit_sprea
 from data.sky.manifest import read_manifest
 from data.sky.split import OUTSIDE, auto_split_order, split_of_positions, split_sky_cells
 from data.sky.split_blocks import KIND as BLOCKS, BlockSplit
-from util.fileio import atomic_write_text
+from util.fileio import atomic_write_json
 
 SKY_KINDS = {"train": "training cells (seen in training)", "val": "validation cells", "test": "test cells",
              "mixed": "cells of several splits", OUTSIDE: "outside the training set's cells"}
@@ -134,6 +133,5 @@ def summary_lines(figures: dict, truth: str, calibration_path: Path) -> list[str
 
 
 def write_report(out: Path, figures: dict) -> Path:
-    path = out / "calibration.json"
-    atomic_write_text(path, json.dumps(figures, indent=1) + "\n")
-    return path
+    """calibration.json in strict JSON: an undefined figure (r of a constant band) is null, not NaN."""
+    return atomic_write_json(out / "calibration.json", figures)

@@ -179,7 +179,7 @@ def customise(out: Path, footprints: tuple[str, list] | None = None, display: Di
 
 # ---- one position --------------------------------------------------------------------------------------
 def position_page(session, out: Path, stem: str, grid, std: np.ndarray | None, figures: dict | None,
-                  pictures: list[tuple[str, str]]) -> Path:
+                  pictures: list[tuple[str, str]], inputs_note: str = "") -> Path:
     """OUT/STEM.html: STEM.fits (the band, plane 1) as the base layer, the std and the real band as 2-D FITS
     files in viewer/data (same WCS), each input survey, the figures and the pictures (prediction.position)."""
     from prediction.inputs import display_stretch  # here: the demo's report imports this module without torch
@@ -213,6 +213,8 @@ def position_page(session, out: Path, stem: str, grid, std: np.ndarray | None, f
         if figures.get("within_1std") is not None and std is not None:
             rows.append(("real pixels within 1 std", f"{_pct(figures['within_1std'])} (goal 68%)"))
         sections.append(Section("Against the real band", rows=tuple(rows)))
+    if inputs_note:  # inputs unlike training, accepted by --accept_inputs: said where the band is looked at
+        sections.append(Section("Inputs unlike training", text=(inputs_note,)))
     files = f"{stem}.fits (plane 1 the band" + (", plane 2 the std" if std is not None else "") + f"), {stem}.png"
     sections.append(Section("The field", rows=(("centre", f"{grid.ra:.5f} {grid.dec:+.5f}"),
                                                ("field", f"{grid.fov:g} deg, {grid.width} px"),

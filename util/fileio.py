@@ -106,6 +106,30 @@ def atomic_write_text(path: str | os.PathLike, text: str, group: "FileGroup | No
     return atomic_write_bytes(path, text.encode("utf-8"), group)
 
 
+def json_safe(value):
+    """NaN and infinity (figures over no pixels, single-image error bars) become null, numpy numbers plain
+    ones, paths text: the JSON files the project writes stay valid for strict parsers."""
+    import numpy as np
+
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def atomic_write_json(path: str | os.PathLike, value, indent: int = 1, sort_keys: bool = False) -> Path:
+    """Strict JSON (no bare NaN: json_safe) written atomically."""
+    return atomic_write_text(path, json.dumps(json_safe(value), indent=indent, sort_keys=sort_keys,
+                                              allow_nan=False) + "\n")
+
+
 class FileGroup:
     """Files of one folder written all or none. Use as a context manager: the files are committed
     when the block ends normally; on an exception (a full disk, Ctrl-C) the temps are removed and

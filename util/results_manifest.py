@@ -85,6 +85,7 @@ class RunInfo:
     bands: dict[int, str] = field(default_factory=dict)
     units: dict[int, str] = field(default_factory=dict)
     norm_file: str | None = None
+    notes: list[str] = field(default_factory=list)  # e.g. inputs accepted although unlike training
 
 
 @dataclass

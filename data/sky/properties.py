@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from util.errors import UserError
 
 TILE_EXTENSIONS = {"jpeg": "jpg", "png": "png", "fits": "fits"}
+MAX_DEPTH = 29  # the deepest HEALPix depth (cdshealpix): a tile's pixels sit at order + log2(width)
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,15 @@ def parse_properties_text(text: str, where: str = "properties") -> HipsPropertie
         raise UserError(f"{where}: hips_tile_width or hips_order_min is not an integer") from None
     if tile_width < 1 or tile_width & (tile_width - 1):
         raise UserError(f"{where}: hips_tile_width {tile_width} is not a power of two")
+    if max_order < 0 or min_order < 0:
+        key, value = ("hips_order", max_order) if max_order < 0 else ("hips_order_min", min_order)
+        raise UserError(f"{where}: {key} {value} is negative; HiPS orders start at 0")
+    deepest = MAX_DEPTH - (tile_width.bit_length() - 1)  # the deepest order whose tile pixels HEALPix can address
+    if min(min_order, max_order) > deepest:
+        raise UserError(f"{where}: tiles of order {min(min_order, max_order)} and {tile_width} px have their pixels "
+                        f"at HEALPix depth {min(min_order, max_order) + MAX_DEPTH - deepest}, and the deepest is "
+                        f"{MAX_DEPTH}; not a usable HiPS (hips_order, hips_order_min, hips_tile_width)")
+    max_order = min(max_order, deepest)  # an order no tile can have (hips_order = 99) is the deepest possible
     raw_formats = (values.get("hips_tile_format") or values.get("format") or "jpeg").lower().split()
     formats = tuple("jpeg" if f == "jpg" else f for f in raw_formats if f in ("jpeg", "jpg", "png", "fits"))
     if not formats:

@@ -23,6 +23,7 @@ from data.sky.hips_out import read_fits_tile, read_moc_cells, written_tiles
 from data.sky.hips_quality import seam_stats
 from data.sky.properties import parse_properties_text
 from data.sky.source import open_survey, tile_path
+from data.sky.tile_grid import region_tiles
 from util.headless import browser_missing
 
 REPO = Path(__file__).resolve().parents[2]
@@ -167,7 +168,13 @@ def test_two_shards_and_finish_equal_a_single_run(work, region):
         code, log = predict(*common(work), "--region", REGION, "--out", sharded, "--uncertainty", "3",
                             "--shard", f"{index}/2", *extra)
         assert code == 0 and "--finish" in log, log
+        if index == 0:  # P07b of the fault sweep: --finish before shard 1 ran published half the region
+            code, log = predict("--finish", "--out", sharded, "--no_progress")
+            assert code == 2 and 'shard 1/2 of --region "266.4 -28.9 2" (5 of 5 tiles) still to do' in log, log
+            assert not (sharded / "properties").exists() and not (sharded / "Moc.fits").exists()
     assert not (sharded / "Moc.fits").exists()
+    assert json.loads((sharded / "predict.json").read_text())["regions"] == [
+        {"region": [266.4, -28.9, 2.0], "shards": 2}]
     code, log = predict("--finish", "--out", sharded, "--no_progress")
     assert code == 0, log
     single = {k: v for k, v in _tree_arrays(out).items() if not k.startswith("truth/")}  # (--truth there)
@@ -176,6 +183,41 @@ def test_two_shards_and_finish_equal_a_single_run(work, region):
     for key in single:
         np.testing.assert_array_equal(single[key], split[key], err_msg=key)
     assert (sharded / "Moc.fits").read_bytes() == (out / "Moc.fits").read_bytes()
+
+
+def _tree_bytes(root):
+    """Every file of a HiPS tree but the ones that carry a date (properties, predict.json, report.json)."""
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and p.name not in ("properties", "predict.json", "report.json")}
+
+
+def test_tiles_are_byte_identical_whatever_the_batch_shard_or_resume(work, tmp_path):
+    """P07c/P08 of the fault sweep: one run, 2 shards + --finish and a resumed run give the same bytes, the
+    uncertainty included (with 2 threads, 192 px windows came out differently in batches of 1, 3 and 4)."""
+    import shutil
+
+    import torch
+
+    torch.set_num_threads(2)  # the suite's fixture sets 1 (and restores it afterwards)
+    args = [*common(work), "--region", REGION, "--margin", "64", "--uncertainty", "2"]
+    one, sharded, resumed = tmp_path / "one", tmp_path / "sharded", tmp_path / "resumed"
+    assert predict(*args, "--out", one, "--batch_size", "4")[0] == 0
+    for index, batch in ((0, "1"), (1, "3")):
+        assert predict(*args, "--out", sharded, "--shard", f"{index}/2", "--batch_size", batch)[0] == 0
+    assert predict("--finish", "--out", sharded, "--no_progress")[0] == 0
+    shutil.copytree(one, resumed)
+    for ipix in written_tiles(one, ORDER).tolist()[1::2]:  # as if killed: 5 tiles of 11 to do again
+        for tree in (resumed, resumed / "uncertainty"):
+            for fmt in ("png", "fits"):
+                (tree / tile_path(ORDER, ipix, fmt)).unlink()
+    code, log = predict(*args, "--out", resumed, "--batch_size", "4")
+    assert code == 0 and "wrote 5 tiles" in log, log
+    expected = _tree_bytes(one)
+    assert len(expected) > 40
+    for other in (sharded, resumed):
+        got = _tree_bytes(other)
+        assert sorted(got) == sorted(expected)
+        assert [k for k in expected if got[k] != expected[k]] == [], other.name
 
 
 def test_a_killed_run_resumes_without_redoing_tiles(work):
@@ -229,6 +271,12 @@ def test_region_without_input_data_is_skipped_and_listed(work):
 
 @pytest.mark.parametrize("extra, message", [
     (["--region", REGION, "--max_tiles", "5"], "covers 11 tiles of order 5, more than --max_tiles 5"),
+    # P17l, P17m, P05c of the fault sweep: cdshealpix tracebacks, an infinite RA taken as 0 tiles
+    (["--region", "266.4 -28.9333 0.0001", "--order", "29"], "--order 29: out of range [0, 23] for 64 px tiles"),
+    (["--ra", "266.4", "--dec", "-28.93", "--order", "29"], "--order 29: out of range [0, 23] for 64 px tiles"),
+    (["--region", "inf -28.9 0.1"], "need a finite RA"),
+    # P02 for a PNG model: its manifest names the inputs, so swapped surveys are caught too
+    (["--region", REGION, "--surveys", INPUTS[1], INPUTS[0]], "which the model reads as input 2"),
     (["--region", REGION, "--netG", "resnet_6blocks"], "--netG resnet_6blocks contradicts the checkpoint"),
     (["--region", REGION, "--surveys", INPUTS[0]], "the model reads 2 input survey(s)"),
     (["--region", REGION, "--name", "nothing"], "no checkpoint folder"),
@@ -236,7 +284,89 @@ def test_region_without_input_data_is_skipped_and_listed(work):
 def test_bad_input_is_one_line(work, tmp_path, extra, message):
     code, log = predict(*common(work), "--out", tmp_path / "out", *extra)
     assert code == 2 and log.strip().splitlines()[-1].startswith("error: ") and message in log, log
-    assert not list((tmp_path / "out").glob("Norder*"))
+    assert not (tmp_path / "out").exists()  # a refused run leaves no folder behind
+
+
+def test_a_region_without_input_data_says_so_not_finish(work, tmp_path):
+    """P04 of the fault sweep: the error spoke of --finish, which the user never ran."""
+    code, log = predict(*common(work), "--region", "10 10 0.3", "--out", tmp_path / "out")
+    assert code == 2 and "no tile of --region 10 10 0.3 has data in every input survey" in log, log
+    assert "--finish" not in log and not list((tmp_path / "out").glob("Norder*"))
+
+
+def _hostile_copy(root: Path, change: tuple[str, str]) -> Path:
+    import shutil
+
+    survey = root / f"hostile_{len(list(root.glob('hostile_*')))}"
+    shutil.copytree(TRUTH, survey)
+    text = (survey / "properties").read_text()
+    assert change[0] in text
+    (survey / "properties").write_text(text.replace(*change))
+    return survey
+
+
+def test_a_bad_truth_is_refused_before_any_tile(work, tmp_path):
+    """S07, S07b, S07c and P20 of the fault sweep: a hostile --truth gave a traceback or 'r = nan on 0 pixels'
+    with exit 0, and every one was found only after the whole HiPS was generated."""
+    cases = [(_hostile_copy(tmp_path, ("hips_tile_width      = 512", "hips_tile_width = 1073741824")),
+              "deepest is 29"),
+             (_hostile_copy(tmp_path, ("hips_order           = 3", "hips_order = -1")), "hips_order -1 is negative"),
+             (_hostile_copy(tmp_path, ("hips_tile_format     = jpeg fits", "hips_tile_format = ../../x")),
+              "unsupported"),
+             (str(REPO / "data" / "real_fields" / "galactic_centre" / "2mass_k.fits.gz"),
+              "tiles of --region 250 -45 1, so nothing could be compared")]  # no overlap (P20)
+    for truth, message in cases:
+        out = tmp_path / f"out_{Path(truth).name}"
+        region = "250 -45 1" if str(truth).endswith(".gz") else REGION
+        code, log = predict(*common(work), "--region", region, "--truth", truth, "--out", out)
+        assert code == 2 and message in log and log.strip().splitlines()[-1].startswith("error: "), log
+        assert not out.exists(), truth
+    sharded = tmp_path / "finish_only"  # --finish --truth: checked before the tree is built
+    assert predict(*common(work), "--region", "266.4 -28.9 0.5", "--shard", "0/1", "--out", sharded)[0] == 0
+    code, log = predict("--finish", "--out", sharded, "--truth", cases[0][0], "--no_progress")
+    assert code == 2 and "deepest is 29" in log and not (sharded / "properties").exists(), log
+
+
+def test_calibration_json_is_strict_json(tmp_path):
+    """P20 of the fault sweep: calibration.json held bare NaN (r of no pixels), which strict parsers refuse."""
+    from prediction.truth import write_report
+
+    path = write_report(tmp_path, {"pixels": 3, "pearson_r": float("nan"), "by_sky": {"val": {"mae": 2.5}}})
+    strict = json.loads(path.read_text(), parse_constant=lambda name: pytest.fail(f"bare {name}"))
+    assert strict == {"pixels": 3, "pearson_r": None, "by_sky": {"val": {"mae": 2.5}}}
+
+
+def test_a_full_disk_is_one_line_and_nothing_looks_finished(work, tmp_path, monkeypatch):
+    """P11 and P11c of the fault sweep: No space left on device while writing tiles, or lower orders in the
+    finish stage, came out as a traceback."""
+    import errno
+
+    from data.sky import hips_out
+    from util import fileio
+
+    real = fileio.atomic_write_bytes
+    full = {"at": None}
+
+    def write(path, data, group=None):
+        if full["at"] and full["at"] in str(path):
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(path, data, group)
+
+    monkeypatch.setattr(hips_out, "atomic_write_bytes", write)
+    out = tmp_path / "full"
+    args = [*common(work), "--region", REGION, "--out", out]
+    tiles = region_tiles(266.4, -28.9, 2, ORDER).tolist()
+    full["at"] = f"Npix{tiles[5]}.fits"  # the 6th tile cannot be written
+    code, log = predict(*args)
+    assert code == 2 and "No space left on device" in log and "every tile on disk is whole" in log, log
+    assert len(written_tiles(out, ORDER)) == 5 and not (out / "properties").exists()
+    full["at"] = f"Norder{ORDER - 1}"  # the tiles fit, the finish stage does not
+    code, log = predict(*args)
+    assert code == 2 and "--finish stopped before the tree was complete" in log, log
+    assert len(written_tiles(out, ORDER)) == 11 and not (out / "properties").exists()
+    full["at"] = None  # space freed: --finish completes the tree
+    code, log = predict("--finish", "--out", out, "--no_progress")
+    assert code == 0 and (out / "properties").is_file() and not list(out.rglob("*.tmp")), log
 
 
 def test_bad_checkpoints_and_out(work, tmp_path):
@@ -262,7 +392,7 @@ def test_bad_checkpoints_and_out(work, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     code, log = predict(*common(work), "--region", REGION, "--out", blocker / "sub")
-    assert code == 2 and "cannot write there" in log
+    assert code == 2 and "is a file, not a folder" in log
 
 
 def test_fits_model_writes_physical_values(work):

@@ -181,3 +181,64 @@ def test_shards_split_the_tiles_and_settings_guard_the_folder(tmp_path):
     with pytest.raises(UserError, match="did not write"):
         claim_settings(other, record, overwrite=True)
     assert json.loads((tmp_path / "predict.json").read_text())["settings"]["order"] == 6
+
+
+def test_two_runs_started_together_cannot_both_claim_the_folder(tmp_path, monkeypatch):
+    """P12c of the fault sweep: both runs found no predict.json and both went on (margin 32 in predict.json,
+    128 in properties and in the tile). The check and the write are one step under a lock now."""
+    import threading
+    import time
+
+    from data.sky import hips_run
+
+    real = hips_run.looks_like_hips
+
+    def slow(out):  # widen the window between 'no predict.json yet' and writing it
+        time.sleep(0.3)
+        return real(out)
+
+    monkeypatch.setattr(hips_run, "looks_like_hips", slow)
+    outcome = {}
+
+    def run(margin):
+        try:
+            claim_settings(tmp_path, {"settings": {"order": 5, "margin": margin}}, overwrite=False)
+            outcome[margin] = "claimed"
+        except UserError as err:
+            outcome[margin] = str(err)
+
+    threads = [threading.Thread(target=run, args=(m,)) for m in (128, 32)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(v == "claimed" for v in outcome.values()) == [False, True], outcome
+    refused = next(v for v in outcome.values() if v != "claimed")
+    assert "was written with other settings (margin:" in refused
+    kept = json.loads((tmp_path / "predict.json").read_text())["settings"]["margin"]
+    assert outcome[kept] == "claimed"
+
+
+def test_overwrite_waits_for_no_run_and_finish_knows_every_region(tmp_path):
+    from data.sky.hips_run import RUN_LOCK, OutFolder, unfinished_shards
+    from data.sky.tile_grid import region_tiles
+    from util.locks import FileLock
+
+    record = {"settings": {"order": 5, "margin": 32}}
+    with OutFolder(tmp_path) as running:  # a run writing tiles holds the run lock (shared)
+        running.claim(record, overwrite=False, region=(266.4, -28.9, 2.0), shard=(0, 2))
+        write_tile(tmp_path, 5, 7, np.zeros((8, 8), np.float32), DisplayStretch())
+        with OutFolder(tmp_path) as second:  # a shard with the same settings joins it
+            second.claim(record, overwrite=False, region=(266.4, -28.9, 2.0), shard=(1, 2))
+        with pytest.raises(UserError, match="another predict_sky.py run is writing there"):
+            claim_settings(tmp_path, {"settings": {"order": 5, "margin": 64}}, overwrite=True)
+        assert tile_done(tmp_path, 5, 7)
+    assert FileLock(tmp_path / RUN_LOCK).acquire("exclusive", wait=False)  # released with the runs
+    saved = json.loads((tmp_path / "predict.json").read_text())
+    assert saved["regions"] == [{"region": [266.4, -28.9, 2.0], "shards": 2}]
+    tiles = region_tiles(266.4, -28.9, 2.0, 5)
+    assert len(tiles) == 11
+    missing = unfinished_shards(tmp_path, saved, tiles[::2])  # shard 0's tiles written
+    assert missing == ['shard 1/2 of --region "266.4 -28.9 2" (5 of 5 tiles)']
+    write_skipped(tmp_path, (1, 2), {int(t): "no data in X" for t in tiles[1::2]})
+    assert unfinished_shards(tmp_path, saved, tiles[::2]) == []

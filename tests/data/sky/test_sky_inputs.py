@@ -26,10 +26,44 @@ def test_properties_of_the_samples(samples):
     ("hips_frame = ecliptic\nhips_order = 3\n", "not supported"),
     ("hips_frame = equatorial\n", "hips_order"),
     ("hips_order = 3\nhips_tile_format = webp\n", "unsupported"),
+    # S01c, S01e of the fault sweep: cdshealpix's "Depth must be in the [0, 29] closed range" tracebacks
+    ("hips_order = -1\n", "hips_order -1 is negative"),
+    ("hips_order = 3\nhips_order_min = -2\n", "hips_order_min -2 is negative"),
+    ("hips_order = 3\nhips_tile_width = 1073741824\n", r"HEALPix depth 30, .*deepest is 29"),
+    ("hips_order = 12\nhips_order_min = 12\nhips_tile_width = 262144\n", r"HEALPix depth 30, .*deepest is 29"),
 ])
 def test_bad_properties_are_user_errors(text, message):
     with pytest.raises(UserError, match=message):
         parse_properties_text(text)
+
+
+def test_an_order_beyond_what_tiles_can_address_is_clamped():
+    """hips_order 99 (S01a) keeps working: no tile of 512 px is deeper than order 20 (depth 29)."""
+    props = parse_properties_text("hips_order = 99\nhips_tile_width = 512\n")
+    assert (props.max_order, props.min_order) == (20, 0)
+
+
+def test_hostile_properties_stop_the_builder_with_one_line(samples, tmp_path, capsys):
+    import shutil
+
+    from data.sky.cli import main as cli_main
+    from util.errors import exit_on_user_error
+
+    build = exit_on_user_error(cli_main)  # as aladin_data.py wraps it
+
+    for change, message in ((("hips_order           = 3", "hips_order = -1"), "hips_order -1 is negative"),
+                            (("hips_tile_width      = 512", "hips_tile_width = 1073741824"), "deepest is 29")):
+        survey = tmp_path / "hostile"
+        shutil.rmtree(survey, ignore_errors=True)
+        shutil.copytree(samples / "DSS2Red", survey)
+        text = (survey / "properties").read_text()
+        assert change[0] in text
+        (survey / "properties").write_text(text.replace(change[0], change[1]))
+        with pytest.raises(SystemExit) as stop:
+            build(["--surveys", str(survey), str(samples / "GLIMPSE360"), "--sample", "2", "--fov", "1.8",
+                   "--size", "32", "--out", str(tmp_path / "out"), "--no_progress", "--quiet"])
+        assert stop.value.code == 2
+        assert message in capsys.readouterr().err
 
 
 def _fits_bytes(raw: np.ndarray, **cards) -> bytes:
