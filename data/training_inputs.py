@@ -94,6 +94,15 @@ class TrainingInputs:
     version: int = RECORD_VERSION
 
 
+def one_per_input(record: TrainingInputs, channels: list[int]) -> TrainingInputs:
+    """The record with one band per input survey (its first plane) when the inputs' channels add up to the
+    recorded planes: a colour survey fills 3 cube planes, but a run compares it as one input."""
+    if sum(channels) != len(record.bands) or len(channels) == len(record.bands):
+        return record
+    starts = np.cumsum([0, *channels[:-1]])
+    return TrainingInputs(tuple(record.bands[int(k)] for k in starts), record.cubes, record.version)
+
+
 def record_path(checkpoints_dir: str, name: str) -> Path:
     return Path(checkpoints_dir) / name / RECORD_FILE
 

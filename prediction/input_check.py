@@ -26,7 +26,7 @@ from data.sky.cutout import Cutout
 from data.sky.geometry import OutputGrid
 from data.sky.image_engine import ImageEngine
 from data.training_inputs import (BandRecord, GivenBand, TrainingInputs, compare_bands, load_training_inputs,
-                                  record_path, summarise, zero_point)
+                                  one_per_input, record_path, summarise, zero_point)
 from util.errors import UserError
 
 PROBE = 256  # pixels per side of the view over the region the inputs are summarised on
@@ -204,6 +204,8 @@ def check_inputs(session, grid: OutputGrid, say) -> InputReport:
             raise UserError("--match_inputs needs the model's record of its training inputs, which this model "
                             "(trained before it existed) lacks; run without --match_inputs")
         return InputReport([], [], [])
+    if record is not None:
+        record = one_per_input(record, [engine.channels for engine in session.engines])
     if record is None and all(panel.label.startswith("panel ") for panel in session.model.panels):
         return InputReport([], [], [])  # a PNG model whose training set named no survey: nothing to compare
     view = view_of(grid)

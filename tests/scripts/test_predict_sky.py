@@ -186,9 +186,10 @@ def test_two_shards_and_finish_equal_a_single_run(work, region):
 
 
 def _tree_bytes(root):
-    """Every file of a HiPS tree but the ones that carry a date (properties, predict.json, report.json)."""
+    """Every file of a HiPS tree but the ones that carry a date or the run's own folder name (properties,
+    predict.json, report.json, the viewer page index.html)."""
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and p.name not in ("properties", "predict.json", "report.json")}
+            if p.is_file() and p.name not in ("properties", "predict.json", "report.json", "index.html")}
 
 
 def test_tiles_are_byte_identical_whatever_the_batch_shard_or_resume(work, tmp_path):
