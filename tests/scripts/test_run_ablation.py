@@ -58,10 +58,11 @@ def test_default_demo_on_the_bundled_fits_field_with_minimal_budget(tmp_path):
             assert variant[key] is not None
     names = [ref["name"] for ref in report["references"]]
     assert names == ["flat", "input_resampled", "linear_fit", "linear_fit", "asinh_fit", "asinh_fit"]
-    flat, band, fit_j, fit_jh = report["references"]
+    flat, band, fit_j, fit_jh, asinh_j, asinh_jh = report["references"]
     assert flat["CC"] == 0.0 and band["input_panels"] == [2]  # H correlates best with Ks
     assert fit_jh["input_panels"] == [1, 2] and fit_jh["CC"] > fit_j["CC"] > 0.3  # the colour term is real physics
     assert fit_jh["L1"] < flat["L1"]
+    assert asinh_jh["input_panels"] == [1, 2] and asinh_jh["CC"] > asinh_j["CC"] > 0.3
     assert "vs_references" in report["verdict"] and len(report["verdict"]["sentences"]) >= 4
     for name in ("examples.png", "residuals.png", "flux_scatter.png", "loss_curves.png"):
         with Image.open(out / "report" / name) as image:
