@@ -7,6 +7,7 @@ docs/viewer.md has the story.
 """
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 
@@ -49,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {base}{'' if page == 'index.html' else page}", flush=True)
     if not pages:
         print("  (no viewer page found in this folder: predict_sky.py --region writes OUT/index.html)", flush=True)
+    # Ctrl-C stops it even when started from a process that ignores SIGINT (a child inherits that: nohup,
+    # a test runner's workers), and so does SIGTERM
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -134,7 +134,9 @@ def run_aladin(script: str, jar: str | None, timeout_s: float, log_path: Path) -
     java, xvfb, jar_path = found
     with log_path.open("wb") as log:
         try:
-            subprocess.run([xvfb, "-a", java, "-Xmx1024m", *NO_NETWORK, "-jar", jar_path, "-nogui", "-local"],
+            # a home of its own: Aladin keeps a cache and preferences there, shared by concurrent runs otherwise
+            home = [f"-Duser.home={log_path.parent}"]
+            subprocess.run([xvfb, "-a", java, "-Xmx1024m", *NO_NETWORK, *home, "-jar", jar_path, "-nogui", "-local"],
                            input=script.encode(), stdout=log, stderr=subprocess.STDOUT, timeout=timeout_s,
                            check=False)
         except subprocess.TimeoutExpired:

@@ -10,9 +10,14 @@ REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "serve.py"
 
 
-def serve(*args):
+def serve(*args, ignoring_sigint: bool = False):
+    """serve.py as a child; ignoring_sigint: started with SIGINT ignored, as under nohup or a test runner's
+    worker (the child inherits it: Ctrl-C did not stop the server there)."""
+    def ignore_sigint():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
     return subprocess.Popen([sys.executable, str(SCRIPT), *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=ignore_sigint if ignoring_sigint else None)
 
 
 def test_serves_the_folder_on_localhost_and_lists_its_pages(tmp_path):
@@ -22,7 +27,7 @@ def test_serves_the_folder_on_localhost_and_lists_its_pages(tmp_path):
     (tmp_path / "plain.html").write_text("no viewer here")
     (tmp_path / "viewer").mkdir()
     (tmp_path / "viewer" / "skytrans-viewer.js").write_text("export {};")
-    child = serve(tmp_path, "--port", "0")
+    child = serve(tmp_path, "--port", "0", ignoring_sigint=True)
     try:
         first = child.stdout.readline()
         assert first.startswith(f"serving {tmp_path} at http://127.0.0.1:"), first
