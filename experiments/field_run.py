@@ -149,7 +149,7 @@ def seed_ensemble(group: list[Training], items: list, generated: dict[str, dict[
 
 
 def pix2pix_row_budget(args: argparse.Namespace, budget: ablation.Budget, stages: Stages) -> ablation.Budget | None:
-    """The seed's pix2pix beside the default recipe, unless --no_pix2pix_row or the cutouts do not suit it."""
+    """The seed's pix2pix beside the default recipe with --pix2pix_row, unless the cutouts do not suit it."""
     if not args.pix2pix_row or budget.model == "pix2pix":
         return None
     try:

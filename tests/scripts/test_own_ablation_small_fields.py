@@ -44,7 +44,7 @@ def run(*args) -> subprocess.CompletedProcess:
 def test_own_ablation_on_a_small_real_field(name, tmp_path):
     out = tmp_path / name
     proc = run("--surveys", *field(name), "--pixel_arcsec", "1.5", "--budget", "tiny", "--repeats", "1",
-               "--variants", "1,2", "--no_pix2pix_row", "--out", out)
+               "--variants", "1,2", "--out", out)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "split: small field, so blocks" in proc.stderr and "overlap: " in proc.stderr
     dataset = out / "dataset"

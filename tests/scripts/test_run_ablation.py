@@ -52,21 +52,26 @@ def test_default_demo_on_the_bundled_fits_field_with_minimal_budget(tmp_path):
             assert image.size[0] > 300 and image.size[1] > 200
     results = out / "report" / report["variants"][0]["results_dir"]
     assert (results / "manifest.json").exists() and list((results / "fits").glob("*_fake_B.fits"))
-    # beside the default recipe: the mean of its seeds and pix2pix as the seed made it, same seeds, most bands
-    assert report["settings"]["budget"]["model"] == "regression" and report["settings"]["pix2pix_budget"]["model"] == "pix2pix"
+    # beside the default recipe: the mean of its seeds; the seed's pix2pix only when asked (--pix2pix_row)
+    assert report["settings"]["budget"]["model"] == "regression" and report["settings"]["pix2pix_budget"] is None
+    assert [c["name"] for c in report["comparisons"]] == ["bands_1-2_mean"]
+    # the sky viewer of the headline model over the test cutouts, linked from the report (experiments/field_viewer.py)
+    assert "href='sky/index.html'" in (out / "report" / "index.html").read_text()
+    viewer = (out / "report" / "sky" / "index.html").read_text()
+    assert "test cutouts" in viewer and '"id": "real"' in viewer
+    # --pix2pix_row later: the finished stages are kept, only pix2pix trains (same seeds, most bands)
+    args.append("--pix2pix_row")
+    again = run(*args)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "dataset: already built" in again.stdout and "4 already trained" in again.stdout
+    assert "test: 2 of 6" in again.stdout and "viewer: already made" in again.stdout
+    report = json.loads((out / "report" / "metrics.json").read_text())
+    assert report["settings"]["pix2pix_budget"]["model"] == "pix2pix"
     mean, pix2pix = report["comparisons"]
     assert mean["name"] == "bands_1-2_mean" and pix2pix["name"] == "pix2pix_bands_1-2"
     assert pix2pix["seeds"] == [0, 1] and [run["seed"] for run in pix2pix["runs"]] == [0, 1]
     assert (out / "checkpoints" / "pix2pix_bands_1-2_r2" / "latest_net_D.pth").exists()
     assert any("pix2pix (the seed's recipe)" in s for s in report["verdict"]["sentences"])
-    # the sky viewer of the headline model over the test cutouts, linked from the report (experiments/field_viewer.py)
-    assert "href='sky/index.html'" in (out / "report" / "index.html").read_text()
-    viewer = (out / "report" / "sky" / "index.html").read_text()
-    assert "test cutouts" in viewer and '"id": "real"' in viewer
-    again = run(*args)
-    assert again.returncode == 0, again.stderr[-3000:]
-    assert "dataset: already built" in again.stdout and "6 already trained" in again.stdout
-    assert "test: 0 of 6" in again.stdout and "viewer: already made" in again.stdout
     # issue 19 B13: a result FITS deleted by hand is written again (was: 'FITS file not found', exit 2)
     results_fits = out / "results" / "bands_1" / "test_latest" / "fits"
     deleted = sorted(results_fits.glob("*_fake_B.fits"))[0]
