@@ -13,7 +13,8 @@ $(STAMP): requirements.txt constraints.txt
 demo: $(STAMP)
 	$(PY) scripts/run_ablation.py
 
-# the import contract first (.importlinter: layers one way, the sky builder torch-free), then the suite
+# the import contract first (.importlinter: layers one way, the sky builder torch-free), then the suite on two
+# workers (pytest-xdist; the tests of one file stay together, so their shared fixtures are built once)
 test: $(STAMP)
 	.venv/bin/lint-imports --no-cache
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n 2 --dist loadfile tests
