@@ -19,6 +19,7 @@ from data.sky.hips_quality import SpreadModel
 from data.sky.properties import MAX_DEPTH
 from data.sky.stretch import STRETCHES, StretchSettings, parse_cuts
 from util.cli import ArgumentParser
+from util.dask_run import DaskTarget, parse_dask
 from util.errors import UserError
 
 DEFAULT_MAX_TILES = 10_000
@@ -43,6 +44,8 @@ class PredictConfig:
     std_scale: SpreadModel = field(default_factory=SpreadModel)
     seed: int = 0
     workers: int = 1
+    render_ahead: int = 2
+    dask: DaskTarget | None = None
     batch_size: int = 4
     shard: tuple[int, int] | None = None
     finish: bool = False
@@ -96,7 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "the output records it")
     p.add_argument("--seed", type=int, default=0, help="seed of the dropout masks")
     p.add_argument("--workers", type=int, default=1, help="processes rendering the inputs")
-    p.add_argument("--batch_size", type=int, default=4, help="tiles per generator call")
+    p.add_argument("--render_ahead", type=int, default=2, metavar="N",
+                   help="with one worker: batches of inputs rendered in a thread while the generator runs "
+                        "(0 = one stage after the other)")
+    p.add_argument("--dask", metavar="local[:N]|tcp://HOST:PORT",
+                   help="run the tiles of --region on Dask: N worker processes here, or the workers of a running "
+                        "dask scheduler (they must see --out, --checkpoints_dir and local surveys)")
+    p.add_argument("--batch_size", type=int, default=4, help="tiles per generator call (and per --dask task)")
     p.add_argument("--gpu_ids", default="0", help="device for the generator: 0 (GPU when present), -1 = CPU")
     p.add_argument("--shard", help="I/N: this job does every N-th tile from I (0-based); then one --finish")
     p.add_argument("--finish", action="store_true",
@@ -168,7 +177,11 @@ def parse_config(argv: list[str] | None = None) -> PredictConfig:
         raise UserError("--surveys: give the input surveys in the model's panel order")
     if args.tile_width < 8 or args.tile_width & (args.tile_width - 1):
         raise UserError(f"--tile_width {args.tile_width}: a power of two >= 8")
+    dask = parse_dask(args.dask)
+    if dask is not None and args.region is None:
+        raise UserError("--dask runs the tiles of a --region; one position (or --finish) runs here")
     for flag, value, low in (("--uncertainty", args.uncertainty, 0), ("--workers", args.workers, 1),
+                             ("--render_ahead", args.render_ahead, 0),
                              ("--batch_size", args.batch_size, 1), ("--max_tiles", args.max_tiles, 1)):
         if value < low:
             raise UserError(f"{flag} {value}: at least {low}")
@@ -195,7 +208,8 @@ def parse_config(argv: list[str] | None = None) -> PredictConfig:
         position=(args.ra % 360.0, args.dec) if args.ra is not None else None, target=args.target,
         fov=args.fov, size=args.size, order=args.order, tile_width=args.tile_width, margin=args.margin,
         uncertainty=args.uncertainty, std_scale=parse_std_scale(args.std_scale), seed=args.seed,
-        workers=args.workers, batch_size=args.batch_size, shard=parse_shard(args.shard), finish=args.finish,
+        workers=args.workers, render_ahead=args.render_ahead, dask=dask, batch_size=args.batch_size,
+        shard=parse_shard(args.shard), finish=args.finish,
         overwrite=args.overwrite, max_tiles=args.max_tiles, gpu_ids=args.gpu_ids, model_argv=tuple(rest),
         truth=args.truth, truth_format=args.truth_format, accept_inputs=args.accept_inputs,
         match_inputs=args.match_inputs, stretch=StretchSettings(args.stretch, low, high),

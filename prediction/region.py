@@ -27,14 +27,15 @@ from data.sky.hips_run import (OutFolder, read_skipped, shard_tiles, skipped_nam
                                write_skipped)
 from data.sky.source import survey_name
 from data.sky.tile_grid import region_tiles, tile_pixel_deg
+from util.dask_run import check_reachable
 from util.errors import UserError
 from util.fileio import atomic_write_json, check_writable_folder, remove_stale_temps
 from util.progress import progress
-from prediction.session import HIPS_ORDER_MIN, Session, describe, generate, prepare, render_stream
+from prediction.drivers import UNCERTAINTY, tile_statuses
+from prediction.session import HIPS_ORDER_MIN, Session, describe, prepare
 from prediction.truth import sky_labels, summary_lines, truth_report, write_report
 from prediction.viewer_page import region_page
 
-UNCERTAINTY = "uncertainty"
 TRUTH = "truth"  # the real band on the same tiles (--truth)
 SKIPPED_EVERY_S = 2.0
 SEAM_SAMPLE = 400  # tiles read back for the seam figure at --finish
@@ -138,6 +139,7 @@ def finish_stopped(out: Path) -> str:
 
 def run_region(config) -> int:
     check_writable_folder(config.out, "--out")  # creates nothing: a refused run leaves no folder behind
+    check_reachable(config.dask)
     session = prepare(config)
     say(describe(session))
     ra, dec, radius = config.region
@@ -188,22 +190,20 @@ def check_truth_covers(config, settings: RenderSettings, tiles, order: int, wher
 def write_tiles(session: Session, settings: RenderSettings, record: dict, mine: np.ndarray) -> None:
     c = session.config
     out, order = c.out, session.order
-    display, std_display = stretch_of(record, "display"), stretch_of(record, "std_display")
     skipped_here = read_skipped(out, c.shard)
     skipped_any = read_skipped(out)
     on_disk = set(written_tiles(out, order).tolist())  # one listing, not two file checks per tile
     done = [t for t in mine.tolist() if t in on_disk]
     todo = [t for t in mine.tolist() if t not in skipped_any and t not in on_disk]
     written, new_skips, last_save = 0, {}, time.monotonic()
+    if c.dask is not None and todo:
+        say(f"running {len(todo)} tiles on {c.dask.describe()}")
     bar = progress_bar(c, len(todo), f"generating order-{order} tiles")
     try:
-        for result in generate(session, render_stream(settings, todo, c.workers, session.engines)):
-            if result.mean is None:
-                new_skips[result.ipix] = "no data in " + "+".join(result.missing)
+        for ipix, skip_reason in tile_statuses(session, settings, record, todo):
+            if skip_reason is not None:
+                new_skips[ipix] = skip_reason
             else:
-                if result.std is not None:
-                    write_tile(out / UNCERTAINTY, order, result.ipix, result.std, std_display)
-                write_tile(out, order, result.ipix, result.mean, display)
                 written += 1
             bar.update(1)
             if new_skips and time.monotonic() - last_save > SKIPPED_EVERY_S:

@@ -16,6 +16,7 @@ from data.sky.tile_grid import order_for_pixel, tile_pixel_deg, tile_position
 from util.errors import UserError
 from models.checkpoint import file_sha256
 from prediction.generate import Generator, LoadedModel, TileKey, load_model
+from prediction.pipeline import rendered_ahead
 
 
 
@@ -136,11 +137,16 @@ def describe(session: Session) -> str:
 
 # ---- the tile loop ---------------------------------------------------------------------------
 def render_stream(settings: RenderSettings, tiles: list[int], workers: int, engines=None,
-                  chunk: int = 4) -> Iterator[RenderedTile]:
-    """Rendered tiles in order; with workers > 1 a few chunks are rendered ahead in processes."""
+                  chunk: int = 4, ahead: int = 0) -> Iterator[RenderedTile]:
+    """Rendered tiles in order: with workers > 1 a few chunks are rendered ahead in processes; with one
+    worker and ahead > 0, up to `ahead` chunks in a thread beside the generator (prediction.pipeline);
+    with ahead 0, each chunk when it is needed."""
     chunks = [tiles[i:i + chunk] for i in range(0, len(tiles), chunk)]
     if workers <= 1 or len(chunks) <= 1:
         renderer = TileRenderer(settings, engines)
+        if ahead > 0 and len(chunks) > 1:
+            yield from rendered_ahead(renderer.render, chunks, ahead)
+            return
         for piece in chunks:
             yield from renderer.render(piece)
         return

@@ -1,0 +1,124 @@
+"""Who runs a region's tiles: this process (serial, pipelined, render processes) or a Dask cluster.
+
+Every driver runs the same steps on a tile (render its inputs -> generator -> write its FITS + PNG,
+or report it skipped) and yields (ipix, None) for a tile written, (ipix, reason) for one skipped; the
+caller (prediction.region) keeps the skipped list, the progress bar and the resume bookkeeping, and
+--shard I/N picks the tiles before any driver sees them. On Dask a task is one batch of tiles, which
+the worker writes into the same tree (a shared file system for remote workers); each worker rebuilds
+the session once (model loaded, surveys opened) from the run's config and the folder's record.
+
+Bytes: a tile's bytes do not depend on the batch, shard, driver or worker, with one condition that
+the convolution kernels set: the generator's torch thread count (they split work by it, and some
+window sizes then differ in the last bits). Dask workers therefore run the generator with the
+client's thread count (Generator threads), the same as a serial run of the same command.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+from data.sky.hips_out import DisplayStretch, write_tile
+from prediction.render import RenderSettings, TileRenderer
+from prediction.session import Session, TileResult, generate, prepare, render_stream
+from util.errors import UserError
+
+UNCERTAINTY = "uncertainty"
+
+
+def write_result(out: Path, order: int, result: TileResult, display: DisplayStretch,
+                 std_display: DisplayStretch) -> str | None:
+    """Write one generated tile (and its std tile); the reason it was skipped, None when written."""
+    if result.mean is None:
+        return "no data in " + "+".join(result.missing)
+    if result.std is not None:
+        write_tile(out / UNCERTAINTY, order, result.ipix, result.std, std_display)
+    write_tile(out, order, result.ipix, result.mean, display)
+    return None
+
+
+def displays(record: dict) -> tuple[DisplayStretch, DisplayStretch]:
+    return DisplayStretch(**record["display"]), DisplayStretch(**record["std_display"])
+
+
+def local_statuses(session: Session, settings: RenderSettings, record: dict,
+                   todo: list[int]) -> Iterator[tuple[int, str | None]]:
+    """This process: rendering ahead in a thread (--render_ahead) or in --workers processes, the
+    generator here, tiles written here."""
+    c = session.config
+    display, std_display = displays(record)
+    stream = render_stream(settings, todo, c.workers, session.engines, chunk=c.batch_size, ahead=c.render_ahead)
+    for result in generate(session, stream):
+        yield result.ipix, write_result(c.out, session.order, result, display, std_display)
+
+
+# ---- Dask ------------------------------------------------------------------------------------
+def dask_setup(config, record: dict, threads: int) -> dict:
+    """A worker's session for this run, built on its first task: the model loaded once, the folder's
+    input levels and cuts, the client's generator threads."""
+    import torch
+
+    from prediction.input_check import InputMatch
+
+    torch.set_num_threads(threads)
+    session = prepare(config)
+    if session.weights_sha256 != record["settings"]["weights_sha256"]:
+        raise UserError(f"a Dask worker reads other weights for --name {config.name} than the run started with "
+                        f"({session.loaded.weights}); workers must see the same --checkpoints_dir")
+    if record.get("input_match"):
+        session.use_matches([InputMatch.from_dict(m) if m else None for m in record["input_match"]])
+    settings = session.render_settings(record.get("input_cuts"))
+    return {"session": session, "renderer": TileRenderer(settings, session.engines), "displays": displays(record)}
+
+
+def dask_job(state: dict, tiles: list[int]) -> list[tuple[int, str | None]]:
+    """One task: render, generate and write a batch of tiles on this worker."""
+    session = state["session"]
+    display, std_display = state["displays"]
+    return [(result.ipix, write_result(session.config.out, session.order, result, display, std_display))
+            for result in generate(session, iter(state["renderer"].render(tiles)))]
+
+
+def dask_statuses(session: Session, record: dict, todo: list[int]) -> Iterator[tuple[int, str | None]]:
+    """The tiles as tasks of --batch_size tiles on the --dask cluster, results in order."""
+    from contextlib import closing
+
+    import torch
+
+    from util.dask_run import open_client, run_on_dask
+
+    c = session.config
+    chunks = [todo[i:i + c.batch_size] for i in range(0, len(todo), c.batch_size)]
+    if not chunks:
+        return
+    worker_config = _worker_config(c)
+    with open_client(c.dask) as client, \
+            closing(run_on_dask(client, dask_setup, (worker_config, record, torch.get_num_threads()), dask_job,
+                                chunks)) as results:
+        for statuses in results:
+            yield from statuses
+
+
+def _worker_config(config):
+    """The run's config as a worker uses it: no bar, no cluster of its own, absolute folders (a worker's
+    working directory is its own)."""
+    from dataclasses import replace
+
+    cache = config.fetch.cache_dir
+    return replace(config, dask=None, progress=False, workers=1, render_ahead=0,
+                   out=Path(config.out).resolve(),
+                   fetch=replace(config.fetch, cache_dir=Path(cache).expanduser().resolve() if cache else None),
+                   checkpoints_dir=str(Path(config.checkpoints_dir).expanduser().resolve()),
+                   surveys=tuple(_absolute(s) for s in config.surveys))
+
+
+def _absolute(spec: str) -> str:
+    """A survey given as a local path, made absolute; URLs and CDS IDs unchanged."""
+    path = Path(spec).expanduser()
+    return str(path.resolve()) if path.exists() else spec
+
+
+def tile_statuses(session: Session, settings: RenderSettings, record: dict,
+                  todo: list[int]) -> Iterator[tuple[int, str | None]]:
+    if session.config.dask is not None:
+        return dask_statuses(session, record, todo)
+    return local_statuses(session, settings, record, todo)

@@ -1,0 +1,194 @@
+"""Region runs driven four ways give the same HiPS bytes: serial, pipelined (inputs rendered in a thread
+while the generator runs), --dask local:2, and an external dask scheduler with 2 workers on 127.0.0.1
+(one of them killed mid-run). The model is a tiny random-weight pix2pix written here (no training)."""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from data.sky.hips_out import written_tiles
+from models import networks
+from models.checkpoint import save_network
+from options.train_options import TrainOptions
+
+distributed = pytest.importorskip("distributed", reason="dask[distributed] is not installed")
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLES = REPO / "data" / "sky_samples"
+INPUTS = [str(SAMPLES / "GLIMPSE360"), str(SAMPLES / "Planck-HFI143")]
+REGION = "266.4 -28.9 2"  # 11 tiles of order 5 with data in both inputs
+ORDER = 5
+SCRIPT = REPO / "scripts" / "predict_sky.py"
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore", "PYTHONPATH": str(REPO)}
+
+
+def load_script():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("predict_sky_drivers", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+PREDICT = load_script()
+
+
+def predict(*args) -> tuple[int, str]:
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        try:
+            code = PREDICT.main([str(a) for a in args])
+        except SystemExit as stop:
+            code = stop.code
+    return code, err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    """train_opt.txt as train.py writes it and random weights (dropout on: --uncertainty passes differ)."""
+    folder = tmp_path_factory.mktemp("drivers")
+    argv = ["--dataroot", str(folder / "no-data"), "--name", "tiny", "--checkpoints_dir", str(folder / "ck"),
+            "--model", "pix2pix", "--direction", "BtoA", "--input_nc", "6", "--netG", "unet_64", "--ngf", "8",
+            "--gpu_ids", "-1"]
+    options = TrainOptions()
+    with contextlib.redirect_stdout(io.StringIO()):
+        opt = options.parse(argv)
+    (folder / "ck" / "tiny").mkdir(parents=True)
+    (folder / "ck" / "tiny" / "train_opt.txt").write_text(options.format_options(opt))
+    torch.manual_seed(0)
+    net = networks.define_G(6, 3, 8, "unet_64", opt.norm, True, opt.init_type, opt.init_gain)
+    save_network(net, folder / "ck" / "tiny" / "latest_net_G.pth")
+    return folder
+
+
+def args_for(folder: Path, out: str, *extra) -> list:
+    return ["--name", "tiny", "--checkpoints_dir", folder / "ck", "--surveys", *INPUTS, "--order", ORDER,
+            "--tile_width", 64, "--margin", 64, "--region", REGION, "--uncertainty", 2, "--gpu_ids", -1,
+            "--no_progress", "--out", folder / out, *extra]
+
+
+def tree_bytes(root: Path) -> dict[str, bytes]:
+    """Every file but the dated ones and the page naming its folder."""
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and p.name not in ("properties", "predict.json", "report.json", "index.html")
+            and not p.name.startswith(".predict")}
+
+
+def assert_same_tree(got: Path, expected: Path) -> None:
+    want, have = tree_bytes(expected), tree_bytes(got)
+    assert len(want) > 40 and sorted(have) == sorted(want)
+    assert [k for k in want if have[k] != want[k]] == [], got.name
+
+
+@pytest.fixture(scope="module")
+def serial(checkpoint) -> Path:
+    code, log = predict(*args_for(checkpoint, "serial", "--render_ahead", 0))
+    assert code == 0, log
+    return checkpoint / "serial"
+
+
+def test_pipelined_equals_serial(checkpoint, serial):
+    code, log = predict(*args_for(checkpoint, "pipelined", "--render_ahead", 2, "--batch_size", 1))
+    assert code == 0, log
+    assert_same_tree(checkpoint / "pipelined", serial)
+
+
+def test_dask_local_two_workers_equals_serial_and_resumes(checkpoint, serial):
+    out = checkpoint / "local2"
+    code, log = predict(*args_for(checkpoint, "local2", "--dask", "local:2", "--batch_size", 2))
+    assert code == 0 and "a local Dask cluster of 2 worker process(es)" in log, log
+    assert_same_tree(out, serial)
+    for ipix in written_tiles(out, ORDER).tolist()[::3]:  # as if stopped: a third of the tiles to do again
+        for tree in (out, out / "uncertainty"):
+            (tree / f"Norder{ORDER}" / "Dir0" / f"Npix{ipix}.png").unlink()
+    code, log = predict(*args_for(checkpoint, "local2", "--dask", "local:2"))
+    assert code == 0 and "wrote 4 tiles" in log, log
+    assert_same_tree(out, serial)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def scheduler():
+    """`dask scheduler` and 2 `dask worker`s (no nanny: a killed worker stays dead) on 127.0.0.1."""
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    dask = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
+    procs = [subprocess.Popen([*dask, "--host", "127.0.0.1", "--port", str(port), "--dashboard-address", ":0",
+                               "--no-show"], cwd=REPO, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        for _ in range(2):
+            procs.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address,
+                                           "--nthreads", "1", "--no-nanny", "--host", "127.0.0.1",
+                                           "--no-dashboard"], cwd=REPO, env=ENV,
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        with distributed.Client(address, timeout=30) as client:
+            client.wait_for_workers(2, timeout=60)
+        yield address, procs[1:]
+    finally:
+        for proc in reversed(procs):
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def test_external_scheduler_with_two_workers_equals_serial(checkpoint, serial, scheduler):
+    address, _ = scheduler
+    code, log = predict(*args_for(checkpoint, "external", "--dask", address, "--batch_size", 1))
+    assert code == 0 and f"the Dask scheduler at {address}" in log, log
+    assert_same_tree(checkpoint / "external", serial)
+
+
+def test_a_worker_killed_mid_run_costs_only_its_tasks(checkpoint, serial, scheduler):
+    """SIGKILL one of the two workers once the first tiles are on disk: the scheduler runs its tasks on the
+    other one, and the tree is still the serial one byte for byte."""
+    address, workers = scheduler
+    out = checkpoint / "killed"
+    run = subprocess.Popen([sys.executable, str(SCRIPT), *map(str, args_for(checkpoint, "killed", "--dask", address,
+                                                                          "--batch_size", 1))],
+                           env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and run.poll() is None and len(written_tiles(out, ORDER)) < 2:
+        time.sleep(0.01)
+    before = len(written_tiles(out, ORDER))
+    workers[0].send_signal(signal.SIGKILL)
+    workers[0].wait(timeout=10)
+    _, log = run.communicate(timeout=180)
+    assert run.returncode == 0, log
+    assert before < 11, "the run ended before a worker was killed"
+    assert_same_tree(out, serial)
+
+
+@pytest.mark.parametrize("value, message", [
+    ("local:0", "--dask local:0: the number of local workers must be 1 to 1024"),
+    ("mars", "--dask 'mars': use local, local:N"),
+])
+def test_a_bad_dask_value_is_one_line(checkpoint, value, message):
+    code, log = predict(*args_for(checkpoint, "bad", "--dask", value))
+    assert code == 2 and message in log and "Traceback" not in log, log
+
+
+def test_an_unreachable_scheduler_is_one_line(checkpoint):
+    address = f"tcp://127.0.0.1:{free_port()}"
+    code, log = predict(*args_for(checkpoint, "unreachable", "--dask", address))
+    assert code == 2 and f"--dask {address}: no Dask scheduler answers there" in log, log
+    assert "Traceback" not in log
