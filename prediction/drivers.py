@@ -99,22 +99,16 @@ def dask_statuses(session: Session, record: dict, todo: list[int]) -> Iterator[t
 
 
 def _worker_config(config):
-    """The run's config as a worker uses it: no bar, no cluster of its own, absolute folders (a worker's
-    working directory is its own)."""
+    """The run's config as a worker uses it: no bar, no cluster of its own, the model and output folders
+    absolute. The surveys stay as given, as the record names them (a relative path is found from the
+    worker's working directory, the client's own for --dask local)."""
     from dataclasses import replace
 
     cache = config.fetch.cache_dir
     return replace(config, dask=None, progress=False, workers=1, render_ahead=0,
                    out=Path(config.out).resolve(),
                    fetch=replace(config.fetch, cache_dir=Path(cache).expanduser().resolve() if cache else None),
-                   checkpoints_dir=str(Path(config.checkpoints_dir).expanduser().resolve()),
-                   surveys=tuple(_absolute(s) for s in config.surveys))
-
-
-def _absolute(spec: str) -> str:
-    """A survey given as a local path, made absolute; URLs and CDS IDs unchanged."""
-    path = Path(spec).expanduser()
-    return str(path.resolve()) if path.exists() else spec
+                   checkpoints_dir=str(Path(config.checkpoints_dir).expanduser().resolve()))
 
 
 def tile_statuses(session: Session, settings: RenderSettings, record: dict,

@@ -103,6 +103,17 @@ def open_client(target: DaskTarget, threads_per_worker: int = 1) -> Iterator:
         yield client
 
 
+def absolute_spec(spec: str | None) -> str | None:
+    """A local path made absolute for workers (their working directory is their own); a URL, a CDS ID or
+    anything that is not a path here is returned as it is."""
+    from pathlib import Path
+
+    if not spec:
+        return spec
+    path = Path(spec).expanduser()
+    return str(path.resolve()) if path.exists() else spec
+
+
 def state_key(setup: Callable, setup_args: tuple) -> str:
     """Which worker state a task needs: the same setup and arguments share one."""
     blob = pickle.dumps((setup.__module__, setup.__qualname__, setup_args))

@@ -14,6 +14,7 @@ from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
 
+from util.dask_run import absolute_spec, check_reachable, open_client, run_on_dask
 from util.errors import UserError
 from util.fileio import atomic_write_bytes, output_folder
 
@@ -157,8 +158,19 @@ def _worker_job(state: dict, items: list[Item]):
     return process_items(state["renderer"], state["config"], items)
 
 
+def for_workers(config: BuildConfig) -> BuildConfig:
+    """The config as a Dask worker uses it: no bar, no pool of its own, the output folders absolute. The
+    surveys stay as given (their files record them: a relative path is found from the worker's working
+    directory, the client's own for --dask local)."""
+    cache = config.fetch.cache_dir
+    return replace(config, progress=False, workers=1, dask=None, out=Path(config.out).resolve(),
+                   aladin_jar=absolute_spec(config.aladin_jar),
+                   fetch=replace(config.fetch, cache_dir=Path(cache).expanduser().resolve() if cache else None))
+
+
 # ---- driver ----------------------------------------------------------------------------------
 def build_dataset(config: BuildConfig, spec: TargetSpec) -> Summary:
+    check_reachable(config.dask)
     with output_folder(config.out, "--out"):  # a refused run leaves no empty --out behind
         try:
             return _build(config, spec)
@@ -251,7 +263,14 @@ def _run(config: BuildConfig, renderer: Renderer, todo: list[Item], rows: dict, 
             last_save = time.monotonic()
 
     try:
-        if config.workers <= 1 or len(chunks) <= 1:
+        if config.dask is not None and chunks:
+            log.info("cutting out %d targets on %s", len(todo), config.dask.describe())
+            with open_client(config.dask) as client, \
+                    closing(run_on_dask(client, _worker_setup, (for_workers(config),), _worker_job,
+                                        chunks)) as results_in_order:
+                for results in results_in_order:
+                    collect(results)
+        elif config.workers <= 1 or len(chunks) <= 1:
             for piece in chunks:
                 collect(process_items(renderer, config, piece))
         else:

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from util.cli import ArgumentParser
+from util.dask_run import parse_dask
 from util.errors import UserError
 
 from .config import BuildConfig, TargetSpec
@@ -65,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="JPEG/PNG black (0 in every channel, in 5x5 blocks) means no data: auto = colour surveys")
     p.add_argument("--backend", choices=["builtin", "aladin", "hips2fits"], default="builtin")
     p.add_argument("--workers", type=int, default=1, help="processes")
+    p.add_argument("--dask", metavar="local[:N]|tcp://HOST:PORT",
+                   help="cut out on Dask: N worker processes here, or the workers of a running dask scheduler "
+                        "(they must see --out and local surveys)")
     p.add_argument("--shard", help="I/N: this machine does every N-th target starting at I (0-based)")
     p.add_argument("--cache_dir", help="on-disk cache of remote tiles (default: none)")
     p.add_argument("--timeout", type=float, default=20.0, help="HTTP timeout per request, s")
@@ -124,7 +128,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[BuildConfig, TargetSpec]
         surveys=tuple(args.surveys), out=Path(args.out), fov=args.fov, size=args.size, projection=args.projection,
         tile_formats=tuple(args.tile_format or ()), split=parse_fractions(args.split),
         split_order=args.split_order, split_guard=not args.no_split_guard, seed=args.seed, fits=args.fits,
-        workers=args.workers, shard=parse_shard(args.shard), min_coverage=args.min_coverage,
+        workers=args.workers, dask=parse_dask(args.dask), shard=parse_shard(args.shard), min_coverage=args.min_coverage,
         stretch=StretchSettings(args.stretch, low, high), backend=args.backend,
         fetch=FetchSettings(cache_dir=Path(args.cache_dir) if args.cache_dir else None, timeout_s=args.timeout,
                             retries=max(0, args.retries)),

@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from util.dask_run import DaskTarget
+
 from .fetch import FetchSettings
 from .services import HIPS2FITS_URL, MOCSERVER_URL, SESAME_URL
 from .stretch import StretchSettings
@@ -36,6 +38,7 @@ class BuildConfig:
     seed: int = 0
     fits: bool = False
     workers: int = 1
+    dask: DaskTarget | None = None  # --dask: the cutouts as tasks on a Dask cluster (util.dask_run)
     shard: tuple[int, int] | None = None
     min_coverage: float = 0.0
     stretch: StretchSettings = field(default_factory=StretchSettings)
