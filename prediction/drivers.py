@@ -14,6 +14,7 @@ client's thread count (Generator threads), the same as a serial run of the same 
 """
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Iterator
 
@@ -67,15 +68,31 @@ def dask_setup(config, record: dict, threads: int) -> dict:
     if record.get("input_match"):
         session.use_matches([InputMatch.from_dict(m) if m else None for m in record["input_match"]])
     settings = session.render_settings(record.get("input_cuts"))
-    return {"session": session, "renderer": TileRenderer(settings, session.engines), "displays": displays(record)}
+    return {"session": session, "settings": settings, "displays": displays(record),
+            "renderers": threading.local(), "generator": threading.Lock(), "claim": threading.Lock(),
+            "engines_taken": False}
 
 
 def dask_job(state: dict, tiles: list[int]) -> list[tuple[int, str | None]]:
-    """One task: render, generate and write a batch of tiles on this worker."""
+    """One task: render, generate and write a batch of tiles on this worker.
+
+    A worker with several threads (dask worker --nthreads K) runs K tasks at once: each thread renders
+    with surveys of its own (their tile caches are not shared between threads) while one task at a
+    time holds the generator (its dropout masks are per call). On a GPU worker the rendering threads
+    then keep the device fed: the GPU-worker path, generator on --gpu_ids, inputs on CPU threads.
+    """
     session = state["session"]
     display, std_display = state["displays"]
+    local = state["renderers"]
+    if not hasattr(local, "renderer"):
+        with state["claim"]:  # the session's engines serve the first thread; the others open their own
+            first, state["engines_taken"] = not state["engines_taken"], True
+        local.renderer = TileRenderer(state["settings"], session.engines if first else None)
+    rendered = local.renderer.render(tiles)
+    with state["generator"]:
+        results = list(generate(session, iter(rendered)))
     return [(result.ipix, write_result(session.config.out, session.order, result, display, std_display))
-            for result in generate(session, iter(state["renderer"].render(tiles)))]
+            for result in results]
 
 
 def dask_statuses(session: Session, record: dict, todo: list[int]) -> Iterator[tuple[int, str | None]]:

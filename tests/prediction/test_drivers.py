@@ -104,17 +104,10 @@ def test_pipelined_equals_serial(checkpoint, serial):
     assert_same_tree(checkpoint / "pipelined", serial)
 
 
-def test_dask_local_two_workers_equals_serial_and_resumes(checkpoint, serial):
-    out = checkpoint / "local2"
+def test_dask_local_two_workers_equals_serial(checkpoint, serial):
     code, log = predict(*args_for(checkpoint, "local2", "--dask", "local:2", "--batch_size", 2))
     assert code == 0 and "a local Dask cluster of 2 worker process(es)" in log, log
-    assert_same_tree(out, serial)
-    for ipix in written_tiles(out, ORDER).tolist()[::3]:  # as if stopped: a third of the tiles to do again
-        for tree in (out, out / "uncertainty"):
-            (tree / f"Norder{ORDER}" / "Dir0" / f"Npix{ipix}.png").unlink()
-    code, log = predict(*args_for(checkpoint, "local2", "--dask", "local:2"))
-    assert code == 0 and "wrote 4 tiles" in log, log
-    assert_same_tree(out, serial)
+    assert_same_tree(checkpoint / "local2", serial)
 
 
 def free_port() -> int:
@@ -125,7 +118,9 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def scheduler():
-    """`dask scheduler` and 2 `dask worker`s (no nanny: a killed worker stays dead) on 127.0.0.1."""
+    """`dask scheduler` and 2 `dask worker`s (no nanny: a killed worker stays dead) on 127.0.0.1, each with
+    2 threads: two tasks at once per worker, rendering side by side, one at a time in the generator (the
+    GPU-worker path, on CPU)."""
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     dask = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
@@ -134,7 +129,7 @@ def scheduler():
     try:
         for _ in range(2):
             procs.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address,
-                                           "--nthreads", "1", "--no-nanny", "--host", "127.0.0.1",
+                                           "--nthreads", "2", "--no-nanny", "--host", "127.0.0.1",
                                            "--no-dashboard"], cwd=REPO, env=ENV,
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         with distributed.Client(address, timeout=30) as client:
@@ -151,11 +146,18 @@ def scheduler():
                 proc.kill()
 
 
-def test_external_scheduler_with_two_workers_equals_serial(checkpoint, serial, scheduler):
+def test_external_scheduler_with_two_workers_equals_serial_and_resumes(checkpoint, serial, scheduler):
     address, _ = scheduler
+    out = checkpoint / "external"
     code, log = predict(*args_for(checkpoint, "external", "--dask", address, "--batch_size", 1))
     assert code == 0 and f"the Dask scheduler at {address}" in log, log
-    assert_same_tree(checkpoint / "external", serial)
+    assert_same_tree(out, serial)
+    for ipix in written_tiles(out, ORDER).tolist()[::3]:  # as if stopped: 4 of the 11 tiles to do again
+        for tree in (out, out / "uncertainty"):
+            (tree / f"Norder{ORDER}" / "Dir0" / f"Npix{ipix}.png").unlink()
+    code, log = predict(*args_for(checkpoint, "external", "--dask", address))
+    assert code == 0 and "wrote 4 tiles" in log and "(7 already done" in log, log
+    assert_same_tree(out, serial)
 
 
 def test_a_worker_killed_mid_run_costs_only_its_tasks(checkpoint, serial, scheduler):
