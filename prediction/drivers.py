@@ -43,13 +43,34 @@ def displays(record: dict) -> tuple[DisplayStretch, DisplayStretch]:
 
 def local_statuses(session: Session, settings: RenderSettings, record: dict,
                    todo: list[int]) -> Iterator[tuple[int, str | None]]:
-    """This process: rendering ahead in a thread (--render_ahead) or in --workers processes, the
-    generator here, tiles written here."""
+    """This process: inputs rendered ahead in a thread (--render_ahead) or in --workers processes, the
+    generator here, and (pipelined) tiles written by a writer thread, so that the generator's thread
+    does nothing but generate; a tile's status comes once its files are on disk."""
     c = session.config
     display, std_display = displays(record)
     stream = render_stream(settings, todo, c.workers, session.engines, chunk=c.batch_size, ahead=c.render_ahead)
-    for result in generate(session, stream):
-        yield result.ipix, write_result(c.out, session.order, result, display, std_display)
+    if c.render_ahead <= 0:
+        for result in generate(session, stream):
+            yield result.ipix, write_result(c.out, session.order, result, display, std_display)
+        return
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    pending: deque = deque()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tile-writer") as writer:
+        try:
+            for result in generate(session, stream):
+                pending.append((result.ipix, writer.submit(write_result, c.out, session.order, result, display,
+                                                           std_display)))
+                while pending and (pending[0][1].done() or len(pending) > 2 * c.batch_size):
+                    ipix, written = pending.popleft()
+                    yield ipix, written.result()  # (a write error is raised here)
+            while pending:
+                ipix, written = pending.popleft()
+                yield ipix, written.result()
+        finally:
+            for _, written in pending:
+                written.cancel()
 
 
 # ---- Dask ------------------------------------------------------------------------------------

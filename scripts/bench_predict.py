@@ -75,11 +75,13 @@ def measure(folder: Path, args, margin: str, passes: int) -> dict:
     import numpy as np
 
     from prediction.render import TileRenderer
-    from data.sky.hips_out import write_tile
+    from dataclasses import replace
+
+    from prediction.drivers import local_statuses
     from data.sky.tile_grid import region_tiles
     from prediction.options import parse_config
     from engine.bench import synchronize
-    from prediction.session import generate, prepare, render_stream, tile_keys
+    from prediction.session import prepare, tile_keys
     from prediction.inputs import display_stretch
 
     model = ["--name", args.name, "--checkpoints_dir", args.checkpoints_dir] if args.name else \
@@ -113,12 +115,13 @@ def measure(folder: Path, args, margin: str, passes: int) -> dict:
                                   passes)
         synchronize(session.loaded.device)
 
+    record = {"display": stretch.as_dict(), "std_display": stretch.as_dict()}
+
     def whole_loop(ahead: int) -> None:
-        for result in generate(session, render_stream(session.render_settings(), todo, args.workers,
-                                                      session.engines, chunk=args.batch_size, ahead=ahead)):
-            write_tile(folder / "out", session.order, result.ipix, result.mean, stretch)
-            if result.std is not None:
-                write_tile(folder / "out" / "uncertainty", session.order, result.ipix, result.std, stretch)
+        """predict_sky.py's own tile loop (prediction.drivers), render_ahead 0 = serial."""
+        session.config = replace(session.config, render_ahead=ahead)
+        for _ in local_statuses(session, session.render_settings(), record, todo):
+            pass
 
     def serial() -> None:
         whole_loop(0)
