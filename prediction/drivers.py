@@ -57,11 +57,21 @@ def local_statuses(session: Session, settings: RenderSettings, record: dict,
     from concurrent.futures import ThreadPoolExecutor
 
     pending: deque = deque()
+    failed = threading.Event()
+
+    def write(result: TileResult) -> str | None:
+        if failed.is_set():  # after a failed write (a full disk) nothing more is written, as when serial
+            return None
+        try:
+            return write_result(c.out, session.order, result, display, std_display)
+        except BaseException:
+            failed.set()
+            raise
+
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tile-writer") as writer:
         try:
             for result in generate(session, stream):
-                pending.append((result.ipix, writer.submit(write_result, c.out, session.order, result, display,
-                                                           std_display)))
+                pending.append((result.ipix, writer.submit(write, result)))
                 while pending and (pending[0][1].done() or len(pending) > 2 * c.batch_size):
                     ipix, written = pending.popleft()
                     yield ipix, written.result()  # (a write error is raised here)

@@ -23,6 +23,7 @@ from typing import Callable, Iterable, Iterator
 from util.errors import UserError
 
 CONNECT_TIMEOUT_S = 10.0
+KEPT_STATES = 2  # runs whose state (a loaded model...) a worker keeps: two runs sharing a cluster do not thrash
 AHEAD_PER_WORKER = 3  # tasks in flight per worker thread: enough to keep it busy, few enough to stop fast
 _STATE_LOCK = threading.Lock()  # a worker's tasks may run in threads: one builds the state, the others wait
 
@@ -129,7 +130,8 @@ def worker_state(key: str, setup: Callable[..., dict], setup_args: tuple) -> dic
     with _STATE_LOCK:
         states = worker.__dict__.setdefault("_skytrans_states", {})
         if key not in states:
-            states.clear()  # one run's state at a time: a worker serving run after run keeps one model
+            while len(states) >= KEPT_STATES:  # a worker serving run after run keeps the last ones only
+                states.pop(next(iter(states)))
             states[key] = setup(*setup_args)
         return states[key]
 
