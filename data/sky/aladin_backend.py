@@ -28,6 +28,8 @@ DEFAULT_JAR = "/usr/share/java/aladin.jar"
 NO_NETWORK = ["-Dhttp.proxyHost=127.0.0.1", "-Dhttp.proxyPort=9", "-Dhttps.proxyHost=127.0.0.1",
               "-Dhttps.proxyPort=9", "-Djava.awt.headless=false"]
 MIN_VIEW_PX = 128  # smaller headless views come back empty
+RENDER_RETRIES = 2  # further runs for crops that came back with tiles missing
+COVERAGE_SLACK = 0.05  # how far below the tiles' own coverage a crop may fall before it is asked again
 
 
 def find_aladin(jar: str | None = None) -> tuple[str, str, str] | None:
@@ -160,12 +162,18 @@ class AladinRenderer:
             folders = [mirror_hips(engine, work / f"survey{s}") for s, engine in enumerate(self.engines)]
             wanted = [(s, g) for s in range(len(self.engines)) for g in range(len(grids))]
             cuts = self.run_batch(folders, grids, wanted, work, attempt=0)
-            # a loaded machine sometimes gets an empty crop of tiles that exist (Aladin exported before they
-            # loaded): one more run for just those, so one slow load does not read as 'no data here'
-            empty = [(s, g) for (s, g), values in cuts.items()
-                     if coverage_fraction(values) == 0 and self.estimate_coverage(grids[g])[s] > 0.5]
-            if empty:
-                cuts.update(self.run_batch(folders, grids, empty, work, attempt=1))
+            expected = {g: self.estimate_coverage(grids[g]) for g in range(len(grids))}
+            # a loaded machine sometimes gets a crop of tiles that exist with some or all of them blank (Aladin
+            # exported before they loaded): those crops alone are asked again, keeping the fuller one, so a slow
+            # load does not read as 'no data here'
+            for attempt in range(1, 1 + RENDER_RETRIES):
+                short = [(s, g) for (s, g), values in cuts.items()
+                         if coverage_fraction(values) < expected[g][s] - COVERAGE_SLACK]
+                if not short:
+                    break
+                for key, values in self.run_batch(folders, grids, short, work, attempt=attempt).items():
+                    if coverage_fraction(values) > coverage_fraction(cuts[key]):
+                        cuts[key] = values
         results = []
         for g in range(len(grids)):
             bands = []
