@@ -28,6 +28,16 @@ from util.fileio import atomic_write_text
 ECHOED = (b"End of epoch",)  # stdout lines of a child worth a line on the terminal
 
 
+def echo(line: bytes) -> None:
+    """A child's line on our stderr, as bytes where it has a buffer; a notebook's or a test's stream has only text."""
+    buffer = getattr(sys.stderr, "buffer", None)
+    if buffer is not None:
+        buffer.write(line)
+    else:
+        sys.stderr.write(line.decode(errors="replace"))
+    sys.stderr.flush()
+
+
 def folder_files(folder: Path) -> set[str]:
     """Relative paths of everything under `folder` but folders (links are entries, never followed)."""
     found: set[str] = set()
@@ -227,8 +237,7 @@ class Stages:
                         log.write(line)
                         log.flush()
                         if echo_all or line.lstrip().startswith(ECHOED):
-                            sys.stderr.buffer.write(prefix.encode() + line.lstrip() if prefix else line)
-                            sys.stderr.flush()
+                            echo(prefix.encode() + line.lstrip() if prefix else line)
 
             readers = [threading.Thread(target=pump, args=(child.stdout, False), daemon=True),
                        threading.Thread(target=pump, args=(child.stderr, True), daemon=True)]

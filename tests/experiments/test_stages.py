@@ -134,3 +134,16 @@ def test_an_edited_record_cannot_delete_outside_its_folder(tmp_path):
     record.path.write_text(json.dumps({"open": False, "ours": ["../../precious.txt", str(outside)]}))
     record.clear("the dataset stage")
     assert outside.read_text() == "mine"
+
+
+def test_a_childs_error_reaches_a_text_only_stderr(tmp_path, monkeypatch):
+    """Sweep B01, run from a notebook-like caller: sys.stderr without .buffer made the echo thread raise
+    AttributeError, and the child's error line never showed."""
+    import io
+
+    text_only = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", text_only)
+    failing = [sys.executable, "-c", "import sys; sys.stderr.write('error: field too small\\n'); sys.exit(2)"]
+    with pytest.raises(UserError, match="field too small"):
+        Stages(tmp_path / "out", force=False).run("dataset", failing)
+    assert "error: field too small" in text_only.getvalue()
