@@ -9,8 +9,9 @@ the session once (model loaded, surveys opened) from the run's config and the fo
 
 Bytes: a tile's bytes do not depend on the batch, shard, driver or worker, with one condition that
 the convolution kernels set: the generator's torch thread count (they split work by it, and some
-window sizes then differ in the last bits). Dask workers therefore run the generator with the
-client's thread count (Generator threads), the same as a serial run of the same command.
+window sizes then differ in the last bits). The folder records the count its first run used
+(--threads, by default every core but one), every later shard and resume of it uses that count, and
+Dask workers run the generator with it too.
 """
 from __future__ import annotations
 

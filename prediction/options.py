@@ -45,6 +45,7 @@ class PredictConfig:
     seed: int = 0
     workers: int = 1
     render_ahead: int = 2
+    threads: int = 0  # generator CPU threads; 0 = every core but one
     dask: DaskTarget | None = None
     batch_size: int = 4
     shard: tuple[int, int] | None = None
@@ -102,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--render_ahead", type=int, default=2, metavar="N",
                    help="with one worker: batches of inputs rendered in a thread while the generator runs "
                         "(0 = one stage after the other)")
+    p.add_argument("--threads", type=int, default=0, metavar="N",
+                   help="CPU threads of the generator (default 0: every core but one, which rendering keeps); a "
+                        "region's folder records it, and its shards and resumes use the recorded count")
     p.add_argument("--dask", metavar="local[:N]|tcp://HOST:PORT",
                    help="run the tiles of --region on Dask: N worker processes here, or the workers of a running "
                         "dask scheduler (they must see --out, --checkpoints_dir and local surveys)")
@@ -181,7 +185,7 @@ def parse_config(argv: list[str] | None = None) -> PredictConfig:
     if dask is not None and args.region is None:
         raise UserError("--dask runs the tiles of a --region; one position (or --finish) runs here")
     for flag, value, low in (("--uncertainty", args.uncertainty, 0), ("--workers", args.workers, 1),
-                             ("--render_ahead", args.render_ahead, 0),
+                             ("--render_ahead", args.render_ahead, 0), ("--threads", args.threads, 0),
                              ("--batch_size", args.batch_size, 1), ("--max_tiles", args.max_tiles, 1)):
         if value < low:
             raise UserError(f"{flag} {value}: at least {low}")
@@ -208,7 +212,8 @@ def parse_config(argv: list[str] | None = None) -> PredictConfig:
         position=(args.ra % 360.0, args.dec) if args.ra is not None else None, target=args.target,
         fov=args.fov, size=args.size, order=args.order, tile_width=args.tile_width, margin=args.margin,
         uncertainty=args.uncertainty, std_scale=parse_std_scale(args.std_scale), seed=args.seed,
-        workers=args.workers, render_ahead=args.render_ahead, dask=dask, batch_size=args.batch_size,
+        workers=args.workers, render_ahead=args.render_ahead, threads=args.threads, dask=dask,
+        batch_size=args.batch_size,
         shard=parse_shard(args.shard), finish=args.finish,
         overwrite=args.overwrite, max_tiles=args.max_tiles, gpu_ids=args.gpu_ids, model_argv=tuple(rest),
         truth=args.truth, truth_format=args.truth_format, accept_inputs=args.accept_inputs,

@@ -27,6 +27,7 @@ from data.sky.tile_grid import tile_pixel_deg, tiles_under
 from util.errors import UserError
 from util.fileio import atomic_write_bytes, check_writable_folder
 from engine.storage import storage_errors_as_user_errors
+from prediction.generate import default_generator_threads, generator_threads
 from prediction.input_check import InputReport, check_inputs
 from prediction.render import open_truth
 from prediction.session import Session, describe, generate, prepare, render_stream
@@ -85,11 +86,12 @@ def run_position(config) -> int:
                         f"so nothing could be compared; give a --truth that covers it, or run without --truth")
     means, stds = {}, {}
     settings = session.render_settings()
-    for result in generate(session, render_stream(settings, tiles, config.workers, session.engines)):
-        if result.mean is not None:
-            means[result.ipix] = result.mean
-            if result.std is not None:
-                stds[result.ipix] = result.std
+    with generator_threads(config.threads or default_generator_threads()):
+        for result in generate(session, render_stream(settings, tiles, config.workers, session.engines)):
+            if result.mean is not None:
+                means[result.ipix] = result.mean
+                if result.std is not None:
+                    stds[result.ipix] = result.std
     if not means:
         raise UserError(f"no input data around {target.name} ({target.ra:.4f}, {target.dec:+.4f}) in "
                         f"{', '.join(e.name for e in session.engines)}")

@@ -94,7 +94,8 @@ def bench_predict(folder: Path, args) -> dict[str, dict]:
             quiet_call(script.main, ["--name", "bench", "--checkpoints_dir", str(folder), "--surveys", *INPUTS,
                                      "--order", str(args.order), "--tile_width", str(args.tile_width),
                                      "--region", f"{args.at[0]} {args.at[1]} {args.radius}", "--gpu_ids", "-1",
-                                     "--batch_size", str(args.batch_size), "--no_progress", "--out", str(out),
+                                     "--batch_size", str(args.batch_size), "--threads", str(args.threads),
+                                     "--no_progress", "--out", str(out),
                                      *mode_args(mode)])
             tiles = len(stamps) - 1
             first = min(tiles - 1, workers_of(mode) * args.batch_size)

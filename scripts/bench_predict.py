@@ -1,6 +1,6 @@
 """Generated HiPS tiles per second of predict_sky.py's tile loop, stage by stage, side by side.
 
-    python scripts/bench_predict.py --netG unet_64 --ngf 32 --tiles 4 --threads 2
+    python scripts/bench_predict.py --netG unet_64 --ngf 32 --tiles 4 --threads 1,2
     python scripts/bench_predict.py --netG unet_256 --ngf 64 --tiles 2 --margins auto,128 --device cuda
     python scripts/bench_predict.py --name bands_1-2 --checkpoints_dir runs/ablation/checkpoints --order 7 \
         --surveys data/real_fields/galactic_centre/2mass_j.fits.gz data/real_fields/galactic_centre/2mass_h.fits.gz \
@@ -49,7 +49,8 @@ def parse_args(argv):
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--render_ahead", type=int, default=2, help="the pipelined loop's batches rendered ahead")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    p.add_argument("--threads", default="0", help="comma-separated generator CPU threads to compare (0 = "
+                   "predict_sky.py's default: every core but one)")
     p.add_argument("--repeats", type=int, default=2, help="each figure is the fastest of this many runs")
     return p.parse_args(argv)
 
@@ -164,17 +165,17 @@ def best_of_pairs(repeats: int, first, second) -> tuple[float, float, float]:
 def main(argv=None) -> None:
     import torch
 
+    from prediction.generate import default_generator_threads, generator_threads
+
     args = parse_args(argv)
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
+    thread_counts = [int(t) or default_generator_threads() for t in args.threads.split(",")]
     if args.device == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda asked for, but CUDA is not available")
     megapixels = args.tile_width ** 2 / 1e6
     model = f"model {args.name}" if args.name else f"{args.netG} ngf {args.ngf} (random weights), 9 -> 3 channels"
     print(f"{model}, {args.tile_width} px tiles of order {args.order}, "
-          f"{args.tiles} tiles, batch {args.batch_size}, {args.workers} render worker(s), {args.device}, "
-          f"{torch.get_num_threads()} torch threads")
-    print(f"{'margin':>12} {'passes':>6} {'render tiles/s':>15} {'generator tiles/s':>18} {'serial tiles/s':>15} "
+          f"{args.tiles} tiles, batch {args.batch_size}, {args.workers} render worker(s), {args.device}")
+    print(f"{'threads':>7} {'margin':>12} {'passes':>6} {'render tiles/s':>15} {'generator tiles/s':>18} {'serial tiles/s':>15} "
           f"{'pipelined tiles/s':>18} {'pipelined/serial':>17} {'pipelined/min':>14} {'(Mpx/s)':>8} {'cores busy':>11}")
     with tempfile.TemporaryDirectory(prefix="bench-predict-") as tmp:
         folder = Path(tmp)
@@ -182,13 +183,15 @@ def main(argv=None) -> None:
             write_checkpoint(folder, args)
         for margin in [m.strip() for m in args.margins.split(",") if m.strip()]:
             for passes in [int(p) for p in args.uncertainty.split(",")]:
-                fig = measure(folder, args, margin, passes)
-                label = f"{fig['margin']} ({fig['size']} px)"
-                slower = min(fig["render"], fig["generator"])
-                print(f"{label:>12} {max(1, passes):>6} {fig['render']:>15.2f} {fig['generator']:>18.3f} "
-                      f"{fig['total']:>15.3f} {fig['pipelined']:>18.3f} {fig['pipelined'] / fig['total']:>17.2f} "
-                      f"{fig['pipelined'] / slower:>14.2f} {fig['pipelined'] * megapixels:>8.3f} {fig['cores']:>11.2f}",
-                      flush=True)
+                for threads in thread_counts:
+                    with generator_threads(threads):
+                        fig = measure(folder, args, margin, passes)
+                    label = f"{fig['margin']} ({fig['size']} px)"
+                    slower = min(fig["render"], fig["generator"])
+                    print(f"{threads:>7} {label:>12} {max(1, passes):>6} {fig['render']:>15.2f} "
+                          f"{fig['generator']:>18.3f} {fig['total']:>15.3f} {fig['pipelined']:>18.3f} "
+                          f"{fig['pipelined'] / fig['total']:>17.2f} {fig['pipelined'] / slower:>14.2f} "
+                          f"{fig['pipelined'] * megapixels:>8.3f} {fig['cores']:>11.2f}", flush=True)
 
 
 if __name__ == "__main__":

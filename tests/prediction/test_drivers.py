@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import signal
 import socket
@@ -54,12 +55,10 @@ def predict(*args) -> tuple[int, str]:
     return code, err.getvalue()
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
+def write_checkpoint(folder: Path, net_g: str) -> Path:
     """train_opt.txt as train.py writes it and random weights (dropout on: --uncertainty passes differ)."""
-    folder = tmp_path_factory.mktemp("drivers")
     argv = ["--dataroot", str(folder / "no-data"), "--name", "tiny", "--checkpoints_dir", str(folder / "ck"),
-            "--model", "pix2pix", "--direction", "BtoA", "--input_nc", "6", "--netG", "unet_64", "--ngf", "8",
+            "--model", "pix2pix", "--direction", "BtoA", "--input_nc", "6", "--netG", net_g, "--ngf", "8",
             "--gpu_ids", "-1"]
     options = TrainOptions()
     with contextlib.redirect_stdout(io.StringIO()):
@@ -67,9 +66,14 @@ def checkpoint(tmp_path_factory) -> Path:
     (folder / "ck" / "tiny").mkdir(parents=True)
     (folder / "ck" / "tiny" / "train_opt.txt").write_text(options.format_options(opt))
     torch.manual_seed(0)
-    net = networks.define_G(6, 3, 8, "unet_64", opt.norm, True, opt.init_type, opt.init_gain)
+    net = networks.define_G(6, 3, 8, net_g, opt.norm, True, opt.init_type, opt.init_gain)
     save_network(net, folder / "ck" / "tiny" / "latest_net_G.pth")
     return folder
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    return write_checkpoint(tmp_path_factory.mktemp("drivers"), "unet_64")
 
 
 def args_for(folder: Path, out: str, *extra) -> list:
@@ -194,3 +198,38 @@ def test_an_unreachable_scheduler_is_one_line(checkpoint):
     code, log = predict(*args_for(checkpoint, "unreachable", "--dask", address))
     assert code == 2 and f"--dask {address}: no Dask scheduler answers there" in log, log
     assert "Traceback" not in log
+
+
+def test_shards_run_with_other_thread_counts_give_the_folders_bytes(tmp_path, monkeypatch):
+    """A job array on nodes of other sizes: the fullres generators' bytes depend on torch's thread count, and a
+    shard started with 2 threads wrote other last bits than its sibling with 1. The folder records the count
+    its first run used (every core but one: 1 of OMP_NUM_THREADS=2), and every shard and resume uses it."""
+    folder = write_checkpoint(tmp_path, "fullres_4blocks")
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        code, log = predict(*args_for(folder, "one_go"))
+        assert code == 0, log
+        code, log = predict(*args_for(folder, "shards", "--shard", "0/2"))
+        assert code == 0, log
+        torch.set_num_threads(2)  # the second node
+        code, log = predict(*args_for(folder, "shards", "--shard", "1/2"))
+        assert code == 0, log
+        code, log = predict(*args_for(folder, "shards", "--shard", "1/2", "--threads", "2"))
+        assert code == 0 and "made with 1 generator thread(s); using 1" in log, log
+        code, log = predict("--finish", "--out", folder / "shards", "--no_progress")
+        assert code == 0, log
+        assert torch.get_num_threads() == 2  # a run gives the caller's count back
+    finally:
+        torch.set_num_threads(before)
+    assert json.loads((folder / "shards" / "predict.json").read_text())["generator_threads"] == 1
+    assert_same_tree(folder / "shards", folder / "one_go")
+
+
+def test_the_generator_leaves_one_core_to_rendering():
+    from prediction.generate import default_generator_threads
+
+    assert default_generator_threads({}, cpus=2) == 1 and default_generator_threads({}, cpus=1) == 1
+    assert default_generator_threads({}, cpus=16) == 15
+    assert default_generator_threads({"OMP_NUM_THREADS": "4"}, cpus=16) == 3
