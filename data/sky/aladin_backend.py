@@ -28,7 +28,7 @@ DEFAULT_JAR = "/usr/share/java/aladin.jar"
 NO_NETWORK = ["-Dhttp.proxyHost=127.0.0.1", "-Dhttp.proxyPort=9", "-Dhttps.proxyHost=127.0.0.1",
               "-Dhttps.proxyPort=9", "-Djava.awt.headless=false"]
 MIN_VIEW_PX = 128  # smaller headless views come back empty
-RENDER_RETRIES = 2  # further runs for crops that came back with tiles missing
+RENDER_RETRIES = 3  # further runs for crops that came back with tiles missing
 COVERAGE_SLACK = 0.05  # how far below the tiles' own coverage a crop may fall before it is asked again
 
 

@@ -73,7 +73,9 @@ def fits_tile_bytes(values: np.ndarray) -> bytes:
 
 
 def png_tile_bytes(levels: np.ndarray) -> bytes:
-    """Grey PNG with alpha: NaN pixels are transparent (HiPS 'no data')."""
+    """Grey PNG with alpha: NaN pixels are transparent (HiPS 'no data'). zlib level 3: on 512 px sky tiles
+    4x faster than level 6 for files 1-2% larger; at 6 the PNG took as long as a third of the generator's
+    time per tile, and the writer thread competed with rendering for the cores."""
     from PIL import Image
 
     valid = np.isfinite(levels)
@@ -81,7 +83,7 @@ def png_tile_bytes(levels: np.ndarray) -> bytes:
     alpha = np.where(valid, 255, 0).astype(np.uint8)
     image = Image.fromarray(np.ascontiguousarray(np.stack([grey, alpha], axis=-1)), mode="LA")
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG", compress_level=6)
+    image.save(buffer, format="PNG", compress_level=3)
     return buffer.getvalue()
 
 

@@ -107,5 +107,7 @@ def test_a_crop_missing_existing_tiles_is_rendered_again(monkeypatch, blank_rows
 
     monkeypatch.setattr(aladin_backend, "run_aladin", first_run_loses_its_tiles)
     cuts = AladinRenderer(engines).render(GRIDS[:1])
-    assert len(scripts) == 2 and scripts[1].count("export ") == 1
+    # (a loaded machine can lose tiles on a retry too: then one more run, still for that crop alone)
+    assert 2 <= len(scripts) <= 1 + aladin_backend.RENDER_RETRIES
+    assert all(script.count("export ") == 1 for script in scripts[1:])
     assert cuts[0][0].coverage > 0.95
