@@ -13,7 +13,9 @@ inputs rendered on HEALPix tiles with a margin, the generator in batches, tiles
 written (FITS + PNG). Figures: input rendering alone, the generator alone, and the whole loop, serial
 (render, then generate) and pipelined (the next batches rendered in a thread while the generator runs,
 --render_ahead), in tiles/s, with the pipelined rate over the serial one and over the slower stage's
-(the pipeline's ceiling), and output megapixels/s, for each margin and --uncertainty setting.
+(the pipeline's ceiling where cores are independent), the rate of both stages run at once in two
+threads (a perfect pipeline's pace on this machine: cores that share caches or memory slow each
+other), and output megapixels/s, for each margin, --uncertainty setting and generator thread count.
 """
 from __future__ import annotations
 
@@ -132,10 +134,26 @@ def measure(folder: Path, args, margin: str, passes: int) -> dict:
 
     # serial and pipelined runs alternate, so a busy spell on a shared machine hits both alike
     render_s, generator_s = (best_of(args.repeats, step) for step in (render, infer))
+    together_s = min(both_at_once(render, infer) for _ in range(args.repeats))
     total_s, pipelined_s, cores = best_of_pairs(args.repeats, serial, pipelined)
     return {"margin": session.margin, "size": session.size, "render": len(todo) / render_s,
-            "generator": len(todo) / generator_s, "total": len(todo) / total_s,
+            "generator": len(todo) / generator_s, "total": len(todo) / total_s, "ceiling": len(todo) / together_s,
             "pipelined": len(todo) / pipelined_s, "cores": cores}
+
+
+def both_at_once(render, infer) -> float:
+    """Seconds until both stages are done when each runs in its own thread at the same time, with nothing
+    passed between them: the pace of a perfect pipeline on this machine, where cores that slow each other
+    (shared caches, memory, SMT siblings) make it slower than the slower stage alone."""
+    import threading
+
+    start = time.perf_counter()
+    threads = [threading.Thread(target=step) for step in (render, infer)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - start
 
 
 def best_of(repeats: int, step) -> float:
@@ -176,7 +194,8 @@ def main(argv=None) -> None:
     print(f"{model}, {args.tile_width} px tiles of order {args.order}, "
           f"{args.tiles} tiles, batch {args.batch_size}, {args.workers} render worker(s), {args.device}")
     print(f"{'threads':>7} {'margin':>12} {'passes':>6} {'render tiles/s':>15} {'generator tiles/s':>18} {'serial tiles/s':>15} "
-          f"{'pipelined tiles/s':>18} {'pipelined/serial':>17} {'pipelined/min':>14} {'(Mpx/s)':>8} {'cores busy':>11}")
+          f"{'pipelined tiles/s':>18} {'pipelined/serial':>17} {'pipelined/min':>14} {'both at once':>13} "
+          f"{'pipelined/both':>15} {'(Mpx/s)':>8} {'cores busy':>11}")
     with tempfile.TemporaryDirectory(prefix="bench-predict-") as tmp:
         folder = Path(tmp)
         if not args.name:
@@ -191,6 +210,7 @@ def main(argv=None) -> None:
                     print(f"{threads:>7} {label:>12} {max(1, passes):>6} {fig['render']:>15.2f} "
                           f"{fig['generator']:>18.3f} {fig['total']:>15.3f} {fig['pipelined']:>18.3f} "
                           f"{fig['pipelined'] / fig['total']:>17.2f} {fig['pipelined'] / slower:>14.2f} "
+                          f"{fig['ceiling']:>13.3f} {fig['pipelined'] / fig['ceiling']:>15.2f} "
                           f"{fig['pipelined'] * megapixels:>8.3f} {fig['cores']:>11.2f}", flush=True)
 
 
