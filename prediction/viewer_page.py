@@ -99,8 +99,10 @@ def settings_section(record: dict, report: dict | None, props: dict) -> Section:
     if report:
         rows.insert(2, ("written tiles", f"{report.get('tiles')} ({report.get('skipped', 0)} skipped: no input data)"))
         seams = report.get("seams")
-        if seams:
+        if seams and seams.get("tile_pairs") and seams.get("ratio") is not None:
             rows.append(("seam ratio", f"{seams['ratio']:.3f} over {seams['tile_pairs']} tile borders (1 = no seam)"))
+        elif seams:  # one tile, or tiles that share no border inside a base cell: nothing to measure
+            rows.append(("seam ratio", "not measured: no two written tiles share a border"))
     if props.get("obs_description"):
         rows.append(("description", props["obs_description"]))
     return Section("The run", rows=tuple(rows))

@@ -233,3 +233,15 @@ def test_the_generator_leaves_one_core_to_rendering():
     assert default_generator_threads({}, cpus=2) == 1 and default_generator_threads({}, cpus=1) == 1
     assert default_generator_threads({}, cpus=16) == 15
     assert default_generator_threads({"OMP_NUM_THREADS": "4"}, cpus=16) == 3
+
+
+def test_a_region_of_one_tile_gets_its_page(checkpoint):
+    """Sweep S05: a region of one tile has no tile borders, its seam ratio is NaN (null in report.json), and
+    the viewer page raised TypeError formatting it (exit 1 after every tile was written)."""
+    args = args_for(checkpoint, "one_tile")
+    args[args.index("--region") + 1] = "266.4 -28.9 0.05"
+    code, log = predict(*args)
+    assert code == 0, log
+    report = json.loads((checkpoint / "one_tile" / "report.json").read_text())
+    assert report["tiles"] == 1 and report["seams"]["ratio"] is None
+    assert "no two written tiles share a border" in (checkpoint / "one_tile" / "index.html").read_text()
