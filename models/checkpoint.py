@@ -58,20 +58,43 @@ def bare_module(net: nn.Module) -> nn.Module:
             return net
 
 
-class _HashingWriter:
-    """A file handle that hashes what is written through it: the SHA-256 of a saved file without a
-    second pass over its bytes (a unet_256 G is 200 MB)."""
+class _SaveWriter:
+    """The file handle torch.save writes through: it hashes what passes (the SHA-256 of a saved file without
+    a second pass over its bytes; a unet_256 G is 200 MB) and keeps the first write error. torch's zip writer
+    turns an OSError of the handle (a full disk) into 'RuntimeError: [enforce fail at inline_container.cc]
+    unexpected pos', which hid the cause from the user."""
 
-    def __init__(self, handle):
+    def __init__(self, handle, hashing: bool):
         self.handle = handle
-        self.sha256 = hashlib.sha256()
+        self.sha256 = hashlib.sha256() if hashing else None
+        self.error: OSError | None = None
 
     def write(self, data) -> int:
-        self.sha256.update(data)
-        return self.handle.write(data)
+        if self.sha256 is not None:
+            self.sha256.update(data)
+        try:
+            return self.handle.write(data)
+        except OSError as err:
+            self.error = self.error or err
+            raise
 
     def flush(self) -> None:
         self.handle.flush()
+
+
+def torch_save_into(handle, obj: Any, hashing: bool = False) -> str | None:
+    """torch.save(obj) into an open binary handle; the SHA-256 of the bytes when hashing. A write error of
+    the handle is raised as itself (an OSError with its errno), not as torch's RuntimeError."""
+    writer = _SaveWriter(handle, hashing)
+    try:
+        torch.save(obj, writer)
+    except RuntimeError:
+        if writer.error is not None:
+            raise writer.error from None
+        raise
+    if writer.error is not None:
+        raise writer.error
+    return writer.sha256.hexdigest() if writer.sha256 is not None else None
 
 
 def save_network(net: nn.Module, path: str | Path, group: FileGroup | None = None) -> str:
@@ -82,9 +105,7 @@ def save_network(net: nn.Module, path: str | Path, group: FileGroup | None = Non
     digest = {}
 
     def write(handle) -> None:
-        writer = _HashingWriter(handle)
-        torch.save(cpu_state, writer)
-        digest["sha256"] = writer.sha256.hexdigest()
+        digest["sha256"] = torch_save_into(handle, cpu_state, hashing=True)
 
     atomic_write_with(path, write, group)
     return digest["sha256"]
@@ -93,7 +114,7 @@ def save_network(net: nn.Module, path: str | Path, group: FileGroup | None = Non
 def atomic_save_torch(obj: Any, path: str | Path, group: FileGroup | None = None) -> Path:
     """torch.save through a temp file (util.fileio): the previous file survives a kill mid-save.
     Streamed into the temp file: no copy of the whole file in memory."""
-    return atomic_write_with(path, lambda handle: torch.save(obj, handle), group)
+    return atomic_write_with(path, lambda handle: torch_save_into(handle, obj), group)
 
 
 def recover_interrupted_saves(save_dir: str | Path) -> list[str]:

@@ -1,5 +1,7 @@
 """Checkpoint files: upstream format, strict loading of upstream checkpoints, clear errors for
 another architecture or a broken file, atomic saves, and the resume-state file."""
+import errno
+import io
 import os
 import random
 from collections import OrderedDict
@@ -236,3 +238,34 @@ def test_non_finite_entries_finds_nan_and_inf_but_not_huge_finite_values():
                "empty": torch.zeros(0)}
     assert non_finite_entries(tensors) == ["nan", "inf"]
     assert non_finite_entries({"ok": torch.randn(2), "huge": huge}) == []
+
+
+class FullDisk(io.RawIOBase):
+    """A file that takes `room` bytes, then fails as a full disk does (OSError ENOSPC)."""
+
+    def __init__(self, room: int):
+        self.room = room
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        if len(data) > self.room:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self.room -= len(data)
+        return len(data)
+
+
+def test_a_full_disk_while_saving_is_an_oserror_not_torchs_runtimeerror():
+    """Sweep T02: train.py with --checkpoints_dir on a 2 MB tmpfs stopped with a traceback of
+    'RuntimeError: [enforce fail at inline_container.cc:672] unexpected pos', not the one-line full-disk error:
+    torch's zip writer hides the handle's OSError."""
+    from models.checkpoint import torch_save_into
+
+    state = {"w": torch.zeros(200_000)}
+    with pytest.raises(RuntimeError, match="unexpected pos"):  # what torch.save alone does
+        torch.save(state, FullDisk(100_000))
+    with pytest.raises(OSError) as caught:
+        torch_save_into(FullDisk(100_000), state, hashing=True)
+    assert caught.value.errno == errno.ENOSPC
+    assert torch_save_into(FullDisk(10_000_000), state, hashing=True) is not None
