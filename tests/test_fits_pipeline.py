@@ -2,10 +2,7 @@
 input cutout's WCS. Round trip through test.py's own code with an identity generator, then a real
 short CPU training on cubes that aladin_data.py --fits builds from the bundled HiPS sample."""
 import json
-import os
 import random
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +22,7 @@ import models
 from models.pix2pix_model import Pix2PixModel
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
+from tests.script_runner import run_script
 from util.results_manifest import read_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -118,10 +116,7 @@ def test_identity_round_trip_gives_back_the_fits_and_its_wcs(tmp_path, monkeypat
     assert (tmp_path / "results" / "ident" / "test_latest" / "images" / "t0_fake_B.png").is_file()
 
 
-def run(script, *args, cwd):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    return subprocess.run([sys.executable, str(ROOT / script), *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+run = run_script
 
 
 TINY = ["--model", "pix2pix", "--dataset_mode", "fits_aligned", "--target_planes", "0", "--input_planes", "1,2,3,4",

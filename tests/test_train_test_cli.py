@@ -1,8 +1,5 @@
 """train.py and test.py end to end (real subprocesses) on a tiny generated 4-panel A|B|C|D set
 with the seed's usage --model pix2pix --direction BtoA --input_nc 9, and their one-line errors."""
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
+from tests.script_runner import run_script
 from util.results_manifest import read_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -17,10 +15,7 @@ TINY = ["--model", "pix2pix", "--direction", "BtoA", "--input_nc", "9", "--netG"
         "--ndf", "8", "--crop_size", "64", "--load_size", "64", "--gpu_ids", "-1", "--num_threads", "0"]
 
 
-def run(script, *args, cwd):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    return subprocess.run([sys.executable, str(ROOT / script), *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+run = run_script
 
 
 def write_set(root, n_images=2, size=64):

@@ -21,6 +21,7 @@ from data.sky.hips_out import written_tiles
 from models import networks
 from models.checkpoint import save_network
 from options.train_options import TrainOptions
+from tests.script_runner import call_main, load_script
 
 distributed = pytest.importorskip("distributed", reason="dask[distributed] is not installed")
 
@@ -33,26 +34,11 @@ SCRIPT = REPO / "scripts" / "predict_sky.py"
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore", "PYTHONPATH": str(REPO)}
 
 
-def load_script():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("predict_sky_drivers", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-PREDICT = load_script()
+PREDICT = load_script("scripts/predict_sky.py")
 
 
 def predict(*args) -> tuple[int, str]:
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err):
-        try:
-            code = PREDICT.main([str(a) for a in args])
-        except SystemExit as stop:
-            code = stop.code
-    return code, err.getvalue()
+    return call_main(PREDICT, *args)
 
 
 def write_checkpoint(folder: Path, net_g: str) -> Path:

@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +14,7 @@ import pytest
 from astropy.io import fits
 
 from data.sky.hips_out import read_fits_tile, written_tiles
+from tests.script_runner import call_main, load_script, run_script as run
 
 REPO = Path(__file__).resolve().parents[2]
 FIELD = REPO / "data" / "real_fields" / "galactic_centre"
@@ -27,28 +25,9 @@ TINY = ["--model", "pix2pix", "--netG", "unet_64", "--ngf", "8", "--ndf", "8", "
         "--dataset_mode", "fits_aligned", "--input_nc", "2"]
 
 
-def run(script, *args, cwd):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    return subprocess.run([sys.executable, str(REPO / script), *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
-
-
 def predict(*args):
-    """predict_sky.py in this process: (exit code, stderr)."""
-    import contextlib
-    import importlib.util
-    import io
-
-    spec = importlib.util.spec_from_file_location("predict_sky_inputs", REPO / "scripts" / "predict_sky.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err):
-        try:
-            code = module.main([str(a) for a in args])
-        except SystemExit as stop:
-            code = stop.code
-    return code, err.getvalue()
+    """predict_sky.py in this process (a fresh import each time): (exit code, stderr)."""
+    return call_main(load_script("scripts/predict_sky.py"), *args)
 
 
 def edited_image(source: str, out: Path, scale: float = 1.0, offset: float = 0.0, pixel_factor: float = 1.0,

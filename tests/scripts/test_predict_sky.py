@@ -2,7 +2,6 @@
 the HiPS it writes, the one-position output against it, seams, MOC, shards, resume and bad input."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -24,6 +23,7 @@ from data.sky.hips_quality import seam_stats
 from data.sky.properties import parse_properties_text
 from data.sky.source import open_survey, tile_path
 from data.sky.tile_grid import region_tiles
+from tests.script_runner import call_main, load_script, run_script as run
 from util.headless import browser_missing
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,34 +36,12 @@ TINY = ["--model", "pix2pix", "--netG", "unet_64", "--ngf", "8", "--ndf", "8", "
         "--gpu_ids", "-1", "--num_threads", "0", "--n_epochs", "10", "--n_epochs_decay", "0", "--print_freq", "1000"]
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location("predict_sky_script", REPO / "scripts" / "predict_sky.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-PREDICT = load_script()
-
-
-def run(script, *args, cwd):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    return subprocess.run([sys.executable, str(REPO / script), *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+PREDICT = load_script("scripts/predict_sky.py")
 
 
 def predict(*args):
     """predict_sky.py in this process; returns (exit code, stderr text)."""
-    import contextlib
-    import io
-
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err):
-        try:
-            code = PREDICT.main([str(a) for a in args])
-        except SystemExit as stop:
-            code = stop.code
-    return code, err.getvalue()
+    return call_main(PREDICT, *args)
 
 
 @pytest.fixture(scope="module")
