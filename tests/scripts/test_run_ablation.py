@@ -5,21 +5,17 @@ picture ablations (--hips, --synthetic) are in test_run_ablation_pictures.py (a 
 test runner's workers share them out).
 """
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[2]
-SCRIPT = REPO / "scripts" / "run_ablation.py"
+from tests.script_runner import REPO, run_script
+
 TINY = ["--budget", "tiny", "--n_samples", "12", "--repeats", "1"]
 
 
 def run(*args, timeout=240):
-    return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True,
-                          cwd=REPO, timeout=timeout)
+    return run_script("scripts/run_ablation.py", *args, cwd=REPO, timeout=timeout)
 
 
 @pytest.mark.timeout(300)

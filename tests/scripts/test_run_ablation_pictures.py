@@ -1,21 +1,18 @@
 """run_ablation.py's 8-bit picture ablations end to end with a minimal budget: --hips on the bundled HiPS
 samples, --synthetic on a generated sky (resumes and redoes only what changed)."""
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[2]
-SCRIPT = REPO / "scripts" / "run_ablation.py"
+from tests.script_runner import REPO, run_script
+
 TINY = ["--budget", "tiny", "--n_samples", "12", "--repeats", "1"]
 
 
 def run(*args, timeout=240):
-    return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True,
-                          cwd=REPO, timeout=timeout)
+    return run_script("scripts/run_ablation.py", *args, cwd=REPO, timeout=timeout)
 
 
 def check_report(out: Path, n_variants: int) -> dict:
