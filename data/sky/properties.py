@@ -7,6 +7,7 @@ from util.errors import UserError
 
 TILE_EXTENSIONS = {"jpeg": "jpg", "png": "png", "fits": "fits"}
 MAX_DEPTH = 29  # the deepest HEALPix depth (cdshealpix): a tile's pixels sit at order + log2(width)
+MAX_TILE_WIDTH = 4096  # widest tile read (Hipsgen writes 512; 4096 px of float64 is 128 MB): a wider one is hostile
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,9 @@ def parse_properties_text(text: str, where: str = "properties") -> HipsPropertie
         raise UserError(f"{where}: tiles of order {min(min_order, max_order)} and {tile_width} px have their pixels "
                         f"at HEALPix depth {min(min_order, max_order) + MAX_DEPTH - deepest}, and the deepest is "
                         f"{MAX_DEPTH}; not a usable HiPS (hips_order, hips_order_min, hips_tile_width)")
+    if tile_width > MAX_TILE_WIDTH:
+        raise UserError(f"{where}: hips_tile_width {tile_width} is wider than any HiPS uses (at most "
+                        f"{MAX_TILE_WIDTH} px here; 512 is the standard's default): one tile would not fit in memory")
     max_order = min(max_order, deepest)  # an order no tile can have (hips_order = 99) is the deepest possible
     raw_formats = (values.get("hips_tile_format") or values.get("format") or "jpeg").lower().split()
     formats = tuple("jpeg" if f == "jpg" else f for f in raw_formats if f in ("jpeg", "jpg", "png", "fits"))

@@ -52,7 +52,10 @@ def test_hostile_properties_stop_the_builder_with_one_line(samples, tmp_path, ca
     build = exit_on_user_error(cli_main)  # as aladin_data.py wraps it
 
     for change, message in ((("hips_order           = 3", "hips_order = -1"), "hips_order -1 is negative"),
-                            (("hips_tile_width      = 512", "hips_tile_width = 1073741824"), "deepest is 29")):
+                            (("hips_tile_width      = 512", "hips_tile_width = 1073741824"), "deepest is 29"),
+                            # independent check of issue 19: 2^22 px passes the depth check (order 3 + 22 = 25)
+                            # and then asked numpy for 128 TiB (_ArrayMemoryError, a traceback)
+                            (("hips_tile_width      = 512", "hips_tile_width = 4194304"), "wider than any HiPS")):
         survey = tmp_path / "hostile"
         shutil.rmtree(survey, ignore_errors=True)
         shutil.copytree(samples / "DSS2Red", survey)
