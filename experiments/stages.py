@@ -98,7 +98,14 @@ class FolderRecord:
         present = folder_files(self.folder)
         return sorted(name for name in record["ours"] if _inside(name) and name not in present)
 
+    def refuse_link(self, what: str) -> None:
+        """A folder that is a link leads to someone else's files, whatever names they have: never written."""
+        if self.folder.is_symlink():
+            raise UserError(f"{self.folder} is a link (to {os.readlink(self.folder)}); {what} writes only into "
+                            f"folders of its own, so it is left alone: remove the link, or use another --out")
+
     def open(self) -> None:
+        self.refuse_link("this run")
         present = folder_files(self.folder)
         self._write(open=True, others=sorted(present - self.ours()))
 
@@ -109,7 +116,9 @@ class FolderRecord:
         self._write(open=False, ours=sorted(ours | {name for name in also if _inside(name)}))
 
     def clear(self, what: str) -> None:
-        """Delete the run's own files; UserError, deleting nothing, when the folder holds anything else."""
+        """Delete the run's own files; UserError, deleting nothing, when the folder holds anything else or is
+        a link."""
+        self.refuse_link(what)
         ours = self.ours()
         others = folder_files(self.folder) - ours
         if others:

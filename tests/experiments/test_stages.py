@@ -49,9 +49,28 @@ def test_a_symlinked_dataset_folder_is_one_line_not_a_traceback(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "dataset").symlink_to(users, target_is_directory=True)
-    with pytest.raises(UserError, match=r"k.fits"):
+    with pytest.raises(UserError, match=r"dataset is a link \(to .*users_data\)"):
         build(Stages(out, force=False), out / "dataset", {"n": 1}, "train/a.png", "test/b.png")
     assert (users / "k.fits").read_text() == "mine" and (out / "dataset").is_symlink()
+
+
+def test_a_linked_folder_whose_files_have_the_runs_names_is_left_alone(tmp_path):
+    """Independent check of issue 19: OUT/checkpoints/bands_1 replaced by a link to the user's backup of that
+    model (the same file names): the redo overwrote the backup's files and deleted its web/images, because the
+    record compares names only."""
+    out = tmp_path / "out"
+    folder = out / "checkpoints" / "bands_1"
+    stages = Stages(out, force=False)
+    stages.take_folder("train_bands_1", folder)
+    stages.run("train_bands_1", writer(folder / "latest_net_G.pth", folder / "web" / "images" / "epoch003.png"))
+    backup = tmp_path / "backup"
+    folder.rename(backup)
+    (backup / "latest_net_G.pth").write_text("the user's")
+    folder.symlink_to(backup, target_is_directory=True)
+    with pytest.raises(UserError, match=r"bands_1 is a link"):
+        Stages(out, force=False).take_folder("train_bands_1", folder)
+    assert (backup / "latest_net_G.pth").read_text() == "the user's"
+    assert (backup / "web" / "images" / "epoch003.png").is_file()
 
 
 def test_a_redo_replaces_the_runs_own_files_and_refuses_when_a_user_added_one(tmp_path):
