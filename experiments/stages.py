@@ -12,6 +12,7 @@ left alone and the run stops with one line naming it. Nothing is ever removed as
 """
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import subprocess
@@ -48,6 +49,18 @@ def folder_files(folder: Path) -> set[str]:
         found.update((base / name).as_posix() for name in files)
         found.update((base / name).as_posix() for name in dirs if os.path.islink(os.path.join(root, name)))
     return found
+
+
+# What the stages' children (aladin_data.py, train.py, test.py) write in a folder. After a kill the folder's
+# record is still open, and only files of these kinds that appeared since count as the run's: anything else
+# there (a note the user added after the kill) is the user's, and the folder is left alone.
+CHILD_FILES = ("*.pth", "*_opt.txt", "loss_log.*", "loss_curves.png", "fits_norm.json", "training_inputs.json",
+               "index.html", "web/index.html", "web/images/*", "manifest.json", "metrics.json", "images/*",
+               "fits/*", "manifest*.csv", "dataset.json", "train/*", "val/*", "test/*", "*.tmp", "*.commit")
+
+
+def child_file(relative: str) -> bool:
+    return any(fnmatch.fnmatchcase(relative, pattern) for pattern in CHILD_FILES)
 
 
 def _inside(relative: str) -> bool:
@@ -87,7 +100,7 @@ class FolderRecord:
         """The files in the folder now that this run wrote."""
         record, present = self._read(), folder_files(self.folder)
         if record.get("open"):
-            return present - set(record.get("others", []))
+            return {name for name in present - set(record.get("others", [])) if child_file(name)}
         return present & {name for name in record.get("ours", []) if _inside(name)}
 
     def missing(self) -> list[str]:

@@ -166,3 +166,27 @@ def test_a_childs_error_reaches_a_text_only_stderr(tmp_path, monkeypatch):
     with pytest.raises(UserError, match="field too small"):
         Stages(tmp_path / "out", force=False).run("dataset", failing)
     assert "error: field too small" in text_only.getvalue()
+
+
+def test_a_users_file_added_after_a_kill_is_not_taken_for_the_childs(tmp_path):
+    """Independent check of issue 19: run_ablation SIGKILLed during a training, then the user added
+    checkpoints/bands_1/my_notes.txt; the rerun deleted it, because an open record counted every file that
+    appeared since as the killed child's."""
+    out = tmp_path / "out"
+    folder = out / "checkpoints" / "bands_1"
+    stages = Stages(out, force=False)
+    stages.take_folder("train_bands_1", folder)
+    FolderRecord(out, folder).open()  # as Stages.run does before the child starts
+    child = subprocess.Popen(writer(folder / "train_opt.txt", folder / "latest_net_G.pth", sleep=60))
+    deadline = time.monotonic() + 30
+    while not (folder / "latest_net_G.pth").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    child.kill()  # (the record stays open: nobody closes it)
+    child.wait()
+    (folder / "my_notes.txt").write_text("mine")
+    with pytest.raises(UserError, match=r"holds 1 file\(s\) this run did not write \(my_notes.txt\)"):
+        Stages(out, force=False).take_folder("train_bands_1", folder)
+    assert (folder / "my_notes.txt").read_text() == "mine" and (folder / "latest_net_G.pth").exists()
+    (folder / "my_notes.txt").unlink()  # moved away: the killed child's files are replaced
+    Stages(out, force=False).take_folder("train_bands_1", folder)
+    assert not (folder / "latest_net_G.pth").exists() and not (folder / "train_opt.txt").exists()
