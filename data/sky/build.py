@@ -21,7 +21,7 @@ from util.fileio import atomic_write_bytes, output_folder
 from .block_sampling import BlockChoice
 from .config import BuildConfig, TargetSpec
 from .cutout import SurveyEngine, coverage_fraction
-from .dataset_record import check_dataset, clear_dataset, settings_of, write_record
+from .dataset_record import check_dataset, check_target_names, clear_dataset, settings_of, write_record
 from .engine import CutoutEngine
 from .fetch import Fetcher, FetchError, ServerUnreachable
 from .geometry import OutputGrid
@@ -197,6 +197,8 @@ def _build(config: BuildConfig, spec: TargetSpec) -> Summary:
         items = items[index::count]
     manifest_name = shard_manifest_name(config.shard)
     todo = split_done(items, earlier, config)
+    written = [name for item in todo for name in ((item.file, item.fits_file) if config.fits else (item.file,))]
+    check_target_names(config.out, written, replacing)
     if replacing:
         removed, foreign = clear_dataset(config.out)
         shown = ", ".join(foreign[:5]) + (f" (+{len(foreign) - 5} more)" if len(foreign) > 5 else "")

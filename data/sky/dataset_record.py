@@ -111,6 +111,20 @@ def listed_files(out: Path) -> set[str]:
     return names
 
 
+def check_target_names(out: Path, names: list[str], replacing: bool) -> None:
+    """UserError, before anything is written or removed, when a file this run would write is already there and
+    no manifest lists it: a user's file of the builder's name. Only a resumed run (dataset.json there, no
+    --overwrite) takes such files for its own: a killed run's last targets, written before their rows."""
+    existing = sorted(name for name in names if (out / name).is_file())
+    if not existing:
+        return
+    foreign = sorted(set(existing) - listed_files(out))
+    if foreign and (replacing or not (out / RECORD).is_file()):
+        shown = ", ".join(foreign[:3]) + (f" (+{len(foreign) - 3} more)" if len(foreign) > 3 else "")
+        raise UserError(f"--out {out} holds {len(foreign)} file(s) that this builder did not write but would write "
+                        f"again under the same names ({shown}); move them, or use another --out")
+
+
 def clear_dataset(out: Path) -> tuple[int, list[str]]:
     """Remove what the builder wrote in `out` as its own records list it: the files its manifests name,
     their temps, the manifests and dataset.json. Returns the number removed and the files of train/

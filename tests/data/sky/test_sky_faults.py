@@ -94,6 +94,31 @@ def test_overwrite_removes_only_the_files_its_manifest_lists(tmp_path, caplog):
     assert "train/my_own_image.png" in line and "test/my_own.fits" in line
 
 
+def test_a_users_files_of_the_builders_names_are_never_written_over(tmp_path):
+    """Independent check of issue 19: user files named like the builder's targets were overwritten: with
+    --overwrite after 'kept N that no manifest lists', and by a plain run into a folder the builder never made
+    (no dataset.json, no manifest). Both now stop before anything is written or removed."""
+    coords = write_coords(tmp_path / "c.csv", INSIDE[:3])
+    out = tmp_path / "ds"
+    assert build("--surveys", DSS, "--fov", "1", "--size", "16", "--fits", "--out", str(out), "--coords", str(coords)) == 0
+    listed = sorted(p for p in out.rglob("*") if p.is_file())
+    (out / "manifest.csv").write_text((out / "manifest.csv").read_text().splitlines()[0] + "\n")  # rows lost
+    before = {p: p.read_bytes() for p in listed}
+    with pytest.raises(UserError, match=r"holds 4 file\(s\) that this builder did not write but would write again "
+                                        r"under the same names \(train/t0.fits"):
+        build("--surveys", DSS, "--fov", "1", "--size", "24", "--fits", "--out", str(out), "--coords", str(coords),
+              "--overwrite")
+    assert all(p.read_bytes() == data for p, data in before.items())  # nothing removed, nothing written
+    users = tmp_path / "photos"
+    mine = {name: f"mine {name}".encode() for name in ("train/1.png", "train/t0.png", "val/t0.png", "test/t0.png")}
+    for name, data in mine.items():
+        (users / name).parent.mkdir(parents=True, exist_ok=True)
+        (users / name).write_bytes(data)
+    with pytest.raises(UserError, match=r"holds 1 file\(s\) that this builder did not write .* \((train|val|test)/t0.png\)"):
+        build("--surveys", DSS, "--fov", "1", "--size", "16", "--out", str(users), "--coords", str(coords))
+    assert {p.relative_to(users).as_posix(): p.read_bytes() for p in users.rglob("*") if p.is_file()} == mine
+
+
 def test_dataset_without_record_is_checked_against_its_manifest(tmp_path):
     """A folder built before dataset.json existed: its manifest's size and surveys are compared."""
     out = tmp_path / "old"
