@@ -61,8 +61,10 @@ def parse_dask(text: str | None) -> DaskTarget | None:
 
 
 def check_reachable(target: DaskTarget | None) -> None:
-    """A scheduler address that nothing answers at is refused in one line before the run writes anything
-    (a plain TCP connection: Dask itself would retry for CONNECT_TIMEOUT_S)."""
+    """A scheduler address where no Dask scheduler answers is refused in one line before the run writes
+    anything: first a plain TCP connection (Dask itself would retry for CONNECT_TIMEOUT_S), then Dask's own
+    handshake within a deadline (a web server on that port accepted the connection, and the client then
+    waited forever; another service's bytes read as a message length asked for exabytes)."""
     import socket
 
     if target is None or target.address is None:
@@ -74,6 +76,35 @@ def check_reachable(target: DaskTarget | None) -> None:
         raise UserError(f"--dask {target.address}: no Dask scheduler answers there ({err.strerror or err}); "
                         f"start one (dask scheduler) with workers (dask worker {target.address}), or use "
                         f"--dask local:N") from None
+    problem = _dask_handshake(target.address, CONNECT_TIMEOUT_S)
+    if problem:
+        raise UserError(f"--dask {target.address}: something answers there, but not a Dask scheduler ({problem}); "
+                        f"check the address (dask scheduler prints it), or use --dask local:N")
+
+
+def _dask_handshake(address: str, timeout_s: float) -> str | None:
+    """None when a Dask scheduler at `address` answers a client within timeout_s; else what went wrong. The
+    client is made in a daemon thread: a peer that never answers cannot hold this process."""
+    distributed = _distributed()
+    outcome: dict[str, BaseException | bool] = {}
+
+    def probe() -> None:
+        try:
+            with distributed.Client(address, timeout=timeout_s) as client:
+                client.scheduler_info()
+            outcome["ok"] = True
+        except BaseException as err:  # noqa: BLE001 - any failure is reported as one line
+            outcome["error"] = err
+
+    thread = threading.Thread(target=probe, name="dask-handshake", daemon=True)
+    thread.start()
+    thread.join(timeout_s + 5)
+    if outcome.get("ok"):
+        return None
+    error = outcome.get("error")
+    if error is None:
+        return f"no Dask answer within {timeout_s + 5:.0f} s"
+    return type(error).__name__
 
 
 def _distributed():
@@ -85,13 +116,31 @@ def _distributed():
 
 
 @contextmanager
+def _workers_ignore_ctrl_c() -> Iterator[None]:
+    """SIGINT ignored while the local workers start, so that they inherit it ignored (a Python child keeps an
+    ignored SIGINT): Ctrl-C in a terminal reaches every process of its group, and each worker printed a
+    KeyboardInterrupt traceback. The client alone stops, says so in one line and closes the cluster."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+@contextmanager
 def open_client(target: DaskTarget, threads_per_worker: int = 1) -> Iterator:
     """A distributed.Client on the target; a local cluster is started (and stopped at the end)."""
     distributed = _distributed()
     if target.address is None:
-        with distributed.LocalCluster(n_workers=target.workers, threads_per_worker=threads_per_worker,
-                                      processes=True, dashboard_address=None, silence_logs=40) as cluster, \
-                distributed.Client(cluster) as client:
+        with _workers_ignore_ctrl_c():
+            cluster = distributed.LocalCluster(n_workers=target.workers, threads_per_worker=threads_per_worker,
+                                               processes=True, dashboard_address=None, silence_logs=40)
+        with cluster, distributed.Client(cluster) as client:
             yield client
         return
     try:
