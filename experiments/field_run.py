@@ -78,7 +78,7 @@ def train_and_test(trainings: list[Training], dataset: Path, args: argparse.Name
     checkpoints, results_root = stages.out / "checkpoints", stages.out / "results"
     extra = ["--gpu_ids", args.gpu_ids] if args.gpu_ids is not None else []
     n_train = len(list((dataset / "train").glob("*.fits")))
-    train_jobs, test_jobs, folders = [], [], {}
+    train_jobs, test_jobs, folders, takes = [], [], {}, []
     for run in trainings:
         train = field_plan.train_command(sys.executable, dataset, run.name, checkpoints, run.inputs, run.budget,
                                          n_train, run.seed, extra)
@@ -86,12 +86,13 @@ def train_and_test(trainings: list[Training], dataset: Path, args: argparse.Name
         weights = checkpoints / run.name / "latest_net_G.pth"
         if not (stages.done(f"train_{run.name}", train_params) and weights.exists()):
             stages.forget(f"test_{run.name}")  # new weights: old results no longer describe them
-            stages.take_folder(f"train_{run.name}", checkpoints / run.name)
+            takes.append((f"train_{run.name}", checkpoints / run.name, ()))
             train_jobs.append((f"train_{run.name}", train, train_params))
         test = field_plan.test_command(sys.executable, dataset, run.name, checkpoints, results_root, run.inputs,
                                        run.budget, extra)
         folders[run.name] = results_root / run.name / "test_latest"
         test_jobs.append((run, test, {"command": test[1:], "train": train_params}))
+    stages.take_folders(takes)  # all checked before any is cleared
     done = len(trainings) - len(train_jobs)
     recipes = "; ".join(dict.fromkeys(f"{run.budget.model} {run.budget.netG} ngf {run.budget.ngf}, "
                                       f"{run.budget.n_epochs + run.budget.n_epochs_decay} epochs" for run in trainings))
@@ -101,8 +102,7 @@ def train_and_test(trainings: list[Training], dataset: Path, args: argparse.Name
     todo = [(run, command, params) for run, command, params in test_jobs
             if not (stages.done(f"test_{run.name}", params, folders[run.name])
                     and (folders[run.name] / "manifest.json").is_file())]
-    for run, _, _ in todo:
-        stages.take_folder(f"test_{run.name}", folders[run.name], also=[checkpoints / run.name])
+    stages.take_folders((f"test_{run.name}", folders[run.name], (checkpoints / run.name,)) for run, _, _ in todo)
     stages.say(f"test: {len(todo)} of {len(trainings)} trainings on the test cubes")
     stages.run_parallel([(f"test_{run.name}", command, params) for run, command, params in todo], args.jobs)
     return folders

@@ -128,9 +128,8 @@ class FolderRecord:
         ours = (folder_files(self.folder) - set(record.get("others", []))) if record.get("open") else self.ours()
         self._write(open=False, ours=sorted(ours | {name for name in also if _inside(name)}))
 
-    def clear(self, what: str) -> None:
-        """Delete the run's own files; UserError, deleting nothing, when the folder holds anything else or is
-        a link."""
+    def check(self, what: str) -> set[str]:
+        """The run's own files here; UserError when the folder is a link or holds anything else."""
         self.refuse_link(what)
         ours = self.ours()
         others = folder_files(self.folder) - ours
@@ -138,6 +137,12 @@ class FolderRecord:
             raise UserError(f"{self.folder} holds {len(others)} file(s) this run did not write ({_listed(others)}); "
                             f"{what} would replace the folder's content, so it is left alone: move them, or "
                             f"use another --out")
+        return ours
+
+    def clear(self, what: str) -> None:
+        """Delete the run's own files; UserError, deleting nothing, when the folder holds anything else or is
+        a link."""
+        ours = self.check(what)
         for name in ours:
             (self.folder / name).unlink(missing_ok=True)
         for root, dirs, _ in sorted(os.walk(self.folder), key=lambda entry: -len(entry[0])):
@@ -191,8 +196,17 @@ class Stages:
     def take_folder(self, stage: str, folder: Path, also: Iterable[Path] = ()) -> None:
         """Before `stage` runs: delete what this run wrote in `folder` (refused, deleting nothing, when it
         holds anything else), and record what the stage's child writes there and in the `also` folders."""
-        FolderRecord(self.out, folder).clear(f"the {stage} stage")
-        self._writes[stage] = [folder, *also]
+        self.take_folders([(stage, folder, tuple(also))])
+
+    def take_folders(self, takes: Iterable[tuple[str, Path, tuple[Path, ...]]]) -> None:
+        """take_folder for several stages at once: every folder is checked before any is cleared, so a
+        refusal on the last one leaves the first ones' earlier results in place."""
+        takes = list(takes)
+        for stage, folder, _ in takes:
+            FolderRecord(self.out, folder).check(f"the {stage} stage")
+        for stage, folder, also in takes:
+            FolderRecord(self.out, folder).clear(f"the {stage} stage")
+            self._writes[stage] = [folder, *also]
 
     def adopt(self, path: Path) -> None:
         """A file this process wrote into a recorded folder (a redo replaces it like the child's files)."""

@@ -190,3 +190,18 @@ def test_a_users_file_added_after_a_kill_is_not_taken_for_the_childs(tmp_path):
     (folder / "my_notes.txt").unlink()  # moved away: the killed child's files are replaced
     Stages(out, force=False).take_folder("train_bands_1", folder)
     assert not (folder / "latest_net_G.pth").exists() and not (folder / "train_opt.txt").exists()
+
+
+def test_a_refusal_on_one_folder_clears_none_of_the_others(tmp_path):
+    """Independent check of issue 19: a redo of two trainings emptied checkpoints/bands_1, then refused on
+    bands_1-2 (a user's file there): the user was left with neither the old model nor a new one."""
+    out = tmp_path / "out"
+    first, second = out / "checkpoints" / "bands_1", out / "checkpoints" / "bands_1-2"
+    stages = Stages(out, force=False)
+    for name, folder in (("bands_1", first), ("bands_1-2", second)):
+        stages.take_folder(f"train_{name}", folder)
+        stages.run(f"train_{name}", writer(folder / "latest_net_G.pth"))
+    (second / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match=r"bands_1-2 holds 1 file\(s\) this run did not write \(notes.txt\)"):
+        Stages(out, force=False).take_folders([("train_bands_1", first, ()), ("train_bands_1-2", second, ())])
+    assert (first / "latest_net_G.pth").is_file() and (second / "latest_net_G.pth").is_file()
