@@ -36,9 +36,11 @@ def check_run_name(name: str) -> None:
     it before they write (engine); predict_sky.py only reads the checkpoint, so there it is not enforced."""
     parts = PurePath(name).parts
     if not parts or PurePath(name).is_absolute() or ".." in parts or parts == (".",):
+        plain = PurePath(name).name
+        example = plain if plain not in ("", ".", "..") else "my_run"
         raise UserError(f"--name {name!r} would put the run outside --checkpoints_dir (and --results_dir); give "
-                        f"a plain name such as {PurePath(name).name or 'my_run'!r} (sub-folders like group/run are "
-                        f"fine), and choose the folder with --checkpoints_dir")
+                        f"a plain name such as {example!r} (sub-folders like group/run are fine), and choose the "
+                        f"folder with --checkpoints_dir")
 
 
 def _int_or_inf(text: str) -> float | int:
