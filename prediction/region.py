@@ -180,6 +180,8 @@ def run_region(config) -> int:
             settings = session.render_settings(record.get("input_cuts"))
             with generator_threads(folder_threads(config, record)):
                 write_tiles(session, settings, record, mine)
+            # a Dask worker that died mid-write left its temp beside the tile another worker then wrote
+            held.when_alone(lambda: remove_stale_temps(stale))
         if config.shard is not None:
             say(f"shard {config.shard[0]}/{config.shard[1]} done; when every shard is done: "
                 f"predict_sky.py --finish --out {config.out}")

@@ -128,15 +128,29 @@ class OutFolder:
             claim.acquire("exclusive")
             try:
                 claimed = self._claim(record, overwrite, _plan(region, shard))
-                if when_alone is not None and self.run_lock.acquire("exclusive", wait=False):
-                    when_alone()  # (the conversion back below cannot fail: no run starts without the claim lock)
-                    self._hold_shared()
-                elif when_alone is not None:
-                    self._hold_shared()  # a failed conversion drops the lock: take the shared one again
+                if when_alone is not None:
+                    self._alone(when_alone)
                 return claimed
             except BaseException:
                 self.release()
                 raise
+
+    def _alone(self, action: Callable[[], None]) -> bool:
+        """action() when no other run holds the folder (the claim lock held by the caller); the shared hold
+        is kept either way. True when it ran."""
+        if self.run_lock.acquire("exclusive", wait=False):
+            action()  # (the conversion back below cannot fail: no run starts without the claim lock)
+            self._hold_shared()
+            return True
+        self._hold_shared()  # a failed conversion drops the lock: take the shared one again
+        return False
+
+    def when_alone(self, action: Callable[[], None]) -> bool:
+        """action() under the claim lock if no other run writes in the folder now (a clean-up that would
+        hurt a running one); True when it ran."""
+        with FileLock(self.out / CLAIM_LOCK) as claim:
+            claim.acquire("exclusive")
+            return self._alone(action)
 
     def _claim(self, record: dict, overwrite: bool, plan: dict | None) -> dict:
         path = self.out / SETTINGS_FILE

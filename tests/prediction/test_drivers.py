@@ -177,7 +177,9 @@ def test_ctrl_c_during_a_local_dask_run_is_one_line(checkpoint):
     run = subprocess.Popen([sys.executable, str(SCRIPT), *map(str, args_for(checkpoint, "ctrl_c", "--dask", "local:2",
                                                                           "--batch_size", 1))],
                            env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                           start_new_session=True)  # its own process group, as a terminal gives a command
+                           start_new_session=True,  # its own process group, as a terminal gives a command
+                           # a terminal's default SIGINT (pytest-xdist's workers ignore it, and children keep that)
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and run.poll() is None and len(written_tiles(out, ORDER)) < 1:
         time.sleep(0.01)
@@ -186,6 +188,31 @@ def test_ctrl_c_during_a_local_dask_run_is_one_line(checkpoint):
     _, log = run.communicate(timeout=60)
     assert run.returncode == 130 and "interrupted" in log, log
     assert "Traceback" not in log and "KeyboardInterrupt" not in log, log
+
+
+def test_a_temp_a_dead_writer_left_is_gone_from_the_finished_tree(checkpoint, monkeypatch):
+    """The full suite once caught a worker SIGKILLed while writing an uncertainty tile: another worker wrote
+    the tile, and the killed one's '.Npix7212.fits.<token>.tmp' stayed in the finished HiPS. Here the first
+    tile's writer leaves such a temp, as a dead worker would."""
+    import prediction.drivers as drivers
+
+    real_write, left = drivers.write_result, []
+
+    def write_leaving_a_temp(out, order, result, *rest):
+        if result.mean is not None and not left:
+            from data.sky.source import tile_path
+
+            target = Path(out) / tile_path(order, result.ipix, "fits")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            left.append(target.parent / f".{target.name}.0123456789ab.tmp")
+            left[0].write_bytes(b"half a tile")
+        return real_write(out, order, result, *rest)
+
+    monkeypatch.setattr(drivers, "write_result", write_leaving_a_temp)
+    code, log = predict(*args_for(checkpoint, "dead_writer"))
+    assert code == 0, log
+    assert left and not left[0].exists()
+    assert not [p for p in (checkpoint / "dead_writer").rglob("*.tmp")]
 
 
 @pytest.mark.parametrize("value, message", [
