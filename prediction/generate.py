@@ -52,6 +52,11 @@ def default_generator_threads(environ: dict[str, str] | None = None, cpus: int |
     return max(1, cpus - 1)
 
 
+def asked_generator_threads(asked: int) -> int:
+    """--threads as given, or (0) the default."""
+    return asked or default_generator_threads()
+
+
 @contextlib.contextmanager
 def generator_threads(threads: int):
     """torch's CPU threads set to `threads` for a run, and given back after (a caller in a notebook or a test

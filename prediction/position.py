@@ -27,7 +27,7 @@ from data.sky.tile_grid import tile_pixel_deg, tiles_under
 from util.errors import UserError
 from util.fileio import atomic_write_bytes, check_writable_folder
 from engine.storage import storage_errors_as_user_errors
-from prediction.generate import default_generator_threads, generator_threads
+from prediction.generate import asked_generator_threads, generator_threads
 from prediction.input_check import InputReport, check_inputs
 from prediction.render import open_truth
 from prediction.session import Session, describe, generate, prepare, render_stream
@@ -86,7 +86,7 @@ def run_position(config) -> int:
                         f"so nothing could be compared; give a --truth that covers it, or run without --truth")
     means, stds = {}, {}
     settings = session.render_settings()
-    with generator_threads(config.threads or default_generator_threads()):
+    with generator_threads(asked_generator_threads(config.threads)):
         for result in generate(session, render_stream(settings, tiles, config.workers, session.engines)):
             if result.mean is not None:
                 means[result.ipix] = result.mean

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.storage import storage_errors_as_user_errors
-from prediction.generate import default_generator_threads, generator_threads
+from prediction.generate import asked_generator_threads, generator_threads
 from prediction.input_check import InputMatch, InputReport, check_inputs, region_grid
 from prediction.inputs import BandModel, display_stretch
 from prediction.render import RenderSettings, open_truth, region_cuts, sample_truth, truth_has_data
@@ -117,7 +117,7 @@ def make_record(session: Session, cuts, inputs_check: InputReport) -> dict:
     }
     created = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%MZ")
     return {"settings": settings, "created": created, "training_dataset": session.training.dataroot,
-            "generator_threads": c.threads or default_generator_threads(),
+            "generator_threads": asked_generator_threads(c.threads),
             "input_cuts": list(cuts) if cuts else None, "inputs_check": inputs_check.as_dict(),
             "input_match": [m.as_dict() if m else None for m in session.matches] if session.matches else None,
             "display": display.as_dict(),
@@ -128,7 +128,7 @@ def make_record(session: Session, cuts, inputs_check: InputReport) -> dict:
 def folder_threads(config, record: dict) -> int:
     """The generator threads the folder's tiles were made with (see generator_threads); folders from before
     the count was recorded take this run's."""
-    threads = record.get("generator_threads") or config.threads or default_generator_threads()
+    threads = record.get("generator_threads") or asked_generator_threads(config.threads)
     if config.threads and config.threads != threads:
         say(f"--threads {config.threads}: {config.out}'s tiles were made with {threads} generator thread(s); "
             f"using {threads}, so that every tile of the folder has the same bytes")

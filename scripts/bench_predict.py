@@ -183,10 +183,10 @@ def best_of_pairs(repeats: int, first, second) -> tuple[float, float, float]:
 def main(argv=None) -> None:
     import torch
 
-    from prediction.generate import default_generator_threads, generator_threads
+    from prediction.generate import asked_generator_threads, generator_threads
 
     args = parse_args(argv)
-    thread_counts = [int(t) or default_generator_threads() for t in args.threads.split(",")]
+    thread_counts = [asked_generator_threads(int(t)) for t in args.threads.split(",")]
     if args.device == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda asked for, but CUDA is not available")
     megapixels = args.tile_width ** 2 / 1e6
