@@ -30,6 +30,7 @@ NO_NETWORK = ["-Dhttp.proxyHost=127.0.0.1", "-Dhttp.proxyPort=9", "-Dhttps.proxy
 MIN_VIEW_PX = 128  # smaller headless views come back empty
 RENDER_RETRIES = 3  # further runs for crops that came back with tiles missing
 COVERAGE_SLACK = 0.05  # how far below the tiles' own coverage a crop may fall before it is asked again
+MAX_OFFSET_PX = 1.0  # good crops' headers lie 0.3-0.4 px from the grid (Aladin's half-pixel rounding)
 
 
 def find_aladin(jar: str | None = None) -> tuple[str, str, str] | None:
@@ -93,8 +94,9 @@ def batch_script(jobs: list[tuple[Path, list[tuple[OutputGrid, Path]]]]) -> str:
             ra, dec = aladin_position(grid)
             lines.append(f"{ra:.9f} {dec:+.9f}")
             size = f"{grid.width}x{grid.height}"
-            if view != size:
-                lines += [f"save {size} /dev/null", "overlay off", "reticle off"]
+            if view != size:  # the position again after resizing: under load, resizing reset the view to (0, 0)
+                # (resizing before any position hung Aladin in 2 of 8 runs)
+                lines += [f"save {size} /dev/null", "overlay off", "reticle off", f"{ra:.9f} {dec:+.9f}"]
                 view = size
             plane += 1
             # saving the view forces a complete redraw: without it a crop can miss tiles still loading
@@ -105,28 +107,53 @@ def batch_script(jobs: list[tuple[Path, list[tuple[OutputGrid, Path]]]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def read_export(path: Path, grid: OutputGrid, black_is_blank: bool) -> np.ndarray:
-    """An exported crop as (H, W, C) float32 top row first; NaN where Aladin had no data."""
+def read_export(path: Path, grid: OutputGrid, black_is_blank: bool) -> np.ndarray | None:
+    """An exported crop as (H, W, C) float32 top row first, NaN where Aladin had no data; None when the
+    crop is unusable: not written, cut short, of another size, or of another part of the sky (its WCS)."""
     from astropy.io import fits
 
-    if not path.is_file():
-        raise UserError(f"Aladin wrote no {path.name} (see its log)")
-    with fits.open(path) as hdul:
-        data = np.array(hdul[0].data, dtype=np.float32)
-        header = hdul[0].header
-        blank = header.get("BLANK")
-        is_8bit = header.get("BITPIX") == 8
+    try:
+        with fits.open(path) as hdul:
+            data = np.array(hdul[0].data, dtype=np.float32)
+            header = hdul[0].header
+    except (OSError, TypeError, ValueError):  # missing, or a header without its data (TypeError in astropy)
+        return None
     if data.ndim == 2:
         data = data[None]
+    if data.ndim != 3 or data.shape[1:] != (grid.height, grid.width) or export_offset_px(header, grid) > MAX_OFFSET_PX:
+        return None
+    blank = header.get("BLANK")
+    is_8bit = header.get("BITPIX") == 8
     data = data[:, ::-1, :]  # FITS rows bottom-up -> image rows top-down
     if blank is not None and not is_8bit:
         data[data == float(blank)] = np.nan
     cube = np.moveaxis(data, 0, -1)
     if is_8bit and black_is_blank:
         cube[~np.any(cube > 0, axis=-1)] = np.nan
-    if cube.shape[:2] != (grid.height, grid.width):
-        raise UserError(f"Aladin returned {cube.shape[1]}x{cube.shape[0]} instead of {grid.width}x{grid.height}")
     return cube
+
+
+def export_offset_px(header, grid: OutputGrid) -> float:
+    """How far, in grid pixels, the export's corners and centre lie from the grid's by its own WCS header:
+    under load Aladin once cropped the view before it moved (at RA 0, Dec 0), which no pixel test tells."""
+    import warnings
+
+    from astropy.coordinates import SkyCoord
+    from astropy.wcs import WCS, FITSFixedWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FITSFixedWarning)  # Aladin writes the old RADECSYS keyword
+        try:
+            theirs = WCS(header).celestial
+        except Exception:  # noqa: BLE001 - any header astropy cannot read is no proof of position
+            return float("inf")
+    width, height = grid.width, grid.height
+    pixels = np.array([[0, 0], [width - 1, 0], [0, height - 1], [width - 1, height - 1],
+                       [(width - 1) / 2, (height - 1) / 2]], dtype=np.float64)
+    a = SkyCoord(*theirs.wcs_pix2world(pixels, 0).T, unit="deg")
+    b = SkyCoord(*make_wcs(grid).wcs_pix2world(pixels, 0).T, unit="deg")
+    offsets = a.separation(b).deg / grid.pixel_deg
+    return float(np.max(offsets)) if np.all(np.isfinite(offsets)) else float("inf")
 
 
 def run_aladin(script: str, jar: str | None, timeout_s: float, log_path: Path) -> None:
@@ -164,16 +191,23 @@ class AladinRenderer:
             cuts = self.run_batch(folders, grids, wanted, work, attempt=0)
             expected = {g: self.estimate_coverage(grids[g]) for g in range(len(grids))}
             # a loaded machine sometimes gets a crop of tiles that exist with some or all of them blank (Aladin
-            # exported before they loaded): those crops alone are asked again, keeping the fuller one, so a slow
-            # load does not read as 'no data here'
+            # exported before they loaded), a crop of the wrong place or a file cut short: those crops alone are
+            # asked again, keeping the fuller one, so a slow load reads neither as 'no data here' nor as sky
             for attempt in range(1, 1 + RENDER_RETRIES):
                 short = [(s, g) for (s, g), values in cuts.items()
-                         if coverage_fraction(values) < expected[g][s] - COVERAGE_SLACK]
+                         if values is None or coverage_fraction(values) < expected[g][s] - COVERAGE_SLACK]
                 if not short:
                     break
                 for key, values in self.run_batch(folders, grids, short, work, attempt=attempt).items():
-                    if coverage_fraction(values) > coverage_fraction(cuts[key]):
+                    if values is not None and (cuts[key] is None
+                                               or coverage_fraction(values) > coverage_fraction(cuts[key])):
                         cuts[key] = values
+        unusable = [(s, g) for (s, g), values in cuts.items() if values is None]
+        if unusable:
+            s, g = unusable[0]
+            raise UserError(f"--backend aladin: {1 + RENDER_RETRIES} Aladin runs gave no usable crop of "
+                            f"{self.survey_names[s]} at position {g + 1} (not written, cut short, or of another "
+                            f"part of the sky); try again on a less loaded machine, or use --backend builtin")
         results = []
         for g in range(len(grids)):
             bands = []
@@ -185,8 +219,8 @@ class AladinRenderer:
         return results
 
     def run_batch(self, folders: list[Path], grids: list[OutputGrid], wanted: list[tuple[int, int]],
-                  work: Path, attempt: int) -> dict[tuple[int, int], np.ndarray]:
-        """One Aladin run exporting crop (survey s, grid g) for each pair wanted."""
+                  work: Path, attempt: int) -> dict[tuple[int, int], np.ndarray | None]:
+        """One Aladin run exporting crop (survey s, grid g) for each pair wanted; None for an unusable one."""
         paths = {(s, g): work / f"cut_{s}_{g}_try{attempt}.fits" for s, g in wanted}
         jobs = [(folder, [(grids[g], paths[s, g]) for g in range(len(grids)) if (s, g) in paths])
                 for s, folder in enumerate(folders)]
@@ -196,7 +230,7 @@ class AladinRenderer:
         for (s, g), path in paths.items():
             engine = self.engines[s]
             values = read_export(path, grids[g], engine.black_is_blank)
-            if values.shape[2] != engine.channels:
+            if values is not None and values.shape[2] != engine.channels:
                 values = values[..., :1] if engine.channels == 1 else np.repeat(values[..., :1], 3, axis=2)
             cuts[s, g] = values
         return cuts

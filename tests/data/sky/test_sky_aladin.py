@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -84,10 +85,23 @@ def test_half_pixel_convention():
     assert abs((ra - 10.0) * np.cos(np.radians(20)) - 0.005) < 1e-4 and abs(dec - 20.0 + 0.005) < 1e-4
 
 
-@pytest.mark.parametrize("blank_rows", [256, 60], ids=["all-blank", "part-blank"])
-def test_a_crop_missing_existing_tiles_is_rendered_again(monkeypatch, blank_rows):
-    """On a loaded machine Aladin exported crops before their tiles loaded (CI, Planck FITS: once all blank,
-    once 23% blank): such a crop alone is asked again instead of being read as sky without data."""
+def spoil_export(path, fault: str) -> None:
+    """What a loaded machine's Aladin wrote (CI and a loaded 2-core machine, 2026-12)."""
+    if fault == "cut-short":  # the header alone: astropy raised TypeError reading its data
+        data = path.read_bytes()
+        path.write_bytes(data[:2880])
+        return
+    with fits.open(path, mode="update") as hdul:
+        hdu = hdul[0]
+        if fault == "moved":  # the view cropped before it moved: a full crop of the sky at (0, 0)
+            hdu.header["CRVAL1"], hdu.header["CRVAL2"] = 360.0, 0.0
+        else:  # exported before its tiles loaded: all or part of the rows blank
+            blank = hdu.header.get("BLANK", 0) if hdu.header.get("BITPIX") > 0 else np.nan
+            hdu.data[..., :256 if fault == "all-blank" else 60, :] = blank
+
+
+def render_with_faults(monkeypatch, faulty_runs: int, fault: str):
+    """Planck FITS at the first grid, the first export of the first `faulty_runs` Aladin runs spoilt."""
     from pathlib import Path
 
     from data.sky import aladin_backend
@@ -96,18 +110,50 @@ def test_a_crop_missing_existing_tiles_is_rendered_again(monkeypatch, blank_rows
     engines = [CutoutEngine(open_survey(str(samples / "Planck-HFI143")), "fits")]
     real_run, scripts = aladin_backend.run_aladin, []
 
-    def first_run_loses_its_tiles(script, jar, timeout_s, log_path):
+    def spoilt_run(script, jar, timeout_s, log_path):
         scripts.append(script)
         real_run(script, jar, timeout_s, log_path)
-        if len(scripts) == 1:  # the first export comes back with rows blank, as on the loaded CI machine
-            export = next(log_path.parent.glob("cut_0_0_try0.fits"))
-            with fits.open(export, mode="update") as hdul:
-                blank = hdul[0].header.get("BLANK", 0) if hdul[0].header.get("BITPIX") > 0 else np.nan
-                hdul[0].data[..., :blank_rows, :] = blank
+        if len(scripts) <= faulty_runs:
+            spoil_export(log_path.parent / f"cut_0_0_try{len(scripts) - 1}.fits", fault)
 
-    monkeypatch.setattr(aladin_backend, "run_aladin", first_run_loses_its_tiles)
-    cuts = AladinRenderer(engines).render(GRIDS[:1])
-    # (a loaded machine can lose tiles on a retry too: then one more run, still for that crop alone)
+    monkeypatch.setattr(aladin_backend, "run_aladin", spoilt_run)
+    return engines, scripts, (lambda: AladinRenderer(engines).render(GRIDS[:1]))
+
+
+@pytest.mark.parametrize("fault", ["all-blank", "part-blank", "moved", "cut-short"])
+def test_a_spoilt_crop_is_rendered_again(monkeypatch, fault):
+    """On a loaded machine Aladin exported crops before their tiles loaded (CI, Planck FITS: once all blank,
+    once 23% blank), a crop of the sky at (0, 0) and a header without data: such a crop alone is asked
+    again instead of being read as sky without data, as the wrong sky, or failing with a traceback."""
+    from data.sky import aladin_backend
+
+    engines, scripts, render = render_with_faults(monkeypatch, 1, fault)
+    cuts = render()
+    # (a loaded machine can spoil a retry too: then one more run, still for that crop alone)
     assert 2 <= len(scripts) <= 1 + aladin_backend.RENDER_RETRIES
     assert all(script.count("export ") == 1 for script in scripts[1:])
     assert cuts[0][0].coverage > 0.95
+    ours = BuiltinRenderer(engines).render(GRIDS[:1])[0][0].values
+    ok = np.isfinite(cuts[0][0].values) & np.isfinite(ours)
+    assert np.corrcoef(cuts[0][0].values[ok], ours[ok])[0, 1] > 0.99
+
+
+def test_a_crop_spoilt_every_time_is_a_one_line_error(monkeypatch):
+    from data.sky import aladin_backend
+    from util.errors import UserError
+
+    _, scripts, render = render_with_faults(monkeypatch, 99, "moved")
+    with pytest.raises(UserError, match="no usable crop of Planck-HFI143 at position 1"):
+        render()
+    assert len(scripts) == 1 + aladin_backend.RENDER_RETRIES
+
+
+def test_the_view_is_moved_again_after_it_is_resized():
+    """Resizing the headless view after moving it left the first crop at (0, 0) under load."""
+    from data.sky.aladin_backend import aladin_position, batch_script
+
+    lines = batch_script([(Path("/a"), [(GRIDS[0], Path("/o.fits"))])]).splitlines()
+    ra, _ = aladin_position(GRIDS[0])
+    last_move = max(k for k, line in enumerate(lines) if line.startswith(f"{ra:.9f}"))
+    assert lines.index("save 256x256 /dev/null") < last_move < next(k for k, line in enumerate(lines)
+                                                                    if line.startswith("C1 = crop"))
