@@ -105,8 +105,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     else:
         args.split = args.split or "0.8,0.1,0.1"
         args.out = args.out or "runs/ablation"
-        if args.fov is not None and args.pixel_arcsec is None:
-            args.pixel_arcsec = args.fov * 3600.0 / (args.size or 64)
+        if args.fov is not None:  # the cutouts' pixel scale, said as the builder says it
+            size = args.size or FIELD_BUDGETS.get(args.budget, FIELD_BUDGETS["small"]).size
+            from_fov = args.fov * 3600.0 / size
+            if args.pixel_arcsec is not None and not math.isclose(from_fov, args.pixel_arcsec, rel_tol=1e-3):
+                raise UserError(f"--fov {args.fov:g} at --size {size} is {from_fov:.4g}\"/px but --pixel_arcsec is "
+                                f"{args.pixel_arcsec:g}: give one of them")
+            args.pixel_arcsec = from_fov
     return args
 
 

@@ -25,6 +25,8 @@ MAX_MASK_PX = 1024  # the mask keeps every k-th pixel beyond this many per side
 MAX_PROBES = 20000
 SIZE_STEP = 1.08  # block sizes tried grow geometrically by this
 ALIGNMENTS = (0.0, 1 / 3, 2 / 3)  # block grid shifted by these fractions of a block, in x and y
+SCREEN_MARGIN_PX = 1.0  # the sampler's quick screening probes the cutout's outer edges, half a pixel beyond the
+# centres of its outer pixels: the mask asks as much, or it counts room the sampler then rejects
 
 
 @dataclass(frozen=True)
@@ -100,7 +102,7 @@ def probes_for(mask: FieldMask, size: float, min_coverage: float) -> Probes:
     x, y = xs.ravel(), ys.ravel()
     keep = mask.has_data(x, y)
     if min_coverage > 0:
-        keep &= mask.coverage(x, y, size) >= min_coverage
+        keep &= mask.coverage(x, y, size + SCREEN_MARGIN_PX) >= min_coverage
     return Probes(x[keep], y[keep], spacing)
 
 
@@ -123,7 +125,7 @@ def _holding(mask: FieldMask, size: int, block: float, origin: tuple[float, floa
     x, y = np.broadcast_arrays(x, y)
     ok = mask.has_data(x, y)
     if min_coverage > 0:
-        ok &= mask.coverage(x, y, size) >= min_coverage
+        ok &= mask.coverage(x, y, size + SCREEN_MARGIN_PX) >= min_coverage
     return np.flatnonzero(ok.reshape(rows * cols, -1).any(axis=1))
 
 
@@ -172,14 +174,19 @@ def _evaluate(mask: FieldMask, probes: Probes, sky: tuple[np.ndarray, np.ndarray
     return Layout(split, error, int(np.count_nonzero(own)))
 
 
+Verify = Callable[[BlockSplit], bool]  # whether the sampler itself finds room for every split's cutouts
+
+
 def choose_blocks(mask: FieldMask, size: int, fractions: tuple[float, float, float], seed: int, min_coverage: float,
-                  guard: bool = True, projection: str = "TAN") -> BlockSplit | None:
+                  guard: bool = True, projection: str = "TAN", verify: Verify | None = None) -> BlockSplit | None:
     """The block layout whose splits' shares of the sky come closest to `fractions` (to 0.02), then the one
-    that loses the least sky to guard bands, then the larger blocks; None when no block size gives every
-    split with a fraction room for one whole cutout.
+    that loses the least sky to guard bands, then the larger blocks, among those `verify` accepts; None when
+    no block size gives every split with a fraction room for one whole cutout.
 
     Blocks are at least a cutout plus its guard bands wide, so each block can hold a cutout; blocks no whole
     cutout fits in (the field's ragged edge) go to the largest split, whose cutouts may reach into them.
+    The mask's coverage is an estimate of its own (fast enough to try hundreds of layouts); `verify` asks the
+    sampler's test, so that a layout whose only room lies where the mask alone sees data is not chosen.
     """
     probes = probes_for(mask, size, min_coverage)
     if not len(probes.x):
@@ -188,7 +195,7 @@ def choose_blocks(mask: FieldMask, size: int, fractions: tuple[float, float, flo
     smallest = size + 2 * (GUARD_PX + SLACK_PX) + 1 if guard else 8.0
     start_x, start_y = sky[0].min() - mask.step / 2, sky[1].min() - mask.step / 2  # the data's corner
     largest = max(sky[0].max() - start_x, sky[1].max() - start_y) + mask.step
-    best, best_key = None, None
+    ranked = []
     block = smallest
     while block <= largest:
         for fx in ALIGNMENTS:
@@ -198,28 +205,29 @@ def choose_blocks(mask: FieldMask, size: int, fractions: tuple[float, float, flo
                                for v, f in ((start_x, fx), (start_y, fy)))
                 layout = _evaluate(mask, probes, sky, size, block, origin, fractions, seed, guard, projection,
                                    min_coverage)
-                if layout is None:
-                    continue
-                key = (round(layout.error / 0.02), -layout.usable, -block)
-                if best_key is None or key < best_key:
-                    best, best_key = layout, key
+                if layout is not None:
+                    ranked.append(((round(layout.error / 0.02), -layout.usable, -block, len(ranked)), layout))
         block *= SIZE_STEP
-    if best is None:
-        return None
-    best.split.notes["sky_error"] = round(best.error, 4)
-    return best.split
+    for _, layout in sorted(ranked, key=lambda pair: pair[0]):
+        if verify is None or verify(layout.split):
+            layout.split.notes["sky_error"] = round(layout.error, 4)
+            return layout.split
+    return None
 
 
 def largest_cutout(mask: FieldMask, size: int, fractions: tuple[float, float, float], seed: int,
-                   min_coverage: float, guard: bool) -> int:
-    """The largest cutout (px at the same pixel scale) below `size` for which some layout exists; 0 if none
-    of 8 px or more does."""
+                   min_coverage: float, guard: bool, verify: Verify | None = None) -> int:
+    """The largest cutout (px at the same pixel scale) below `size` for which some layout exists and passes
+    `verify`; 0 if none of 8 px or more does."""
+    def fits(cutout: int) -> bool:
+        return choose_blocks(mask, cutout, fractions, seed, min_coverage, guard, verify=verify) is not None
+
     low, high = 8, size - 1
-    if low > high or choose_blocks(mask, low, fractions, seed, min_coverage, guard) is None:
+    if low > high or not fits(low):
         return 0
     while low < high:
         middle = (low + high + 1) // 2
-        if choose_blocks(mask, middle, fractions, seed, min_coverage, guard) is not None:
+        if fits(middle):
             low = middle
         else:
             high = middle - 1
@@ -227,20 +235,22 @@ def largest_cutout(mask: FieldMask, size: int, fractions: tuple[float, float, fl
 
 
 def too_small(mask: FieldMask, size: int, fractions: tuple[float, float, float], seed: int, min_coverage: float,
-              guard: bool) -> UserError:
+              guard: bool, verify: Verify | None = None) -> UserError:
     """One line (under 300 characters, so run_ablation shows it whole) with the numbers: the shared sky, the
-    cutout, and the largest cutout that would work at this pixel scale."""
+    cutout, and the largest cutout that would work at this pixel scale, as the builder's --fov and --size and
+    as run_ablation's --pixel_arcsec (the same advice through either route)."""
     width, height = mask.extent_arcmin()
     arcsec = mask.field.pixel_deg * 3600
     needed = sum(f > 0 for f in fractions)
     which = "train, val and test" if needed == 3 else f"{needed} splits"
-    fit = largest_cutout(mask, size, fractions, seed, min_coverage, guard)
+    fit = largest_cutout(mask, size, fractions, seed, min_coverage, guard, verify)
     head = (f"field too small for {which} apart: the surveys share {width:.1f}' x {height:.1f}' with data, a cutout "
             f"is {size * arcsec / 60:.2f}' ({size} px at {arcsec:.3g}\"/px)")
     if not fit:
         return UserError(head + "; not even 8 px cutouts fit: use larger images")
-    return UserError(head + f"; at most {fit * arcsec / 60:.2f}' fits: use --size {fit} or less, or a finer pixel scale "
-                     f"({fit * arcsec / size:.3g}\"/px or less at {size} px: --fov {fit * arcsec / 3600:.4g})")
+    finer = math.floor(fit * arcsec / size * 1000) / 1000  # rounded down, so that the advice holds
+    return UserError(head + f"; at most {fit * arcsec / 60:.2f}' fits: use --size {fit} or less, or a finer pixel "
+                     f"scale at {size} px: --fov {finer * size / 3600:.6g} (run_ablation: --pixel_arcsec {finer:g})")
 
 
 def overlap(split: BlockSplit, boxes: np.ndarray, splits: np.ndarray) -> dict[str, dict]:

@@ -93,6 +93,8 @@ def test_default_demo_on_the_bundled_fits_field_with_minimal_budget(tmp_path):
     (["--variants", ""], "--variants ''"),  # issue 19 B05: was the default variants without a word
     (["--pixel_arcsec", "-5"], "--pixel_arcsec -5"),  # issue 19 B16: was reported as '--fov -0.088889'
     (["--pixel_arcsec", "nan"], "--pixel_arcsec nan"),
+    # issue 22: --fov beside --pixel_arcsec was ignored without a word (the builder's advice names --fov)
+    (["--surveys", "a.fits", "b.fits", "--pixel_arcsec", "1.5", "--fov", "0.0149867"], "give one of them"),
 ])
 def test_bad_options_give_one_line_errors(tmp_path, args, words):
     proc = run("--out", tmp_path / "bad", *TINY, "--n_test", "2", *args)

@@ -41,3 +41,11 @@ def sn2010ag() -> Path:
     if not (folder / "2mass_k.fits.gz").is_file():
         pytest.skip(f"sn2010ag images not found ({folder}): set SKYTRANS_EXTRA_DATA; they are not in the repo")
     return folder
+
+
+@pytest.fixture
+def sn2010ai() -> Path:
+    folder = extra_data("real-fields/sn2010ai")
+    if not (folder / "wise_w1.fits.gz").is_file():
+        pytest.skip(f"sn2010ai images not found ({folder}): set SKYTRANS_EXTRA_DATA; they are not in the repo")
+    return folder

@@ -161,3 +161,6 @@ def test_a_field_too_small_says_so_with_the_numbers(field, tmp_path):
     assert 8 <= fits_at < SIZE
     build(field, tmp_path / "fits", fov=fits_at * 8.0 / 3600, size=fits_at)  # the advice holds
     assert sum(r["split"] == "test" for r in manifest(tmp_path / "fits")) == 4
+    finer = float(message.split("--fov ")[1].split()[0])  # and so does its finer pixel scale at the same size
+    build(field, tmp_path / "finer", fov=finer, size=SIZE)
+    assert sum(r["split"] == "test" for r in manifest(tmp_path / "finer")) == 4
