@@ -35,17 +35,19 @@ def shared_hips() -> Path:
     return hips
 
 
+def real_field(name: str, probe: str) -> Path:
+    """A real-fields folder holding `probe`, or a skip saying where it was looked for."""
+    folder = extra_data(f"real-fields/{name}")
+    if not (folder / probe).is_file():
+        pytest.skip(f"{name} images not found ({folder}): set SKYTRANS_EXTRA_DATA; they are not in the repo")
+    return folder
+
+
 @pytest.fixture
 def sn2010ag() -> Path:
-    folder = extra_data("real-fields/sn2010ag")
-    if not (folder / "2mass_k.fits.gz").is_file():
-        pytest.skip(f"sn2010ag images not found ({folder}): set SKYTRANS_EXTRA_DATA; they are not in the repo")
-    return folder
+    return real_field("sn2010ag", "2mass_k.fits.gz")
 
 
 @pytest.fixture
 def sn2010ai() -> Path:
-    folder = extra_data("real-fields/sn2010ai")
-    if not (folder / "wise_w1.fits.gz").is_file():
-        pytest.skip(f"sn2010ai images not found ({folder}): set SKYTRANS_EXTRA_DATA; they are not in the repo")
-    return folder
+    return real_field("sn2010ai", "wise_w1.fits.gz")
