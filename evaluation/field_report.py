@@ -193,7 +193,19 @@ def intro_text(runs: list[FieldRun], references: list[dict], bands: dict[int, st
         "References, fitted on the training cubes only and scored like the models: "
         + "; ".join(html.escape(r["label"]) + (f" [{html.escape(r['formula'])}]" if r.get("formula") else "")
                     for r in references) + ".",
-    ]
+    ] + small_field_text(settings.get("split"))
+
+
+def small_field_text(split: dict | None) -> list[str]:
+    """A small field's test cutouts overlap: the reader must know how few independent ones the figures rest on."""
+    test = ((split or {}).get("overlap") or {}).get("test")
+    if not test:
+        return []
+    return [f"<b>Small field</b>: split in blocks of its own pixel grid; the {test['cutouts']} test cutouts lie on "
+            f"the sky of {test['disjoint_equivalent']:g} disjoint ones (a covered pixel lies in "
+            f"{test['mean_depth']:g} of them). The test figures describe about that much sky measured several times: "
+            f"their spread understates how much a figure would move on other sky, and a gain of one variant over "
+            f"another is a gain on that patch."]
 
 
 def recipe_text(budget: dict) -> str:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from data.sky.dataset_record import recorded_split
 from experiments import ablation, field_plan, field_viewer
 from evaluation.evaluation import average_runs
 from evaluation.field_report import FieldRun, write_field_report
@@ -57,6 +58,15 @@ def plan_trainings(variants: list[tuple[int, ...]], repeats: int, bands: dict[in
             out.append(Training(inputs, group + suffix, f"pix2pix (the seed's recipe): {label}" if prefix else label,
                                 seed + repeat - 1, recipe, group))
     return out
+
+
+def small_field_split(dataset: Path) -> dict | None:
+    """What the report says of a small field's block split (how few independent test cutouts it holds); None
+    for a HEALPix split."""
+    split = recorded_split(dataset)
+    if not split or split.get("kind") != "blocks":
+        return None
+    return {key: split.get(key) for key in ("kind", "block_px", "blocks_with_sky", "sky_fractions", "overlap")}
 
 
 def build_dataset(args: argparse.Namespace, field: field_plan.Field, budget: ablation.Budget,
@@ -210,7 +220,8 @@ def run_field(args: argparse.Namespace) -> dict:
     settings = {"budget_preset": args.budget, "budget": ablation.budget_dict(budget),
                 "pix2pix_budget": ablation.budget_dict(pix2pix) if pix2pix else None, "dataset": dataset_params,
                 "band_names": bands, "surveys": list(field.surveys), "repeats": args.repeats, "dev": bool(args.dev),
-                "command": " ".join(sys.argv), "minutes": round((time.monotonic() - stages.started) / 60, 2)}
+                "command": " ".join(sys.argv), "minutes": round((time.monotonic() - stages.started) / 60, 2),
+                "split": small_field_split(stages.out / "dataset")}
     report = write_field_report(out / "report", runs, references, items, stretch, bands, settings, unit,
                                 comparisons=comparisons, viewer=shown)
     for sentence in report["verdict"]["sentences"][:2]:

@@ -57,6 +57,10 @@ def test_own_ablation_on_a_small_real_field(name, tmp_path):
     assert all(variant[key] is not None for key in ("L1", "PSNR", "SSIM", "CC", "flux_error"))
     fitted = [ref for ref in report["references"] if ref["name"] == "linear_fit"]
     assert fitted and fitted[-1]["CC"] > 0.5  # J and H predict Ks on the held-out test sky: real figures
+    # the report itself says how few independent test cutouts the figures rest on (they were only in the log)
+    assert report["settings"]["split"]["overlap"]["test"] == record["overlap"]["test"]
+    page = (out / "report" / "index.html").read_text()
+    assert f"the 4 test cutouts lie on the sky of {record['overlap']['test']['disjoint_equivalent']:g} disjoint" in page
 
 
 @pytest.mark.timeout(600)
