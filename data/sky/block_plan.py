@@ -70,6 +70,10 @@ class FieldMask:
         rows, cols = np.nonzero(self.data)
         return cols * self.step * 1.0, rows * self.step * 1.0
 
+    def area_arcmin2(self) -> float:
+        """The sky with data, square arcmin (a turned image's overlap fills only part of its bounding box)."""
+        return float(np.count_nonzero(self.data)) * (self.step * self.field.pixel_deg * 60) ** 2
+
     def extent_arcmin(self) -> tuple[float, float]:
         """Width and height of the sky with data (its bounding box), arcmin."""
         x, y = self.sky_pixels()
@@ -244,7 +248,8 @@ def too_small(mask: FieldMask, size: int, fractions: tuple[float, float, float],
     needed = sum(f > 0 for f in fractions)
     which = "train, val and test" if needed == 3 else f"{needed} splits"
     fit = largest_cutout(mask, size, fractions, seed, min_coverage, guard, verify)
-    head = (f"field too small for {which} apart: the surveys share {width:.1f}' x {height:.1f}' with data, a cutout "
+    head = (f"field too small for {which} apart: the surveys share {mask.area_arcmin2():.3g} sq arcmin of data in a "
+            f"{width:.1f}' x {height:.1f}' box, a cutout "
             f"is {size * arcsec / 60:.2f}' ({size} px at {arcsec:.3g}\"/px)")
     if not fit:
         return UserError(head + "; not even 8 px cutouts fit: use larger images")
