@@ -110,12 +110,16 @@ def batch_script(jobs: list[tuple[Path, list[tuple[OutputGrid, Path]]]]) -> str:
 def read_export(path: Path, grid: OutputGrid, black_is_blank: bool) -> np.ndarray | None:
     """An exported crop as (H, W, C) float32 top row first, NaN where Aladin had no data; None when the
     crop is unusable: not written, cut short, of another size, or of another part of the sky (its WCS)."""
+    import warnings
+
     from astropy.io import fits
 
     try:
-        with fits.open(path) as hdul:
-            data = np.array(hdul[0].data, dtype=np.float32)
-            header = hdul[0].header
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # astropy's 'may have been truncated': such a crop is asked again
+            with fits.open(path) as hdul:
+                data = np.array(hdul[0].data, dtype=np.float32)
+                header = hdul[0].header
     except (OSError, TypeError, ValueError):  # missing, or a header without its data (TypeError in astropy)
         return None
     if data.ndim == 2:
