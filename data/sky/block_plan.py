@@ -20,11 +20,12 @@ from .field_grid import FieldGrid
 from .split import SPLITS, assign_cells
 from .split_blocks import SLACK_PX, BlockSplit
 
-GUARD_PX = 1.0  # guard band beyond a cutout's edge: the bilinear resampling reads the neighbouring pixel
+GUARD_PX = 1.0  # least guard band beyond a cutout's edge: the bilinear resampling reads the neighbouring pixel
 MAX_MASK_PX = 1024  # the mask keeps every k-th pixel beyond this many per side
 MAX_PROBES = 20000
 SIZE_STEP = 1.08  # block sizes tried grow geometrically by this
 ALIGNMENTS = (0.0, 1 / 3, 2 / 3)  # block grid shifted by these fractions of a block, in x and y
+FINER_TRIES = 4  # pixel scales tried for the too-small advice, each 3% finer
 SCREEN_MARGIN_PX = 1.0  # the sampler's quick screening probes the cutout's outer edges, half a pixel beyond the
 # centres of its outer pixels: the mask asks as much, or it counts room the sampler then rejects
 
@@ -135,11 +136,11 @@ def _holding(mask: FieldMask, size: int, block: float, origin: tuple[float, floa
 
 def _evaluate(mask: FieldMask, probes: Probes, sky: tuple[np.ndarray, np.ndarray], size: int, block: float,
               origin: tuple[float, float], fractions: tuple[float, float, float], seed: int, guard: bool,
-              projection: str, min_coverage: float) -> Layout | None:
+              projection: str, min_coverage: float, guard_px: float) -> Layout | None:
     field = mask.field
     cols = math.ceil((field.width - 0.5 - origin[0]) / block)
     rows = math.ceil((field.height - 0.5 - origin[1]) / block)
-    half = size / 2 + GUARD_PX + SLACK_PX if guard else 0.0
+    half = size / 2 + guard_px + SLACK_PX if guard else 0.0
     holding = _holding(mask, size, block, origin, rows, cols, half, min_coverage)
     if len(holding) < sum(f > 0 for f in fractions):
         return None
@@ -172,7 +173,7 @@ def _evaluate(mask: FieldMask, probes: Probes, sky: tuple[np.ndarray, np.ndarray
     with_sky = np.unique(sky_ids)
     blocks = {name: int(np.sum(labels.ravel()[with_sky] == name)) for name in SPLITS}
     error = sum(abs(shares[name] - f) for name, f in zip(SPLITS, fractions))
-    split = BlockSplit(field, block, origin, tuple(tuple(str(v) for v in row) for row in labels), GUARD_PX, size,
+    split = BlockSplit(field, block, origin, tuple(tuple(str(v) for v in row) for row in labels), guard_px, size,
                        projection, {"sky_fractions": {k: round(v, 4) for k, v in shares.items()},
                                     "blocks_with_sky": blocks})
     return Layout(split, error, int(np.count_nonzero(own)))
@@ -182,7 +183,8 @@ Verify = Callable[[BlockSplit], bool]  # whether the sampler itself finds room f
 
 
 def choose_blocks(mask: FieldMask, size: int, fractions: tuple[float, float, float], seed: int, min_coverage: float,
-                  guard: bool = True, projection: str = "TAN", verify: Verify | None = None) -> BlockSplit | None:
+                  guard: bool = True, projection: str = "TAN", verify: Verify | None = None,
+                  guard_px: float = GUARD_PX) -> BlockSplit | None:
     """The block layout whose splits' shares of the sky come closest to `fractions` (to 0.02), then the one
     that loses the least sky to guard bands, then the larger blocks, among those `verify` accepts; None when
     no block size gives every split with a fraction room for one whole cutout.
@@ -196,7 +198,7 @@ def choose_blocks(mask: FieldMask, size: int, fractions: tuple[float, float, flo
     if not len(probes.x):
         return None
     sky = mask.sky_pixels()
-    smallest = size + 2 * (GUARD_PX + SLACK_PX) + 1 if guard else 8.0
+    smallest = size + 2 * (guard_px + SLACK_PX) + 1 if guard else 8.0
     start_x, start_y = sky[0].min() - mask.step / 2, sky[1].min() - mask.step / 2  # the data's corner
     largest = max(sky[0].max() - start_x, sky[1].max() - start_y) + mask.step
     ranked = []
@@ -208,7 +210,7 @@ def choose_blocks(mask: FieldMask, size: int, fractions: tuple[float, float, flo
                 origin = tuple(v - f * block - block * max(0, math.ceil((v - f * block + 0.5) / block))
                                for v, f in ((start_x, fx), (start_y, fy)))
                 layout = _evaluate(mask, probes, sky, size, block, origin, fractions, seed, guard, projection,
-                                   min_coverage)
+                                   min_coverage, guard_px)
                 if layout is not None:
                     ranked.append(((round(layout.error / 0.02), -layout.usable, -block, len(ranked)), layout))
         block *= SIZE_STEP
@@ -220,11 +222,12 @@ def choose_blocks(mask: FieldMask, size: int, fractions: tuple[float, float, flo
 
 
 def largest_cutout(mask: FieldMask, size: int, fractions: tuple[float, float, float], seed: int,
-                   min_coverage: float, guard: bool, verify: Verify | None = None) -> int:
+                   min_coverage: float, guard: bool, verify: Verify | None = None, guard_px: float = GUARD_PX) -> int:
     """The largest cutout (px at the same pixel scale) below `size` for which some layout exists and passes
     `verify`; 0 if none of 8 px or more does."""
     def fits(cutout: int) -> bool:
-        return choose_blocks(mask, cutout, fractions, seed, min_coverage, guard, verify=verify) is not None
+        return choose_blocks(mask, cutout, fractions, seed, min_coverage, guard, verify=verify,
+                             guard_px=guard_px) is not None
 
     low, high = 8, size - 1
     if low > high or not fits(low):
@@ -239,7 +242,8 @@ def largest_cutout(mask: FieldMask, size: int, fractions: tuple[float, float, fl
 
 
 def too_small(mask: FieldMask, size: int, fractions: tuple[float, float, float], seed: int, min_coverage: float,
-              guard: bool, verify: Verify | None = None) -> UserError:
+              guard: bool, verify: Verify | None = None, guard_px: float = GUARD_PX,
+              finer_fits: Callable[[float], bool] | None = None) -> UserError:
     """One line (under 300 characters, so run_ablation shows it whole) with the numbers: the shared sky, the
     cutout, and the largest cutout that would work at this pixel scale, as the builder's --fov and --size and
     as run_ablation's --pixel_arcsec (the same advice through either route)."""
@@ -247,15 +251,20 @@ def too_small(mask: FieldMask, size: int, fractions: tuple[float, float, float],
     arcsec = mask.field.pixel_deg * 3600
     needed = sum(f > 0 for f in fractions)
     which = "train, val and test" if needed == 3 else f"{needed} splits"
-    fit = largest_cutout(mask, size, fractions, seed, min_coverage, guard, verify)
+    fit = largest_cutout(mask, size, fractions, seed, min_coverage, guard, verify, guard_px)
     head = (f"field too small for {which} apart: the surveys share {mask.area_arcmin2():.3g} sq arcmin of data in a "
             f"{width:.1f}' x {height:.1f}' box, a cutout "
             f"is {size * arcsec / 60:.2f}' ({size} px at {arcsec:.3g}\"/px)")
     if not fit:
         return UserError(head + "; not even 8 px cutouts fit: use larger images")
+    advice = head + f"; at most {fit * arcsec / 60:.2f}' fits: use --size {fit} or less"
     finer = math.floor(fit * arcsec / size * 1000) / 1000  # rounded down, so that the advice holds
-    return UserError(head + f"; at most {fit * arcsec / 60:.2f}' fits: use --size {fit} or less, or a finer pixel "
-                     f"scale at {size} px: --fov {finer * size / 3600:.6g} (run_ablation: --pixel_arcsec {finer:g})")
+    for _ in range(FINER_TRIES):  # the same sky at another pixel scale has another guard band and room
+        if finer_fits is None or finer_fits(finer):
+            return UserError(advice + f", or a finer pixel scale at {size} px: --fov {finer * size / 3600:.6g} "
+                             f"(run_ablation: --pixel_arcsec {finer:g})")
+        finer = math.floor(finer * 0.97 * 1000) / 1000
+    return UserError(advice)
 
 
 def overlap(split: BlockSplit, boxes: np.ndarray, splits: np.ndarray) -> dict[str, dict]:

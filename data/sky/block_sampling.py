@@ -6,13 +6,15 @@ whole (guard bands included), so every split gets its quota whenever its blocks 
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from .block_plan import (SCREEN_MARGIN_PX, FieldMask, choose_blocks, field_mask, overlap, overlap_line,
+from .block_plan import (GUARD_PX, SCREEN_MARGIN_PX, FieldMask, choose_blocks, field_mask, overlap, overlap_line,
                          split_line, too_small)
 from .field_grid import cutout_boxes, field_around
 from .geometry import OutputGrid
@@ -21,6 +23,7 @@ from .sampling import inside_all, pick, random_candidates, split_quotas
 from .split import SPLITS
 from .split_blocks import BlockSplit
 from .targets import Target
+from .tile_grid import tile_pixel_deg
 
 log = logging.getLogger(__name__)
 
@@ -55,19 +58,59 @@ def data_everywhere(screen: BuiltinRenderer, pixel_deg: float):
 
 def block_split_for(config, screen: BuiltinRenderer, footprints) -> tuple[BlockSplit | None, object]:
     """(the layout, the field mask); (None, None) when the shared sky is not a small field (HEALPix then)."""
+    found = _layout(config, screen, footprints)
+    if found is None:
+        return None, None
+    split, mask, verify, guard_px = found
+    if split is None:
+        def finer_fits(arcsec: float) -> bool:  # the advice's pixel scale, tried as a run would try it
+            other = _layout(dataclasses.replace(config, fov=arcsec * config.size / 3600), screen, footprints)
+            return other is not None and other[0] is not None
+
+        raise too_small(mask, config.size, config.split, config.seed, config.min_coverage, config.split_guard,
+                        verify=verify, guard_px=guard_px, finer_fits=finer_fits)
+    return split, mask
+
+
+def _layout(config, screen: BuiltinRenderer, footprints):
+    """(layout or None, mask, verify, guard band) at the config's scale; None when the field is not small."""
     ra, dec = random_candidates(footprints, FIELD_DRAWS, config.seed)
     pixel_deg = config.fov / config.size
     field = field_around(ra, dec, pixel_deg, pad_px=config.size)
     if field is None:
-        return None, None
+        return None
     mask = field_mask(field, data_everywhere(screen, pixel_deg))
     verify = sampler_finds_room(config, screen, footprints, mask)
+    guard_px = guard_band_px(screen, pixel_deg)
     split = choose_blocks(mask, config.size, config.split, config.seed, config.min_coverage, config.split_guard,
-                          config.projection, verify=verify)
-    if split is None:
-        raise too_small(mask, config.size, config.split, config.seed, config.min_coverage, config.split_guard,
-                        verify=verify)
-    return split, mask
+                          config.projection, verify=verify, guard_px=guard_px)
+    return split, mask, verify, guard_px
+
+
+def guard_band_px(screen: BuiltinRenderer, pixel_deg: float) -> float:
+    """The guard band, in cutout pixels: at least GUARD_PX, and at least the coarsest source pixel read.
+
+    The resampling reads source pixels up to one source pixel (a diagonal on a turned grid) beyond a cutout's
+    outer pixel centres (bilinear; the exact mode, those overlapping its edge): with cutouts finer than a survey's own pixels, a 1 px band let
+    cutouts of two splits read the same source pixels (a 5' Galactic-centre cut of 5"/px 2MASS at 1.687"/px:
+    21 target pixels shared by train and test, found by an independent check)."""
+    coarsest = max((source_pixel_deg(engine, pixel_deg) for engine in (*screen.engines, *screen.cube_engines)
+                    if engine is not None), default=0.0)
+    # bilinear reads source centres up to sqrt(2) source pixels away (a turned grid's diagonal); the outer
+    # pixel centres lie half a cutout pixel inside the edge; a quarter pixel to spare
+    return max(GUARD_PX, round(math.sqrt(2) * coarsest / pixel_deg - 0.25, 3))
+
+
+def source_pixel_deg(engine, pixel_deg: float) -> float:
+    """The side of the source pixels a cutout at `pixel_deg` reads: a FITS image's own (its coarsest piece),
+    or the HiPS tiles' at the order the engine picks for that scale."""
+    pieces = getattr(engine, "pieces", None)
+    if pieces:
+        return max(float(piece.pixel_deg) for piece in pieces)
+    survey = getattr(engine, "survey", None)
+    if survey is not None and hasattr(engine, "tile_order"):
+        return tile_pixel_deg(engine.tile_order(pixel_deg), survey.properties.tile_width)
+    return 0.0
 
 
 def sampler_finds_room(config, screen: BuiltinRenderer, footprints, mask: FieldMask):
