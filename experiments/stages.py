@@ -256,7 +256,8 @@ class Stages:
                 record.close()
         if code:
             tail = log_path.read_text(errors="replace").strip().splitlines()[-1:] or [""]
-            raise UserError(f"{stage} failed (exit {code}): {tail[0][:300]} (full log: {log_path})")
+            said = tail[0].removeprefix("error: ")  # the child's own one-line error, said once
+            raise UserError(f"{stage} failed (exit {code}): {said[:300]} (full log: {log_path})")
 
     def _run_child(self, stage: str, command: list[str], prefix: str, log_path: Path) -> int:
         with open(log_path, "wb") as log:

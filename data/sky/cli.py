@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 from pathlib import Path
 
@@ -170,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     if summary.partial:
         target, survey, lowest = min(summary.partial, key=lambda entry: entry[2])
         print(f"{len(summary.partial)} written with part of the field without data (lowest: {target}, {survey} "
-              f"covers {lowest:.1%}); --min_coverage F skips targets below F", file=sys.stderr)
+              f"covers {math.floor(lowest * 1000) / 10:.1f}%); --min_coverage F skips targets below F",
+              file=sys.stderr)  # rounded down: 99.97% is not 'covers 100.0%'
     if summary.no_target:
         print(f"skipped {len(summary.no_target)} without data in the target survey {target_survey} (panel A; "
               f"--inputs_only writes input panels for inference): {_listing(summary.no_target)}", file=sys.stderr)

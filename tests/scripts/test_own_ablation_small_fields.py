@@ -70,5 +70,6 @@ def test_own_ablation_on_a_field_too_small_for_the_cutout_says_why(tmp_path):
     assert proc.returncode == 2
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error: dataset failed") and "field too small for train, val and test" in last
+    assert last.count("error:") == 1  # the builder's own line, said once (was 'failed (exit 2): error: field ...')
     assert "6.0' x 6.0'" in last and "3.20' (128 px at 1.5\"/px)" in last and "use --size" in last
     assert "samples" not in proc.stderr
