@@ -111,7 +111,8 @@ def _within(mean, raw, truth, pick, model: SpreadModel) -> float:
 def summary_lines(figures: dict, truth: str, calibration_path: Path) -> list[str]:
     """What the run prints: agreement per kind of sky, then the uncertainty's calibration."""
     parts = [f"{words.split(' (')[0]} r = {f['pearson_r']:.3f} ({f['pixels']} px)"
-             for label, f in figures["by_sky"].items() for words in [SKY_KINDS[label]]]
+             for label, f in figures["by_sky"].items() for words in [SKY_KINDS[label]]
+             if f["pixels"]]  # a kind of sky the region does not hold has no r to print ('r = nan (0 px)')
     lines = [f"against {truth}: r = {figures['pearson_r']:.3f} on {figures['pixels']} pixels; " + "; ".join(parts)]
     if "train" in figures["by_sky"]:
         lines.append("  (the training cells were seen in training: their figures are not held-out figures)")
