@@ -97,7 +97,7 @@ def verdict(runs: list[FieldRun], references: list[dict], comparisons: list[Fiel
     for ref in references:
         if ref["name"] in fits and ref.get("input_panels") != max((r.input_panels for r in runs), key=len):
             continue
-        # false stars too: a model level with a fit in CC and L1 may invent ten times its stars (independent check)
+        # false stars too: a model level with a fit in CC and L1 may invent 10x its stars (independent check)
         keys = AGAINST_REFERENCES if ref["name"] != "flat" else AGAINST_REFERENCES[:3]  # no stars, none false
         sentence, detail = against_reference(best.label, best.metrics, ref["label"], ref, keys=keys,
                                              min_effect=min_effect)

@@ -153,7 +153,8 @@ def seed_ensemble(group: list[Training], items: list, generated: dict[str, dict[
     mean = {i.stem: np.mean([generated[t.name][i.stem] for t in group], axis=0) for i in items}
     metrics = {**score_predictions([(i.stem, mean[i.stem], i.real) for i in items], stretch, peak,
                                    real_sources=real_sources), "deterministic": True}
-    return FieldRun(first.group + "_mean", f"the mean image of the {len(group)} seeds of {first.label}", list(first.inputs),
+    label = f"the mean image of the {len(group)} seeds of {first.label}"
+    return FieldRun(first.group + "_mean", label, list(first.inputs),
                     metrics, folders[first.name], checkpoints / first.name, seeds=[t.seed for t in group],
                     generated=mean)
 

@@ -45,8 +45,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--variants", default=None,
                         help="input panel sets to compare, ';'-separated, panel 0 being the target (default 1;1,2;1,2,3)")
     parser.add_argument("--fov", type=float, default=None,
-                        help="field of view, deg (--hips default: size x 51.5 arcsec, the tiles' native scale; with your own "
-                             "--surveys the same as --pixel_arcsec = fov x 3600 / size)")
+                        help="field of view, deg (--hips default: size x 51.5 arcsec, the tiles' native scale; "
+                             "with your own --surveys the same as --pixel_arcsec = fov x 3600 / size)")
     parser.add_argument("--pixel_arcsec", type=float, default=None,
                         help="default mode with your own --surveys: the cutouts' pixel scale")
     parser.add_argument("--split", default=None,

@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -110,8 +111,6 @@ def batch_script(jobs: list[tuple[Path, list[tuple[OutputGrid, Path]]]]) -> str:
 def read_export(path: Path, grid: OutputGrid, black_is_blank: bool) -> np.ndarray | None:
     """An exported crop as (H, W, C) float32 top row first, NaN where Aladin had no data; None when the
     crop is unusable: not written, cut short, of another size, or of another part of the sky (its WCS)."""
-    import warnings
-
     from astropy.io import fits
 
     try:
@@ -124,7 +123,9 @@ def read_export(path: Path, grid: OutputGrid, black_is_blank: bool) -> np.ndarra
         return None
     if data.ndim == 2:
         data = data[None]
-    if data.ndim != 3 or data.shape[1:] != (grid.height, grid.width) or export_offset_px(header, grid) > MAX_OFFSET_PX:
+    if data.ndim != 3 or data.shape[1:] != (grid.height, grid.width):
+        return None
+    if export_offset_px(header, grid) > MAX_OFFSET_PX:
         return None
     blank = header.get("BLANK")
     is_8bit = header.get("BITPIX") == 8
@@ -140,8 +141,6 @@ def read_export(path: Path, grid: OutputGrid, black_is_blank: bool) -> np.ndarra
 def export_offset_px(header, grid: OutputGrid) -> float:
     """How far, in grid pixels, the export's corners and centre lie from the grid's by its own WCS header:
     under load Aladin once cropped the view before it moved (at RA 0, Dec 0), which no pixel test tells."""
-    import warnings
-
     from astropy.coordinates import SkyCoord
     from astropy.wcs import WCS, FITSFixedWarning
 

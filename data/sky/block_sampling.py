@@ -91,9 +91,9 @@ def guard_band_px(screen: BuiltinRenderer, pixel_deg: float) -> float:
     """The guard band, in cutout pixels: at least GUARD_PX, and at least the coarsest source pixel read.
 
     The resampling reads source pixels up to one source pixel (a diagonal on a turned grid) beyond a cutout's
-    outer pixel centres (bilinear; the exact mode, those overlapping its edge): with cutouts finer than a survey's own pixels, a 1 px band let
-    cutouts of two splits read the same source pixels (a 5' Galactic-centre cut of 5"/px 2MASS at 1.687"/px:
-    21 target pixels shared by train and test, found by an independent check)."""
+    outer pixel centres (bilinear; the exact mode, those overlapping its edge): with cutouts finer than a
+    survey's own pixels, a 1 px band let cutouts of two splits read the same source pixels (a 5' Galactic-centre
+    cut of 5"/px 2MASS at 1.687"/px: 21 target pixels shared by train and test, found by an independent check)."""
     coarsest = max((source_pixel_deg(engine, pixel_deg) for engine in (*screen.engines, *screen.cube_engines)
                     if engine is not None), default=0.0)
     # bilinear reads source centres up to sqrt(2) source pixels away (a turned grid's diagonal); the outer
@@ -124,7 +124,7 @@ def sampler_finds_room(config, screen: BuiltinRenderer, footprints, mask: FieldM
             if fraction <= 0:
                 continue
             ra, dec = _room(config, screen, footprints, mask, split, name, fov)
-            spread = np.unique(np.linspace(0, len(ra) - 1, min(len(ra), ROOM_TRIES)).astype(int))
+            spread = _evenly(len(ra), ROOM_TRIES)
             if not pick(ra[spread], dec[spread], 1, accept, spread=False):
                 return False
         return True
@@ -223,8 +223,13 @@ def _room(config, screen, footprints, mask: FieldMask, split: BlockSplit, name: 
     if config.min_coverage > 0:
         keep &= mask.coverage(x, y, split.size + SCREEN_MARGIN_PX) >= config.min_coverage
     x, y = x[keep], y[keep]
-    spread = np.unique(np.linspace(0, len(x) - 1, min(len(x), ROOM_POINTS)).astype(int))
+    spread = _evenly(len(x), ROOM_POINTS)
     return _usable(config, screen, footprints, split, name, x[spread], y[spread], fov, split.size)
+
+
+def _evenly(count: int, most: int) -> np.ndarray:
+    """Indices of at most `most` of `count` items, spread evenly from the first to the last."""
+    return np.unique(np.linspace(0, count - 1, min(count, most)).astype(int))
 
 
 def _draw(config, spec, screen, footprints, mask: FieldMask, split: BlockSplit, name: str, count: int,
